@@ -1,0 +1,61 @@
+# Insurance Fund Portal: the newcomer's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Django 6.1 needs Python >= 3.12. A pyenv shim answers `command -v` even when it cannot run,
+# so each candidate is run and the first that reports >= 3.12 wins. `make PYTHON=/path` overrides.
+PYTHON ?= $(shell for c in python3.12 python3.13 python3.14 python3 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python; do \
+	"$$c" -c 'import sys; assert sys.version_info >= (3, 12); print(sys.executable)' 2>/dev/null && break; done)
+
+.PHONY: help venv demo serve test test-postgres bench worker beat lock lint clean
+
+help:
+	@echo "make demo   - install, migrate, load the demo data and serve http://$(HOST):$(PORT)"
+	@echo "make test   - install and run the whole test suite (SQLite, eager Celery)"
+	@echo "make bench  - settlement and COPY benchmarks on PostgreSQL and SQLite"
+	@echo "make worker / make beat - a Celery worker / beat against REDIS_URL"
+	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+
+$(BIN)/python:
+	@if [ -z "$(PYTHON)" ]; then echo "No Python >= 3.12 found: install one or run 'make PYTHON=/path/to/python3.12 ...'" >&2; exit 1; fi
+	"$(PYTHON)" -m venv $(VENV)
+
+$(STAMP): requirements.lock $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo --if-empty
+	$(BIN)/python manage.py demo_banner --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+serve: venv
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+worker: venv
+	$(BIN)/celery -A config worker --loglevel=info
+
+beat: venv
+	$(BIN)/celery -A config beat --loglevel=info
+
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.12 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -1,0 +1,134 @@
+"""The settlement of one cycle (RULES.md section 2) as a pure function over integers.
+
+All amounts are integers of the asset's smallest unit, so every step is exact; ratios are exact
+Decimals. The same function settles cycles, previews them and backs `manage.py settlement_calc`.
+"""
+
+import heapq
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Iterable
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementResult:
+    loss: int  # L
+    balance: int  # B, before settlement
+    fund_share: int  # F
+    users_share: int  # U
+    total_profit: int  # P, all profitable positions
+    participants_profit: int  # S
+    threshold_profit: int  # the profit of the last participant (0 when there is none)
+    profitable_count: int
+    participants: list[int]  # position ids in rank order (rank 1 first)
+    amounts: list[int]  # a_i, aligned with participants
+    rounding_units: list[bool]  # whether a_i received one leftover smallest unit
+    backstop: int
+    uncovered: int
+
+    @property
+    def apportioned(self) -> int:
+        return self.users_share - self.backstop - self.uncovered
+
+    @property
+    def fund_total(self) -> int:
+        """What the fund pays: its share plus the backstop."""
+        return self.fund_share + self.backstop
+
+
+def _ratio(value) -> Fraction:
+    ratio = Fraction(Decimal(value))
+    if not 0 <= ratio <= 1:
+        raise ValueError("a ratio must lie between 0 and 1")
+    return ratio
+
+
+def compute_settlement(
+    *,
+    loss: int,
+    balance: int,
+    fund_ratio,
+    screening_ratio,
+    positions: Iterable[tuple[int, int]],
+) -> SettlementResult:
+    """Shares a cycle's loss between the fund and the most profitable positions.
+
+    `positions` are (position id, profit) pairs; profits <= 0 take no part. Input already sorted
+    by profit descending, then id ascending (as the database hands it over) sorts in linear time.
+    """
+    if loss < 0 or balance < 0:
+        raise ValueError("loss and balance must not be negative")
+    fund_ratio, screening_ratio = _ratio(fund_ratio), _ratio(screening_ratio)
+
+    # Step 1-2: the fund's share, rounded down, never more than the balance; the users' share.
+    fund_share = min(loss * fund_ratio.numerator // fund_ratio.denominator, balance)
+    users_share = loss - fund_share
+
+    profitable = [(profit, position_id) for position_id, profit in positions if profit > 0]
+    profitable.sort(key=lambda item: (-item[0], item[1]))
+    total_profit = sum(profit for profit, _ in profitable)
+
+    participants: list[int] = []
+    amounts: list[int] = []
+    rounding: list[bool] = []
+    threshold_profit = 0
+    participants_profit = 0
+
+    if users_share > 0 and profitable:
+        # Step 3: the shortest prefix whose running profit reaches screening_ratio × P.
+        target_num = screening_ratio.numerator * total_profit
+        den = screening_ratio.denominator
+        running = 0
+        count = 0
+        for profit, _ in profitable:
+            running += profit
+            count += 1
+            if running * den >= target_num:
+                break
+        ranked = profitable[:count]
+        participants = [position_id for _, position_id in ranked]
+        participants_profit = running
+        threshold_profit = ranked[-1][0]
+
+        if users_share >= participants_profit:
+            # Step 5: the cap binds for everyone at once; each pays its whole profit.
+            amounts = [profit for profit, _ in ranked]
+            rounding = [False] * count
+        else:
+            # Step 4 and 7: pro rata, rounded down, leftover units by largest remainder.
+            amounts = []
+            remainders = []
+            for profit, _ in ranked:
+                share, remainder = divmod(users_share * profit, participants_profit)
+                amounts.append(share)
+                remainders.append(remainder)
+            leftover = users_share - sum(amounts)
+            rounding = [False] * count
+            if leftover:
+                winners = heapq.nlargest(leftover, range(count), key=lambda i: (remainders[i], -i))
+                for i in winners:
+                    amounts[i] += 1
+                    rounding[i] = True
+
+    # Step 6: what the participants cannot bear falls to the fund, then to "uncovered".
+    apportioned = sum(amounts)
+    rest = users_share - apportioned
+    backstop = min(rest, balance - fund_share)
+    uncovered = rest - backstop
+
+    return SettlementResult(
+        loss=loss,
+        balance=balance,
+        fund_share=fund_share,
+        users_share=users_share,
+        total_profit=total_profit,
+        participants_profit=participants_profit,
+        threshold_profit=threshold_profit,
+        profitable_count=len(profitable),
+        participants=participants,
+        amounts=amounts,
+        rounding_units=rounding,
+        backstop=backstop,
+        uncovered=uncovered,
+    )

@@ -1,0 +1,327 @@
+"""Insurance funds: contracts, the funds' append-only ledgers, liquidation takeovers, settlement
+cycles, position profits and apportionments (RULES.md). Amounts are integers of the margin
+asset's smallest unit (see statements.money); prices and quantities are exact decimals of at most
+15 significant digits, which SQLite and PostgreSQL both store without loss."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from statements.models import Asset, Statement, TraderAccount
+from statements.money import from_units
+
+RATIO_VALIDATORS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))]
+
+
+class Contract(models.Model):
+    """A perpetual contract. All contracts with one margin asset share that asset's fund."""
+
+    class Kind(models.TextChoices):
+        LINEAR = "linear", "Linear"
+        INVERSE = "inverse", "Inverse"
+
+    symbol = models.CharField(max_length=32, unique=True)
+    margin_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="contracts")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    multiplier = models.DecimalField(
+        max_digits=15,
+        decimal_places=8,
+        default=Decimal(1),
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="Contract size: base coin per contract (linear) or quote currency per contract (inverse).",
+    )
+
+    class Meta:
+        ordering = ["symbol"]
+        constraints = [
+            models.CheckConstraint(condition=Q(multiplier__gt=0), name="contract_multiplier_positive"),
+        ]
+
+    def __str__(self):
+        return self.symbol
+
+
+class Fund(models.Model):
+    """One insurance fund per margin asset, with its settlement schedule.
+
+    `balance_units` always equals the sum of the fund's records; it is kept on the row so that
+    posting can lock the fund and read its balance in one step.
+    """
+
+    asset = models.OneToOneField(Asset, on_delete=models.PROTECT, related_name="fund")
+    balance_units = models.BigIntegerField(default=0)
+    cycle_seconds = models.PositiveIntegerField(
+        default=86400, validators=[MinValueValidator(60)], help_text="Length of a settlement cycle."
+    )
+    anchor = models.DateTimeField(help_text="Start of the fund's first cycle; cycles follow without gaps.")
+    grace_seconds = models.PositiveIntegerField(
+        default=300, help_text="Wait after a cycle's end before sharing its losses."
+    )
+    fund_ratio = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.2000"), validators=RATIO_VALIDATORS
+    )
+    screening_ratio = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.9000"), validators=RATIO_VALIDATORS
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["asset__code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance_units__gte=0), name="fund_balance_not_negative"),
+            models.CheckConstraint(condition=Q(cycle_seconds__gte=60), name="fund_cycle_length_min"),
+            models.CheckConstraint(
+                condition=Q(fund_ratio__gte=0, fund_ratio__lte=1, screening_ratio__gte=0, screening_ratio__lte=1),
+                name="fund_ratios_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.asset_id and self.asset.code} insurance fund"
+
+    @property
+    def balance(self):
+        return from_units(self.balance_units, self.asset.precision)
+
+
+class SettlementCycle(models.Model):
+    """A half-open period [starts_at, ends_at) of one fund, and the result of settling it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed, waiting for the grace period"
+        SETTLING = "settling", "Settling"
+        SETTLED = "settled", "Settled"
+        FAILED = "failed", "Failed"
+
+    ACCEPTING = (Status.OPEN, Status.CLOSED)
+
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="cycles")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    # Parameters, copied from the fund when the cycle opens, so history never changes.
+    grace_seconds = models.PositiveIntegerField()
+    fund_ratio = models.DecimalField(max_digits=5, decimal_places=4, validators=RATIO_VALIDATORS)
+    screening_ratio = models.DecimalField(max_digits=5, decimal_places=4, validators=RATIO_VALIDATORS)
+    # The totals of RULES.md section 2, step 8, written when the cycle settles.
+    loss_units = models.BigIntegerField(null=True, blank=True, help_text="L")
+    balance_before_units = models.BigIntegerField(null=True, blank=True, help_text="B")
+    fund_share_units = models.BigIntegerField(null=True, blank=True, help_text="F")
+    users_share_units = models.BigIntegerField(null=True, blank=True, help_text="U")
+    total_profit_units = models.BigIntegerField(null=True, blank=True, help_text="P")
+    participants_profit_units = models.BigIntegerField(null=True, blank=True, help_text="S")
+    threshold_profit_units = models.BigIntegerField(null=True, blank=True)
+    apportioned_units = models.BigIntegerField(null=True, blank=True, help_text="Σ a_i")
+    backstop_units = models.BigIntegerField(null=True, blank=True)
+    uncovered_units = models.BigIntegerField(null=True, blank=True)
+    profitable_count = models.PositiveIntegerField(null=True, blank=True)
+    participant_count = models.PositiveIntegerField(null=True, blank=True)
+    # Life cycle.
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    settling_started_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["fund", "-starts_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["fund", "starts_at"], name="cycle_unique_start"),
+            models.UniqueConstraint(fields=["fund", "ends_at"], name="cycle_unique_end"),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="cycle_period_positive"),
+            models.CheckConstraint(
+                condition=Q(status="settled")
+                | Q(loss_units__isnull=True, participant_count__isnull=True, settled_at__isnull=True),
+                name="cycle_totals_only_when_settled",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="settled")
+                | Q(
+                    loss_units=F("fund_share_units")
+                    + F("backstop_units")
+                    + F("apportioned_units")
+                    + F("uncovered_units")
+                ),
+                name="cycle_loss_fully_accounted",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "ends_at"], name="cycle_status_end")]
+
+    def __str__(self):
+        return f"{self.fund.asset.code} {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def settle_after(self):
+        """When the grace period is over and the cycle's losses can be shared."""
+        return self.ends_at + timedelta(seconds=self.grace_seconds)
+
+    @property
+    def is_accepting(self):
+        return self.status in self.ACCEPTING
+
+
+class FundRecord(models.Model):
+    """One record of a fund's public, append-only ledger.
+
+    Records of one fund are numbered 1, 2, 3 … without gaps; `balance_after_units` is the running
+    sum. A correction is a new record that points at the one it corrects.
+    """
+
+    class Kind(models.TextChoices):
+        LIQUIDATION_PROFIT = "liquidation_profit", "Liquidation profit"
+        DEPOSIT = "deposit", "Deposit"
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        SETTLEMENT_COVERAGE = "settlement_coverage", "Settlement: fund's share of losses"
+        CORRECTION = "correction", "Correction"
+
+    INFLOWS = (Kind.LIQUIDATION_PROFIT, Kind.DEPOSIT)
+    OUTFLOWS = (Kind.WITHDRAWAL, Kind.SETTLEMENT_COVERAGE)
+
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="records")
+    seq = models.PositiveBigIntegerField(help_text="1, 2, 3 … within the fund.")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    amount_units = models.BigIntegerField()
+    balance_after_units = models.BigIntegerField()
+    created_at = models.DateTimeField(db_index=True)
+    takeover = models.OneToOneField(
+        "LiquidationTakeover", on_delete=models.PROTECT, null=True, blank=True, related_name="fund_record"
+    )
+    cycle = models.ForeignKey(
+        SettlementCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="fund_records"
+    )
+    corrects = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections"
+    )
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["fund", "-seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["fund", "seq"], name="fund_record_unique_seq"),
+            models.UniqueConstraint(
+                fields=["cycle"], condition=Q(kind="settlement_coverage"), name="fund_record_one_coverage_per_cycle"
+            ),
+            models.CheckConstraint(condition=~Q(amount_units=0), name="fund_record_amount_nonzero"),
+            models.CheckConstraint(condition=Q(balance_after_units__gte=0), name="fund_record_balance_not_negative"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["liquidation_profit", "deposit"], amount_units__gt=0)
+                | Q(kind__in=["withdrawal", "settlement_coverage"], amount_units__lt=0)
+                | Q(kind="correction", corrects__isnull=False),
+                name="fund_record_sign_matches_kind",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="liquidation_profit") | Q(takeover__isnull=False),
+                name="fund_record_profit_has_takeover",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["deposit", "withdrawal", "correction"]) | ~Q(reason=""),
+                name="fund_record_manual_has_reason",
+            ),
+        ]
+        indexes = [models.Index(fields=["fund", "created_at"], name="fund_record_fund_time")]
+
+    def __str__(self):
+        return f"{self.fund.asset.code} #{self.seq} {self.get_kind_display()}"
+
+
+class LiquidationTakeover(models.Model):
+    """A closed liquidation takeover, as reported by the trading engine.
+
+    `engine_result_units` = remaining margin + PnL from the takeover price to the close price,
+    computed here (fund.services.liquidations); > 0 is a profit, < 0 a system loss.
+    """
+
+    class Side(models.TextChoices):
+        LONG = "long", "Long"
+        SHORT = "short", "Short"
+
+    external_id = models.CharField(max_length=64, unique=True)
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="takeovers")
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="takeovers")
+    side = models.CharField(max_length=5, choices=Side.choices)
+    quantity = models.DecimalField(max_digits=15, decimal_places=6)
+    takeover_price = models.DecimalField(max_digits=15, decimal_places=8)
+    close_price = models.DecimalField(max_digits=15, decimal_places=8)
+    remaining_margin_units = models.BigIntegerField()
+    engine_result_units = models.BigIntegerField()
+    taken_over_at = models.DateTimeField()
+    closed_at = models.DateTimeField()
+    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="takeovers")
+    late = models.BooleanField(default=False, help_text="Closed in a cycle that was already settling.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-closed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="takeover_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(takeover_price__gt=0, close_price__gt=0), name="takeover_prices_positive"
+            ),
+            models.CheckConstraint(condition=Q(remaining_margin_units__gte=0), name="takeover_margin_not_negative"),
+            models.CheckConstraint(
+                condition=Q(closed_at__gte=F("taken_over_at")), name="takeover_closed_after_taken_over"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["cycle", "engine_result_units"], name="takeover_cycle_result"),
+        ]
+
+    def __str__(self):
+        return f"{self.contract.symbol} takeover {self.external_id}"
+
+
+class PositionProfit(models.Model):
+    """A position's profit for one settlement cycle, as reported by the trading engine."""
+
+    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="position_profits")
+    position_id = models.PositiveBigIntegerField(help_text="The engine's position id; ties rank lower ids first.")
+    account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="position_profits")
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="+")
+    profit_units = models.BigIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cycle", "-profit_units", "position_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "position_id"], name="position_profit_unique"),
+        ]
+        indexes = [
+            models.Index(
+                F("cycle"), F("profit_units").desc(), F("position_id"), name="position_profit_ranking"
+            ),
+        ]
+
+    def __str__(self):
+        return f"position {self.position_id} in cycle {self.cycle_id}"
+
+
+class Apportionment(models.Model):
+    """The part of a cycle's system loss that one participating position bears."""
+
+    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="apportionments")
+    position = models.OneToOneField(PositionProfit, on_delete=models.PROTECT, related_name="apportionment")
+    statement = models.OneToOneField(Statement, on_delete=models.PROTECT, related_name="apportionment")
+    rank = models.PositiveIntegerField(help_text="1 = the largest profit of the cycle.")
+    amount_units = models.BigIntegerField()
+    rounding_unit = models.BooleanField(
+        default=False, help_text="Received one leftover smallest unit in the largest-remainder step."
+    )
+
+    class Meta:
+        ordering = ["cycle", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "rank"], name="apportionment_unique_rank"),
+            models.CheckConstraint(condition=Q(amount_units__gte=0), name="apportionment_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"apportionment of position {self.position_id} in cycle {self.cycle_id}"

@@ -1,0 +1,44 @@
+"""Set-based inserts for the settlement's large writes: COPY on PostgreSQL, executemany on
+SQLite. They bypass Model.save() on purpose; the database constraints still hold every row."""
+
+from typing import Iterable, Sequence
+
+from django.db import connection
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+def reserve_ids(model, count: int) -> list[int]:
+    """Primary keys for `count` new rows, taken before the rows are written."""
+    if count == 0:
+        return []
+    table = _table(model)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so no one
+        # else can take these ids before they are written.
+        assert connection.in_atomic_block
+        cursor.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
+        (last,) = cursor.fetchone()
+        return list(range(last + 1, last + 1 + count))
+
+
+def insert_rows(model, columns: Sequence[str], rows: Iterable[tuple]) -> None:
+    """Writes rows (tuples in `columns` order) into the model's table in one set-based step."""
+    table = _table(model)
+    column_list = ", ".join(f'"{column}"' for column in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})', list(rows))

@@ -1,0 +1,118 @@
+"""Settlement cycles: opening them back to back, finding the one a moment belongs to, closing
+the ones that are due."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from fund.models import Fund, SettlementCycle
+
+# A cycle left in "settling" this long (its worker died and the broker has not redelivered yet)
+# is handed out again by the beat task; the settlement itself posts at most once.
+STALE_SETTLING = timedelta(minutes=15)
+
+
+def cycle_open_next(*, fund: Fund, containing: datetime | None = None) -> SettlementCycle:
+    """Opens the fund's next cycle, straight after the last one (no gaps).
+
+    The first cycle of a fund is the one of its anchor's grid that holds `containing`.
+    Length, grace period and ratios are the fund's current ones: a schedule change applies from
+    the next cycle on. The fund row must be locked.
+    """
+    assert connection.in_atomic_block
+    length = timedelta(seconds=fund.cycle_seconds)
+    last = fund.cycles.order_by("-starts_at").first()
+    if last is not None:
+        starts_at = last.ends_at
+    elif containing is not None and containing > fund.anchor:
+        starts_at = fund.anchor + length * ((containing - fund.anchor) // length)
+    else:
+        starts_at = fund.anchor
+    return SettlementCycle.objects.create(
+        fund=fund,
+        starts_at=starts_at,
+        ends_at=starts_at + length,
+        grace_seconds=fund.grace_seconds,
+        fund_ratio=fund.fund_ratio,
+        screening_ratio=fund.screening_ratio,
+    )
+
+
+def cycle_covering(*, fund: Fund, at: datetime) -> SettlementCycle:
+    """The cycle whose period holds `at`, opening cycles up to it when needed (fund locked)."""
+    cycle = fund.cycles.filter(starts_at__lte=at, ends_at__gt=at).first()
+    if cycle is not None:
+        return cycle
+    latest = fund.cycles.order_by("-starts_at").first()
+    if latest is not None and at < latest.starts_at:
+        first = fund.cycles.order_by("starts_at").first()
+        raise ValidationError(
+            f"{at:%Y-%m-%d %H:%M:%S} UTC is before the fund's first settlement cycle "
+            f"({first.starts_at:%Y-%m-%d %H:%M:%S} UTC)."
+        )
+    if latest is None and at < fund.anchor:
+        raise ValidationError(
+            f"{at:%Y-%m-%d %H:%M:%S} UTC is before the fund's first settlement cycle "
+            f"({fund.anchor:%Y-%m-%d %H:%M:%S} UTC)."
+        )
+    while True:
+        cycle = cycle_open_next(fund=fund, containing=at)
+        if cycle.ends_at > at:
+            return cycle
+
+
+def cycle_for_takeover(*, fund: Fund, closed_at: datetime) -> tuple[SettlementCycle, bool]:
+    """The cycle a takeover closed at `closed_at` belongs to, and whether it is late.
+
+    A takeover belongs to the cycle that holds its close time; when that cycle is already
+    settling or settled, it goes to the earliest cycle still accepting and is marked late.
+    """
+    cycle = cycle_covering(fund=fund, at=closed_at)
+    if cycle.is_accepting:
+        return cycle, False
+    accepting = (
+        fund.cycles.filter(status__in=SettlementCycle.ACCEPTING, starts_at__gt=cycle.starts_at)
+        .order_by("starts_at")
+        .first()
+    )
+    if accepting is None:
+        accepting = cycle_open_next(fund=fund)
+    return accepting, True
+
+
+@dataclass
+class DueCycles:
+    opened: list[int] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    to_settle: list[int] = field(default_factory=list)
+
+
+def cycles_close_due(*, now: datetime | None = None) -> DueCycles:
+    """Brings every fund's cycles up to `now`: opens the current cycle, closes ended ones and
+    lists the cycles whose grace period is over (plus stale "settling" ones) for settlement.
+
+    Safe to run from several beats at once: each fund is handled under its row lock.
+    """
+    now = now or timezone.now()
+    due = DueCycles()
+    for fund_id in Fund.objects.order_by("id").values_list("id", flat=True):
+        with transaction.atomic(durable=True):
+            fund = Fund.objects.select_for_update().get(pk=fund_id)
+            if now >= fund.anchor:
+                last_id = fund.cycles.order_by("-id").values_list("id", flat=True).first() or 0
+                cycle_covering(fund=fund, at=now)
+                due.opened.extend(fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True))
+            ended = fund.cycles.filter(status=SettlementCycle.Status.OPEN, ends_at__lte=now)
+            due.closed.extend(ended.values_list("id", flat=True))
+            ended.update(status=SettlementCycle.Status.CLOSED, closed_at=now)
+            for cycle in fund.cycles.filter(
+                status__in=[SettlementCycle.Status.CLOSED, SettlementCycle.Status.SETTLING]
+            ).order_by("starts_at"):
+                if cycle.status == SettlementCycle.Status.CLOSED and cycle.settle_after <= now:
+                    due.to_settle.append(cycle.id)
+                elif cycle.status == SettlementCycle.Status.SETTLING and cycle.settling_started_at <= now - STALE_SETTLING:
+                    due.to_settle.append(cycle.id)
+    return due

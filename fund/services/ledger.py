@@ -1,0 +1,110 @@
+"""The fund ledger: appending records, deposits and withdrawals."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from fund.models import Fund, FundRecord, LiquidationTakeover, SettlementCycle
+from statements.money import MAX_UNITS, MoneyError, to_units
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    amount_units: int
+    created_at: datetime
+    takeover: LiquidationTakeover | None = None
+    cycle: SettlementCycle | None = None
+    reason: str = ""
+    actor: object = None
+    corrects: FundRecord | None = None
+
+
+def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[FundRecord]:
+    """Appends records to a fund's ledger and moves its balance; the fund row must be locked.
+
+    The balance never goes below zero nor above MAX_UNITS: a record that would break either
+    raises ValidationError before anything is written.
+    """
+    assert connection.in_atomic_block, "ledger_append must run inside the caller's transaction"
+    if not entries:
+        return []
+    last_seq = (
+        FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", flat=True).first() or 0
+    )
+    balance = fund.balance_units
+    records = []
+    for offset, entry in enumerate(entries, start=1):
+        balance += entry.amount_units
+        if balance < 0:
+            raise ValidationError(
+                {"amount": f"The fund holds {fund.asset.format(balance - entry.amount_units)} "
+                           f"{fund.asset.code}; it cannot go below zero."},
+                code="insufficient_balance",
+            )
+        if balance > MAX_UNITS:
+            raise ValidationError({"amount": "The fund's balance would exceed the largest amount the system books."})
+        records.append(
+            FundRecord(
+                fund=fund,
+                seq=last_seq + offset,
+                kind=entry.kind,
+                amount_units=entry.amount_units,
+                balance_after_units=balance,
+                created_at=entry.created_at,
+                takeover=entry.takeover,
+                cycle=entry.cycle,
+                reason=entry.reason,
+                actor=entry.actor,
+                corrects=entry.corrects,
+            )
+        )
+    FundRecord.objects.bulk_create(records)
+    fund.balance_units = balance
+    Fund.objects.filter(pk=fund.pk).update(balance_units=balance, updated_at=timezone.now())
+    return records
+
+
+def fund_lock(*, asset_code: str) -> Fund:
+    """The fund of a margin asset, locked for the rest of the transaction."""
+    try:
+        return Fund.objects.select_for_update().select_related("asset").get(asset__code=asset_code)
+    except Fund.DoesNotExist:
+        raise ValidationError({"asset": f"There is no insurance fund for the asset {asset_code!r}."}) from None
+
+
+def _manual_amount(fund: Fund, amount, reason: str) -> int:
+    errors = {}
+    try:
+        units = to_units(amount, fund.asset.precision)
+        if units <= 0:
+            errors["amount"] = "Enter an amount greater than zero."
+    except MoneyError as exc:
+        errors["amount"] = f"The amount {exc}."
+        units = 0
+    if not (reason or "").strip():
+        errors["reason"] = "Give a written reason; it is published with the record."
+    if errors:
+        raise ValidationError(errors)
+    return units
+
+
+@transaction.atomic(durable=True)
+def fund_deposit(*, asset_code: str, amount, reason: str, actor=None, now=None) -> FundRecord:
+    """The exchange adds money to a fund; the reason is published with the record."""
+    fund = fund_lock(asset_code=asset_code)
+    units = _manual_amount(fund, amount, reason)
+    entry = Entry(FundRecord.Kind.DEPOSIT, units, now or timezone.now(), reason=reason.strip(), actor=actor)
+    return ledger_append(fund=fund, entries=[entry])[0]
+
+
+@transaction.atomic(durable=True)
+def fund_withdraw(*, asset_code: str, amount, reason: str, actor=None, now=None) -> FundRecord:
+    """The exchange takes money out of a fund, never below zero; the reason is published."""
+    fund = fund_lock(asset_code=asset_code)
+    units = _manual_amount(fund, amount, reason)
+    entry = Entry(FundRecord.Kind.WITHDRAWAL, -units, now or timezone.now(), reason=reason.strip(), actor=actor)
+    return ledger_append(fund=fund, entries=[entry])[0]

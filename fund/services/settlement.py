@@ -1,0 +1,195 @@
+"""Settling a cycle: gather its inputs, compute (fund.computation), post all or nothing.
+
+Exactly once: the cycle moves open → closed → settling → settled (or failed, which keeps the
+error and can be retried). Posting runs in one transaction under the fund's and the cycle's row
+locks and re-checks the status there, so a second or concurrent settle is a no-op and a crash
+mid-posting leaves nothing behind.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from fund.computation import SettlementResult, compute_settlement
+from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
+from fund.services.bulk import insert_rows, reserve_ids
+from fund.services.ledger import Entry, ledger_append
+from statements.models import Statement
+
+logger = logging.getLogger(__name__)
+Status = SettlementCycle.Status
+
+
+@dataclass(frozen=True)
+class SettleOutcome:
+    cycle: SettlementCycle
+    posted: bool
+    result: SettlementResult | None = None
+
+
+def cycle_loss_units(cycle: SettlementCycle) -> int:
+    """L: the sum of the cycle's system losses, as a positive amount."""
+    total = cycle.takeovers.filter(engine_result_units__lt=0).aggregate(total=Sum("engine_result_units"))["total"]
+    return -(total or 0)
+
+
+def _ranked_positions(cycle: SettlementCycle) -> list[tuple[int, int, int, int]]:
+    """(position id, profit, row id, account id) of the cycle's profitable positions, in rank
+    order: profit descending, then position id ascending (RULES.md step 3)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT position_id, profit_units, id, account_id FROM fund_positionprofit "
+            "WHERE cycle_id = %s AND profit_units > 0 ORDER BY profit_units DESC, position_id ASC",
+            [cycle.pk],
+        )
+        return cursor.fetchall()
+
+
+def _compute(cycle: SettlementCycle, balance: int, ranked) -> SettlementResult:
+    return compute_settlement(
+        loss=cycle_loss_units(cycle),
+        balance=balance,
+        fund_ratio=cycle.fund_ratio,
+        screening_ratio=cycle.screening_ratio,
+        positions=((row[0], row[1]) for row in ranked),
+    )
+
+
+def settlement_preview(*, cycle_id: int) -> SettlementResult:
+    """The result of settling the cycle now, computed by the same function; writes nothing."""
+    cycle = SettlementCycle.objects.select_related("fund").get(pk=cycle_id)
+    return _compute(cycle, cycle.fund.balance_units, _ranked_positions(cycle))
+
+
+def settlement_cycle_settle(*, cycle_id: int, now: datetime | None = None, ignore_grace: bool = False) -> SettleOutcome:
+    """Settles one cycle once. Returns posted=False when it was settled already."""
+    now = now or timezone.now()
+    if not _settlement_claim(cycle_id=cycle_id, now=now, ignore_grace=ignore_grace):
+        return SettleOutcome(SettlementCycle.objects.get(pk=cycle_id), posted=False)
+    try:
+        return _settlement_post(cycle_id=cycle_id, now=now)
+    except Exception as exc:
+        _settlement_fail(cycle_id=cycle_id, error=exc)
+        raise
+
+
+@transaction.atomic(durable=True)
+def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bool:
+    try:
+        cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
+    except SettlementCycle.DoesNotExist:
+        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."}) from None
+    if cycle.status == Status.SETTLED:
+        return False
+    if cycle.status == Status.OPEN:
+        if cycle.ends_at > now:
+            raise ValidationError(
+                {"cycle": f"Cycle {cycle.id} runs until {cycle.ends_at:%Y-%m-%d %H:%M:%S} UTC; close it first."},
+                code="cycle_open",
+            )
+        cycle.closed_at = now
+    if cycle.status in (Status.OPEN, Status.CLOSED) and cycle.settle_after > now and not ignore_grace:
+        raise ValidationError(
+            {"cycle": f"Cycle {cycle.id} is in its grace period until {cycle.settle_after:%Y-%m-%d %H:%M:%S} UTC."},
+            code="grace_period",
+        )
+    cycle.status = Status.SETTLING
+    cycle.settling_started_at = now
+    cycle.attempts += 1
+    cycle.error = ""
+    cycle.save(update_fields=["status", "closed_at", "settling_started_at", "attempts", "error"])
+    return True
+
+
+@transaction.atomic(durable=True)
+def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
+    fund_id = SettlementCycle.objects.values_list("fund_id", flat=True).get(pk=cycle_id)
+    fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
+    cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
+    if cycle.status != Status.SETTLING:
+        return SettleOutcome(cycle, posted=False)
+
+    ranked = _ranked_positions(cycle)
+    result = _compute(cycle, fund.balance_units, ranked)
+
+    if result.fund_total:
+        ledger_append(
+            fund=fund,
+            entries=[Entry(FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle=cycle)],
+        )
+    _post_apportionments(cycle=cycle, fund=fund, result=result, ranked=ranked, now=now)
+
+    cycle.status = Status.SETTLED
+    cycle.settled_at = now
+    cycle.loss_units = result.loss
+    cycle.balance_before_units = result.balance
+    cycle.fund_share_units = result.fund_share
+    cycle.users_share_units = result.users_share
+    cycle.total_profit_units = result.total_profit
+    cycle.participants_profit_units = result.participants_profit
+    cycle.threshold_profit_units = result.threshold_profit
+    cycle.apportioned_units = result.apportioned
+    cycle.backstop_units = result.backstop
+    cycle.uncovered_units = result.uncovered
+    cycle.profitable_count = result.profitable_count
+    cycle.participant_count = len(result.participants)
+    cycle.save()
+    logger.info(
+        "settled cycle %s: L=%s F=%s U=%s participants=%s uncovered=%s",
+        cycle.id, result.loss, result.fund_share, result.users_share, len(result.participants), result.uncovered,
+    )
+    return SettleOutcome(cycle, posted=True, result=result)
+
+
+def _post_apportionments(*, cycle, fund, result: SettlementResult, ranked, now: datetime) -> None:
+    """One statement and one apportionment per participant, written set-based."""
+    count = len(result.participants)
+    if not count:
+        return
+    # The database ranks exactly as compute_settlement does, so row i is participant i.
+    assert ranked[count - 1][0] == result.participants[-1] and ranked[0][0] == result.participants[0]
+    statement_ids = reserve_ids(Statement, count)
+    description = f"Loss apportionment, {fund.asset.code} cycle {cycle.starts_at:%Y-%m-%d %H:%M} UTC"
+    created_at = _db_datetime(now)
+    insert_rows(
+        Statement,
+        ["id", "account_id", "asset_id", "type", "amount_units", "description", "created_at"],
+        (
+            (statement_ids[i], ranked[i][3], fund.asset_id, Statement.Type.APPORTIONMENT, -result.amounts[i], description, created_at)
+            for i in range(count)
+        ),
+    )
+    insert_rows(
+        Apportionment,
+        ["cycle_id", "position_id", "statement_id", "rank", "amount_units", "rounding_unit"],
+        (
+            (cycle.id, ranked[i][2], statement_ids[i], i + 1, result.amounts[i], result.rounding_units[i])
+            for i in range(count)
+        ),
+    )
+
+
+def _db_datetime(value: datetime):
+    """A datetime as the connection stores it (SQLite keeps naive UTC text)."""
+    if connection.vendor == "postgresql":
+        return value
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _settlement_fail(*, cycle_id: int, error: Exception) -> None:
+    """Marks the cycle failed with its error, so that it shows up for a retry."""
+    try:
+        with transaction.atomic(durable=True):
+            updated = SettlementCycle.objects.filter(pk=cycle_id, status=Status.SETTLING).update(
+                status=Status.FAILED, error=f"{type(error).__name__}: {error}"[:4000]
+            )
+    except Exception:  # the database itself may be what failed; the beat retries stale cycles
+        logger.exception("could not record the failure of cycle %s", cycle_id)
+        return
+    if updated:
+        logger.error("settling cycle %s failed: %s", cycle_id, error)

@@ -1,0 +1,41 @@
+"""Celery tasks: thin wrappers that take ids and call the services."""
+
+import logging
+
+from celery import shared_task
+from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError
+
+from fund.services.cycles import cycles_close_due
+from fund.services.settlement import settlement_cycle_settle
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="fund.tasks.close_due_cycles", ignore_result=True)
+def close_due_cycles() -> dict:
+    """Every minute (beat): open current cycles, close ended ones, settle those past grace."""
+    due = cycles_close_due()
+    for cycle_id in due.to_settle:  # each fund's transaction has committed already
+        settle_cycle.delay(cycle_id)
+    return {"opened": due.opened, "closed": due.closed, "to_settle": due.to_settle}
+
+
+@shared_task(
+    name="fund.tasks.settle_cycle",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=8,
+)
+def settle_cycle(self, cycle_id: int, ignore_grace: bool = False) -> dict:
+    """Settles one cycle; a repeat delivery finds it settled and does nothing."""
+    try:
+        outcome = settlement_cycle_settle(cycle_id=cycle_id, ignore_grace=ignore_grace)
+    except ValidationError as exc:
+        logger.warning("cycle %s not settled: %s", cycle_id, exc)
+        return {"cycle": cycle_id, "posted": False, "error": exc.messages}
+    return {"cycle": cycle_id, "posted": outcome.posted, "status": outcome.cycle.status}

@@ -1,0 +1,7 @@
+from django.shortcuts import render
+
+from fund import selectors
+
+
+def overview(request):
+    return render(request, "fund/overview.html", {"funds": selectors.fund_overview()})

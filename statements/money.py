@@ -1,0 +1,69 @@
+"""Exact money: the one place where amounts cross between decimal text and integer units.
+
+Every stored amount is an integer count of the asset's smallest unit (10^-precision). Integers
+are exact on SQLite and PostgreSQL alike, sum exactly in SQL, and make the settlement arithmetic
+plain integer arithmetic. Decimal strings appear only at the edges: forms, the API, commands.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+# The largest amount, in smallest units, that any single figure or balance may reach. It keeps
+# every stored value and every sum of two inside a signed 64-bit integer.
+MAX_UNITS = 10**18 - 1
+MAX_PRECISION = 12
+
+
+class MoneyError(ValueError):
+    """An amount that cannot be booked: not a number, too many decimals or out of range."""
+
+
+def parse_decimal(value) -> Decimal:
+    """Turns text, an int or a Decimal into a finite Decimal; floats are refused."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise MoneyError("must be given as a decimal string, not a floating-point number")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise MoneyError(f"{value!r} is not a number") from None
+    else:
+        raise MoneyError(f"{value!r} is not a number")
+    if not number.is_finite():
+        raise MoneyError("must be a finite number")
+    return number
+
+
+def to_units(value, precision: int) -> int:
+    """Converts an amount to smallest units; refuses more decimals than the precision allows."""
+    sign, digits, exponent = parse_decimal(value).as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    shift = exponent + precision
+    if coefficient == 0:
+        return 0
+    if shift > 19:
+        raise MoneyError("is too large")
+    if shift >= 0:
+        units = coefficient * 10**shift
+    elif -shift > len(digits):
+        raise MoneyError(f"has more than {precision} decimal places")
+    else:
+        units, rest = divmod(coefficient, 10**-shift)
+        if rest:
+            raise MoneyError(f"has more than {precision} decimal places")
+    if units > MAX_UNITS:
+        raise MoneyError("is too large")
+    return -units if sign else units
+
+
+def from_units(units: int, precision: int) -> Decimal:
+    """The exact Decimal of an integer amount of smallest units, with `precision` places."""
+    return Decimal(units).scaleb(-precision)
+
+
+def format_units(units: int, precision: int) -> str:
+    """Decimal text with exactly `precision` places: the API's and the commands' money format."""
+    return f"{from_units(units, precision):.{precision}f}"

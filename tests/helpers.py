@@ -1,0 +1,71 @@
+"""Building blocks for tests: book losses, profits and balances through the real services."""
+
+import itertools
+from datetime import timedelta
+from decimal import Decimal
+
+from fund.services.ledger import fund_deposit
+from fund.services.liquidations import (
+    PositionProfitInput,
+    TakeoverInput,
+    liquidations_record,
+    position_profits_record,
+)
+from statements.money import from_units
+
+_ids = itertools.count(1)
+OPEN_PRICE = Decimal(1_000_000)
+
+
+def book_loss(contract, loss, closed_at, *, external_id=None):
+    """A long taken over at 1,000,000 and closed lower, with no margin left: a loss of `loss`."""
+    loss = Decimal(loss)
+    item = TakeoverInput(
+        external_id=external_id or f"loss-{next(_ids)}",
+        contract=contract.symbol,
+        side="long",
+        quantity="1",
+        takeover_price=OPEN_PRICE,
+        close_price=OPEN_PRICE - loss,
+        remaining_margin="0",
+        taken_over_at=closed_at - timedelta(minutes=1),
+        closed_at=closed_at,
+    )
+    return liquidations_record(items=[item]).rows[0]
+
+
+def book_profit(contract, profit, closed_at, *, external_id=None):
+    """A takeover that closed with `profit` of remaining margin and a flat price."""
+    item = TakeoverInput(
+        external_id=external_id or f"profit-{next(_ids)}",
+        contract=contract.symbol,
+        side="short",
+        quantity="1",
+        takeover_price="100",
+        close_price="100",
+        remaining_margin=str(profit),
+        taken_over_at=closed_at - timedelta(minutes=1),
+        closed_at=closed_at,
+    )
+    return liquidations_record(items=[item]).rows[0]
+
+
+def report_profits(cycle, contract, profits: dict[int, str], account_prefix="acct"):
+    """Position profits {position id: profit} for a cycle, one account per position."""
+    items = [
+        PositionProfitInput(position_id=pid, account=f"{account_prefix}-{pid}", contract=contract.symbol, profit=str(p))
+        for pid, p in profits.items()
+    ]
+    return position_profits_record(cycle_id=cycle.id, items=items)
+
+
+def deposit(fund, amount, reason="seed money"):
+    return fund_deposit(asset_code=fund.asset.code, amount=str(amount), reason=reason)
+
+
+def units(amount, precision=8) -> int:
+    return int(Decimal(amount).scaleb(precision))
+
+
+def dec(units_value, precision=8) -> Decimal:
+    return from_units(units_value, precision)
