@@ -47,3 +47,11 @@ class TraderAccountFactory(factory.django.DjangoModelFactory):
         model = TraderAccount
 
     external_id = factory.Sequence(lambda n: f"acct-{n:05d}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "auth.User"
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pass-for-tests")
