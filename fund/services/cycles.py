@@ -106,7 +106,7 @@ def cycles_close_due(*, now: datetime | None = None) -> DueCycles:
                 cycle_covering(fund=fund, at=now)
                 due.opened.extend(fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True))
             ended = fund.cycles.filter(status=SettlementCycle.Status.OPEN, ends_at__lte=now)
-            due.closed.extend(ended.values_list("id", flat=True))
+            due.closed.extend(ended.order_by("starts_at").values_list("id", flat=True))
             ended.update(status=SettlementCycle.Status.CLOSED, closed_at=now)
             for cycle in fund.cycles.filter(
                 status__in=[SettlementCycle.Status.CLOSED, SettlementCycle.Status.SETTLING]

@@ -19,7 +19,7 @@ def test_it_opens_cycles_back_to_back_on_the_anchor_grid(usdt_fund):
     assert [(c.starts_at, c.ends_at) for c in cycles] == [(at(d), at(d + 1)) for d in range(3)]
     assert [c.status for c in cycles] == [S.CLOSED, S.CLOSED, S.OPEN]
     assert due.to_settle == [cycles[0].id]  # the second is still in its grace period until 02:05
-    assert len(due.opened) == 2 and due.closed == [cycles[0].id, cycles[1].id]
+    assert due.opened == [cycles[1].id, cycles[2].id] and due.closed == [cycles[0].id, cycles[1].id]
 
 
 def test_it_lists_a_cycle_for_settlement_only_after_its_grace_period(usdt_fund):
