@@ -37,14 +37,17 @@ def parse_decimal(value) -> Decimal:
     return number
 
 
-def to_units(value, precision: int) -> int:
-    """Converts an amount to smallest units; refuses more decimals than the precision allows."""
+def to_units(value, precision: int, *, limit: int | None = MAX_UNITS) -> int:
+    """Converts an amount to smallest units; refuses more decimals than the precision allows
+    and, unless `limit` is None, more than `limit` units."""
     sign, digits, exponent = parse_decimal(value).as_tuple()
     coefficient = int("".join(map(str, digits)) or "0")
     shift = exponent + precision
     if coefficient == 0:
         return 0
-    if shift > 19:
+    if limit is not None and shift > 19:
+        raise MoneyError("is too large")
+    if shift > 4000:
         raise MoneyError("is too large")
     if shift >= 0:
         units = coefficient * 10**shift
@@ -54,7 +57,7 @@ def to_units(value, precision: int) -> int:
         units, rest = divmod(coefficient, 10**-shift)
         if rest:
             raise MoneyError(f"has more than {precision} decimal places")
-    if units > MAX_UNITS:
+    if limit is not None and units > limit:
         raise MoneyError("is too large")
     return -units if sign else units
 
