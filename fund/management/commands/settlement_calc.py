@@ -119,6 +119,8 @@ def settle_line(cycle: dict) -> dict:
 
 class Command(BaseCommand):
     help = "Recompute settlements from JSON Lines (one cycle a line) without touching the database."
+    # A pure computation: no system checks, which would read the project's files and settings.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="a JSON Lines file, or - for standard input")

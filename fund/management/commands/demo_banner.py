@@ -1,0 +1,29 @@
+from django.core.management.base import BaseCommand
+from django.db.models import Count
+
+from fund.demo import ADMIN_PASSWORD, ADMIN_USERNAME, TRADER_PASSWORD
+from statements.models import TraderAccount
+
+
+class Command(BaseCommand):
+    help = "Print where the demo is served and the logins to try."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, host, port, **options):
+        trader = (
+            TraderAccount.objects.filter(user__isnull=False)
+            .annotate(n=Count("statements"))
+            .order_by("-n", "external_id")
+            .select_related("user")
+            .first()
+        )
+        lines = ["", f"  Insurance Fund Portal: http://{host}:{port}/"]
+        if trader:
+            lines.append(f"  Trader login: {trader.user.username} / {TRADER_PASSWORD} ({trader.n} statements)")
+        lines.append(f"  Admin login:  {ADMIN_USERNAME} / {ADMIN_PASSWORD}  (Django admin: http://{host}:{port}/admin/)")
+        lines.append("  Stop the server with Ctrl+C.")
+        lines.append("")
+        self.stdout.write("\n".join(lines))
