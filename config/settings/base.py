@@ -138,10 +138,6 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Settlement defaults for new funds (RULES.md section 2); each cycle keeps its own copy.
-FUND_DEFAULT_CYCLE_SECONDS = env.int("FUND_DEFAULT_CYCLE_SECONDS", default=86400)
-FUND_DEFAULT_GRACE_SECONDS = env.int("FUND_DEFAULT_GRACE_SECONDS", default=300)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
