@@ -4,7 +4,6 @@ All amounts are integers of the asset's smallest unit, so every step is exact; r
 Decimals. The same function settles cycles, previews them and backs `manage.py settlement_calc`.
 """
 
-import heapq
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -65,8 +64,11 @@ def compute_settlement(
     fund_share = min(loss * fund_ratio.numerator // fund_ratio.denominator, balance)
     users_share = loss - fund_share
 
-    profitable = [(profit, position_id) for position_id, profit in positions if profit > 0]
-    profitable.sort(key=lambda item: (-item[0], item[1]))
+    # (−profit, id) sorts in rank order by plain tuple comparison; input that arrives ranked
+    # (as the database hands it over) sorts in linear time.
+    ranking = [(-profit, position_id) for position_id, profit in positions if profit > 0]
+    ranking.sort()
+    profitable = [(-negative, position_id) for negative, position_id in ranking]
     total_profit = sum(profit for profit, _ in profitable)
 
     participants: list[int] = []
@@ -106,8 +108,9 @@ def compute_settlement(
             leftover = users_share - sum(amounts)
             rounding = [False] * count
             if leftover:
-                winners = heapq.nlargest(leftover, range(count), key=lambda i: (remainders[i], -i))
-                for i in winners:
+                # Largest remainders first; a stable sort keeps ties in rank order.
+                by_remainder = sorted(range(count), key=remainders.__getitem__, reverse=True)
+                for i in by_remainder[:leftover]:
                     amounts[i] += 1
                     rounding[i] = True
 

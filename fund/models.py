@@ -293,6 +293,8 @@ class PositionProfit(models.Model):
         ordering = ["cycle", "-profit_units", "position_id"]
         constraints = [
             models.UniqueConstraint(fields=["cycle", "position_id"], name="position_profit_unique"),
+            # The target of the apportionments' composite foreign key.
+            models.UniqueConstraint(fields=["id", "cycle"], name="position_profit_id_cycle"),
         ]
         indexes = [
             models.Index(
@@ -307,8 +309,16 @@ class PositionProfit(models.Model):
 class Apportionment(models.Model):
     """The part of a cycle's system loss that one participating position bears."""
 
-    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="apportionments")
-    position = models.OneToOneField(PositionProfit, on_delete=models.PROTECT, related_name="apportionment")
+    # On PostgreSQL one composite foreign key, (position, cycle) → the position profit's (id,
+    # cycle), checks both columns at once and that the position belongs to this very cycle
+    # (migration 0003); it replaces the two single-column keys, one check per row instead of two.
+    # The unique (cycle, rank) index serves every lookup by cycle.
+    cycle = models.ForeignKey(
+        SettlementCycle, on_delete=models.PROTECT, related_name="apportionments", db_index=False, db_constraint=False
+    )
+    position = models.OneToOneField(
+        PositionProfit, on_delete=models.PROTECT, related_name="apportionment", db_constraint=False
+    )
     statement = models.OneToOneField(Statement, on_delete=models.PROTECT, related_name="apportionment")
     rank = models.PositiveIntegerField(help_text="1 = the largest profit of the cycle.")
     amount_units = models.BigIntegerField()

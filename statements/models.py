@@ -69,7 +69,8 @@ class Statement(models.Model):
     class Type(models.TextChoices):
         APPORTIONMENT = "apportionment", "Apportionment"
 
-    account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="statements")
+    # No index of its own: the (account, time) index below serves every lookup by account.
+    account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="statements", db_index=False)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="statements")
     type = models.CharField(max_length=32, choices=Type.choices)
     amount_units = models.BigIntegerField(help_text="Signed, in the asset's smallest units.")

@@ -17,10 +17,10 @@ def reserve_ids(model, count: int) -> list[int]:
     table = _table(model)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [table, count],
-            )
+            # The sequence's name is looked up once: inside the series it would be per row.
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            (sequence,) = cursor.fetchone()
+            cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
             return [row[0] for row in cursor.fetchall()]
         # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so no one
         # else can take these ids before they are written.

@@ -1,0 +1,95 @@
+"""make bench: settlement of large cycles on PostgreSQL and SQLite, against the COPY floor.
+
+Each step runs in a fresh process (bench/settle.py), so the peak memory printed is the settling
+process's own. PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/
+insurance_fund_bench), a database this script drops and recreates. SQLite: a file in bench/results/.
+
+    python bench/run.py                       # PostgreSQL 100,000 and 1,000,000; SQLite 100,000
+    python bench/run.py --pg 100000 --sqlite 10000
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/insurance_fund_bench"
+
+
+def step(database_url: str, *args) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+           "REDIS_URL": "", "DJANGO_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "settle.py"), *map(str, args)],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"bench step {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def recreate_postgres(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def recreate_sqlite(n: int) -> str:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"bench-{n}.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg", type=int, nargs="*", default=[100_000, 1_000_000], help="positions settled on PostgreSQL")
+    parser.add_argument("--sqlite", type=int, nargs="*", default=[100_000], help="positions settled on SQLite")
+    args = parser.parse_args()
+    pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
+
+    rows, floors = [], {}
+    for n in args.pg:
+        recreate_postgres(pg_url)
+        print(f"PostgreSQL, {n:,} positions: preparing …", file=sys.stderr, flush=True)
+        step(pg_url, "prepare", n)
+        floors[n] = step(pg_url, "copy", n)["seconds"]  # leaves the statements table empty again
+        rows.append(("PostgreSQL", n, step(pg_url, "settle")))
+    for n in args.sqlite:
+        url = recreate_sqlite(n)
+        print(f"SQLite, {n:,} positions: preparing …", file=sys.stderr, flush=True)
+        step(url, "prepare", n)
+        rows.append(("SQLite", n, step(url, "settle")))
+        if n not in floors:
+            recreate_postgres(pg_url)
+            step(pg_url, "prepare", 1)
+            floors[n] = step(pg_url, "copy", n)["seconds"]
+
+    print()
+    print("Settlement of one cycle (statements + apportionments + coverage record, one transaction)")
+    header = f"{'database':<11} {'positions':>10} {'participants':>12} {'settle s':>9} {'positions/s':>12} " \
+             f"{'peak MiB':>9} {'COPY s':>7} {'settle/COPY':>11}"
+    print(header)
+    print("-" * len(header))
+    for database, n, r in rows:
+        floor = floors.get(n)
+        ratio = f"{r['seconds'] / floor:.2f}×" if floor else "–"
+        print(f"{database:<11} {n:>10,} {r['participants']:>12,} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} "
+              f"{r['peak_rss_mib']:>9.0f} {floor or 0:>7.2f} {ratio:>11}")
+    print()
+    print("COPY s: PostgreSQL COPY of the same number of statement rows into the empty statements table, committed\n(foreign keys checked): the floor. The settlement writes as many statements and apportionments.")
+    print("peak MiB: the settling process's peak resident memory, Python and Django included.")
+    print("Goal: 1,000,000 positions settle on PostgreSQL in under 3x the COPY time, within 1 GiB.")
+
+
+if __name__ == "__main__":
+    main()
