@@ -194,13 +194,15 @@ def _position_profits(rng, accounts, position_ids, asset_code, day, stressed) ->
     return items
 
 
-def load_demo(*, seed: int = 2026, end: datetime, progress: Callable[[int], object] | None = None) -> DemoSummary:
-    """Builds `DAYS` days of history ending at `end` (the current cycle stays open)."""
+def load_demo(
+    *, seed: int = 2026, end: datetime, days: int = DAYS, progress: Callable[[int], object] | None = None
+) -> DemoSummary:
+    """Builds `days` days of history ending at `end` (the current cycle stays open)."""
     rng = random.Random(seed)
     today = datetime.combine(end.date(), time(0), tzinfo=end.tzinfo)
-    start = today - timedelta(days=DAYS)
+    start = today - timedelta(days=days)
     hours_so_far = int((end - today).total_seconds() // 3600)
-    market_hours = DAYS * 24 + hours_so_far + 1
+    market_hours = days * 24 + hours_so_far + 1
 
     with transaction.atomic():
         for code, name, precision in ASSETS:
@@ -222,9 +224,9 @@ def load_demo(*, seed: int = 2026, end: datetime, progress: Callable[[int], obje
     late: list[TakeoverInput] = []
     crash_days = {day for day, _, _ in CRASHES} | {day + 1 for day, _, _ in CRASHES}
 
-    for day in range(DAYS + 1):
+    for day in range(days + 1):
         day_start = start + timedelta(days=day)
-        last_hour = 24 if day < DAYS else hours_so_far
+        last_hour = 24 if day < days else hours_so_far
         for hour in range(last_hour):
             at = day_start + timedelta(hours=hour + 1)
             now = min(at, end)
@@ -236,7 +238,7 @@ def load_demo(*, seed: int = 2026, end: datetime, progress: Callable[[int], obje
                 late.append(items.pop())
             if items:
                 takeovers += liquidations_record(items=items, now=now).created_count
-        if day == DAYS:
+        if day == days:
             break
 
         cycles = {c.fund.asset.code: c for c in _open_cycles(day_start)}

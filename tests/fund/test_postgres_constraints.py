@@ -1,0 +1,33 @@
+"""Database constraints that hold even when code goes around the services (PostgreSQL)."""
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from fund.models import SettlementCycle
+from fund.services.cycles import cycles_close_due
+from fund.services.settlement import settlement_cycle_settle
+from tests.conftest import at
+from tests.helpers import book_loss, deposit, report_profits
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_it_refuses_an_apportionment_whose_position_belongs_to_another_cycle(usdt_fund, linear):
+    deposit(usdt_fund, "1000")
+    book_loss(linear, "500", at(0, 10))
+    book_loss(linear, "5", at(1, 10))
+    first, second = SettlementCycle.objects.order_by("starts_at")
+    report_profits(first, linear, {1: "600"})
+    report_profits(second, linear, {2: "600"})
+    cycles_close_due(now=first.settle_after)
+    settlement_cycle_settle(cycle_id=first.id, now=first.settle_after)
+    apportionment = first.apportionments.get()
+    other_position = second.position_profits.get()
+
+    with pytest.raises(IntegrityError, match="apportionment_position_of_cycle"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE fund_apportionment SET position_id = %s WHERE id = %s",
+                           [other_position.id, apportionment.id])
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    apportionment.refresh_from_db()
+    assert apportionment.position.cycle_id == first.id
