@@ -124,6 +124,9 @@ class SettlementCycle(models.Model):
     # Life cycle.
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    settle_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the scheduler last sent this cycle's settlement to a worker."
+    )
     settling_started_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -19,7 +19,9 @@ class MoneyError(ValueError):
 
 def parse_decimal(value) -> Decimal:
     """Turns text, an int or a Decimal into a finite Decimal; floats are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool):
+        raise MoneyError(f"must be a number, not {str(value).lower()}")
+    if isinstance(value, float):
         raise MoneyError("must be given as a decimal string, not a floating-point number")
     if isinstance(value, Decimal):
         number = value

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from fund.models import Fund, SettlementCycle
@@ -13,6 +14,9 @@ from fund.models import Fund, SettlementCycle
 # A cycle left in "settling" this long (its worker died and the broker has not redelivered yet)
 # is handed out again by the beat task; the settlement itself posts at most once.
 STALE_SETTLING = timedelta(minutes=15)
+# A settlement sent to the workers is not sent again before this, unless it is still not
+# settled by then (its task was lost, or the workers were down).
+RESEND_AFTER = timedelta(minutes=10)
 
 
 def cycle_open_next(*, fund: Fund, containing: datetime | None = None) -> SettlementCycle:
@@ -90,14 +94,18 @@ class DueCycles:
     to_settle: list[int] = field(default_factory=list)
 
 
-def cycles_close_due(*, now: datetime | None = None) -> DueCycles:
+def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueCycles:
     """Brings every fund's cycles up to `now`: opens the current cycle, closes ended ones and
     lists the cycles whose grace period is over (plus stale "settling" ones) for settlement.
 
-    Safe to run from several beats at once: each fund is handled under its row lock.
+    With `claim`, each listed cycle is claimed for sending with a conditional update of
+    `settle_requested_at`, so that a second scheduler, or the next minute's run while a worker
+    is still busy, does not send it again before RESEND_AFTER. Safe to run from several beats at
+    once: each fund is handled under its row lock.
     """
     now = now or timezone.now()
     due = DueCycles()
+    Status = SettlementCycle.Status
     for fund_id in Fund.objects.order_by("id").values_list("id", flat=True):
         with transaction.atomic(durable=True):
             fund = Fund.objects.select_for_update().get(pk=fund_id)
@@ -105,14 +113,21 @@ def cycles_close_due(*, now: datetime | None = None) -> DueCycles:
                 last_id = fund.cycles.order_by("-id").values_list("id", flat=True).first() or 0
                 cycle_covering(fund=fund, at=now)
                 due.opened.extend(fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True))
-            ended = fund.cycles.filter(status=SettlementCycle.Status.OPEN, ends_at__lte=now)
+            ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
             due.closed.extend(ended.order_by("starts_at").values_list("id", flat=True))
-            ended.update(status=SettlementCycle.Status.CLOSED, closed_at=now)
-            for cycle in fund.cycles.filter(
-                status__in=[SettlementCycle.Status.CLOSED, SettlementCycle.Status.SETTLING]
-            ).order_by("starts_at"):
-                if cycle.status == SettlementCycle.Status.CLOSED and cycle.settle_after <= now:
-                    due.to_settle.append(cycle.id)
-                elif cycle.status == SettlementCycle.Status.SETTLING and cycle.settling_started_at <= now - STALE_SETTLING:
-                    due.to_settle.append(cycle.id)
+            ended.update(status=Status.CLOSED, closed_at=now)
+            for cycle in fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING]).order_by("starts_at"):
+                ready = cycle.settle_after <= now if cycle.status == Status.CLOSED else (
+                    cycle.settling_started_at <= now - STALE_SETTLING
+                )
+                if not ready:
+                    continue
+                if claim:
+                    claimed = SettlementCycle.objects.filter(
+                        Q(settle_requested_at__isnull=True) | Q(settle_requested_at__lte=now - RESEND_AFTER),
+                        pk=cycle.pk,
+                    ).update(settle_requested_at=now)
+                    if not claimed:
+                        continue
+                due.to_settle.append(cycle.id)
     return due

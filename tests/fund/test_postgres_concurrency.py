@@ -75,3 +75,11 @@ def test_it_books_a_loss_that_races_a_settlement_either_in_the_cycle_or_late(usd
     else:  # booked after: it waits in the next cycle, marked late
         assert racing.late and racing.cycle.starts_at == cycle.ends_at and cycle.loss_units == 500 * 10**8
     assert cycle.loss_units == -sum(t.engine_result_units for t in cycle.takeovers.all())
+
+
+def test_it_sends_a_due_settlement_once_when_two_beats_run_together(usdt_fund, linear, day1):
+    book_loss(linear, "5", day1)
+    cycle = SettlementCycle.objects.get()
+    dues = run_together(*[lambda: cycles_close_due(now=cycle.settle_after)] * 3)
+    assert sorted(cycle_id for due in dues for cycle_id in due.to_settle) == [cycle.id]
+    assert SettlementCycle.objects.filter(fund=usdt_fund).count() == 2  # no cycle opened twice

@@ -11,7 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-settle", action="store_true", help="only open and close cycles")
 
     def handle(self, *args, no_settle, **options):
-        due = cycles_close_due()
+        due = cycles_close_due(claim=not no_settle)
         self.stdout.write(f"opened {len(due.opened)}, closed {len(due.closed)}, due for settlement {len(due.to_settle)}")
         if no_settle:
             return

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from fund.models import SettlementCycle
-from fund.services.cycles import cycles_close_due
+from fund.services.cycles import RESEND_AFTER, cycles_close_due
 from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
@@ -45,3 +45,22 @@ def test_it_can_run_twice_for_the_same_minute(usdt_fund):
     again = cycles_close_due(now=at(1, 1))
     assert again.opened == [] and again.closed == []
     assert SettlementCycle.objects.count() == 1
+
+
+def test_it_sends_a_due_settlement_once_until_it_is_overdue(usdt_fund):
+    cycles_close_due(now=at(0, 5))
+    due_at = at(1) + timedelta(minutes=5)
+    first = cycles_close_due(now=due_at).to_settle
+    assert len(first) == 1
+    # The next minute's beat, or a second beat, finds it claimed and does not send it again.
+    assert cycles_close_due(now=due_at).to_settle == []
+    assert cycles_close_due(now=due_at + timedelta(minutes=1)).to_settle == []
+    # Still not settled long after: the task was lost, so it is sent again.
+    assert cycles_close_due(now=due_at + RESEND_AFTER).to_settle == first
+
+
+def test_it_lists_without_claiming_when_asked_not_to_send(usdt_fund):
+    cycles_close_due(now=at(0, 5))
+    due_at = at(1) + timedelta(minutes=5)
+    assert len(cycles_close_due(now=due_at, claim=False).to_settle) == 1
+    assert len(cycles_close_due(now=due_at).to_settle) == 1
