@@ -22,7 +22,7 @@ def test_it_converts_amounts_to_units_exactly(value, precision, units):
 @pytest.mark.parametrize(
     "value, message",
     [("0.000000001", "decimal places"), ("NaN", "finite"), ("-Infinity", "finite"), ("1e30", "too large"),
-     (1.5, "floating-point"), ("", "not a number"), ("1e-99999999", "decimal places"), ("1e99999999", "too large")],
+     (1.5, "floating-point"), (True, "not true"), ("", "not a number"), ("1e-99999999", "decimal places"), ("1e99999999", "too large")],
 )
 def test_it_refuses_what_it_cannot_book(value, message):
     with pytest.raises(MoneyError, match=message):
