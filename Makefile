@@ -37,7 +37,7 @@ demo: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --if-empty
 	$(BIN)/python manage.py demo_banner --host $(HOST) --port $(PORT)
-	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	$(BIN)/python manage.py serve_demo $(HOST):$(PORT)
 
 serve: venv
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

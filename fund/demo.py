@@ -155,7 +155,7 @@ class _Market:
                         closed_at=closed,
                     )
                 )
-        return items
+        return sorted(items, key=lambda item: item.closed_at)  # the ledger in time order
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -238,27 +238,29 @@ def load_demo(
                 late.append(items.pop())
             if items:
                 takeovers += liquidations_record(items=items, now=now).created_count
-        if day == days:
-            break
+            # The exchange's own moves, on the hour, between two hours of takeovers.
+            if (day, hour) == (33, 9):
+                fund_deposit(asset_code="USDT", amount="750000", now=at,
+                             reason="Top-up by the exchange after the market crash of day 31")
+            if (day, hour) == (58, 10):
+                fund_withdraw(asset_code="BTC", amount="4.5", now=at,
+                              reason="Reserve above the target ratio returned to the exchange treasury")
 
+        # The engine reports the day's position profits at its end (today's: so far).
+        report_at = min(day_start + timedelta(hours=23, minutes=59), end)
         cycles = {c.fund.asset.code: c for c in _open_cycles(day_start)}
         for code in POSITIONS:
             items = _position_profits(rng, accounts, position_ids, code, day, day in crash_days)
-            report_at = day_start + timedelta(hours=23, minutes=59)
             positions += position_profits_record(cycle_id=cycles[code].id, items=items, now=report_at).created_count
-
-        if day == 33:
-            fund_deposit(asset_code="USDT", amount="750000", now=day_start + timedelta(hours=9),
-                         reason="Top-up by the exchange after the market crash of day 31")
-        if day == 58:
-            fund_withdraw(asset_code="BTC", amount="4.5", now=day_start + timedelta(hours=10),
-                          reason="Reserve above the target ratio returned to the exchange treasury")
+        if day == days:
+            break
 
         settle_at = day_start + timedelta(days=1, minutes=6)
-        due = cycles_close_due(now=settle_at)
-        for cycle_id in due.to_settle:
-            if settlement_cycle_settle(cycle_id=cycle_id, now=settle_at).posted:
-                settled += 1
+        if settle_at <= end:  # otherwise still in its grace period: the scheduler settles it
+            due = cycles_close_due(now=settle_at)
+            for cycle_id in due.to_settle:
+                if settlement_cycle_settle(cycle_id=cycle_id, now=settle_at).posted:
+                    settled += 1
         if progress:
             progress(1)
 

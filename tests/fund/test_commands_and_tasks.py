@@ -60,3 +60,25 @@ def test_it_refuses_to_settle_an_open_cycle_from_the_command_line(usdt_fund, lin
 def test_it_reports_an_unknown_cycle(db):
     with pytest.raises(CommandError, match="no settlement cycle 999"):
         call_command("settle", "999")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_settles_due_cycles_from_the_demo_servers_in_process_beat(yesterday_cycle):
+    import threading
+
+    from fund.management.commands.serve_demo import Command
+
+    stop = threading.Event()
+    thread = threading.Thread(target=Command.beat, args=(stop, 0.05))
+    thread.start()
+    try:
+        for _ in range(200):
+            yesterday_cycle.refresh_from_db()
+            if yesterday_cycle.status == SettlementCycle.Status.SETTLED:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert yesterday_cycle.status == SettlementCycle.Status.SETTLED
+    assert yesterday_cycle.apportionments.count() == 2

@@ -24,6 +24,7 @@ class Command(BaseCommand):
         if trader:
             lines.append(f"  Trader login: {trader.user.username} / {TRADER_PASSWORD} ({trader.n} statements)")
         lines.append(f"  Admin login:  {ADMIN_USERNAME} / {ADMIN_PASSWORD}  (Django admin: http://{host}:{port}/admin/)")
+        lines.append("  Celery tasks run in this process; every minute the scheduler closes and settles due cycles.")
         lines.append("  Stop the server with Ctrl+C.")
         lines.append("")
         self.stdout.write("\n".join(lines))
