@@ -99,13 +99,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-if DEBUG or not env.bool("DJANGO_MANIFEST_STATIC", default=False):
+if env.bool("DJANGO_MANIFEST_STATIC", default=False):
+    # Production: `collectstatic` writes hashed, compressed files that whitenoise serves.
+    STATIC_ROOT = BASE_DIR / "staticfiles"
+else:
+    # Demo and development: whitenoise serves the files straight from static/.
     STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
     WHITENOISE_USE_FINDERS = True
 
