@@ -1,6 +1,7 @@
 """Settlement cycles: opening them back to back, finding the one a moment belongs to, closing
 the ones that are due."""
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -68,23 +69,40 @@ def cycle_covering(*, fund: Fund, at: datetime) -> SettlementCycle:
             return cycle
 
 
-def cycle_for_takeover(*, fund: Fund, closed_at: datetime) -> tuple[SettlementCycle, bool]:
-    """The cycle a takeover closed at `closed_at` belongs to, and whether it is late.
+def cycle_first_start(*, fund: Fund) -> datetime:
+    """The earliest moment a takeover of this fund may close at."""
+    first = fund.cycles.order_by("starts_at").values_list("starts_at", flat=True).first()
+    return first if first is not None else fund.anchor
+
+
+def cycles_for_takeovers(*, fund: Fund, closed_at: list[datetime]) -> list[tuple[SettlementCycle, bool]]:
+    """The cycle each takeover belongs to, and whether it is late, for a batch (fund locked).
 
     A takeover belongs to the cycle that holds its close time; when that cycle is already
-    settling or settled, it goes to the earliest cycle still accepting and is marked late.
+    settling or settled, it goes to the earliest cycle after it that still accepts and is marked
+    late. Cycles are opened as needed; the whole batch costs a few queries, not one per item.
+    Every time must be at or after `cycle_first_start`.
     """
-    cycle = cycle_covering(fund=fund, at=closed_at)
-    if cycle.is_accepting:
-        return cycle, False
-    accepting = (
-        fund.cycles.filter(status__in=SettlementCycle.ACCEPTING, starts_at__gt=cycle.starts_at)
-        .order_by("starts_at")
-        .first()
-    )
-    if accepting is None:
-        accepting = cycle_open_next(fund=fund)
-    return accepting, True
+    assert connection.in_atomic_block
+    if not closed_at:
+        return []
+    cycle_covering(fund=fund, at=max(closed_at))
+    cycles = list(fund.cycles.filter(ends_at__gt=min(closed_at)).order_by("starts_at"))
+    starts = [cycle.starts_at for cycle in cycles]
+    # For each cycle, the first cycle at or after it that still accepts takeovers.
+    accepting: list[SettlementCycle | None] = [None] * len(cycles)
+    following = None
+    for i in range(len(cycles) - 1, -1, -1):
+        if cycles[i].is_accepting:
+            following = cycles[i]
+        accepting[i] = following
+    result = []
+    for at in closed_at:
+        i = bisect_right(starts, at) - 1
+        if accepting[i] is None:  # every cycle up to the newest is settling or settled
+            accepting[i : len(cycles)] = [cycle_open_next(fund=fund)] * (len(cycles) - i)
+        result.append((accepting[i], accepting[i] is not cycles[i]))
+    return result
 
 
 @dataclass

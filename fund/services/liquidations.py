@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from fund.errors import ConflictError
 from fund.models import Contract, Fund, FundRecord, LiquidationTakeover, PositionProfit, SettlementCycle
-from fund.services.cycles import cycle_for_takeover
+from fund.services.cycles import cycle_first_start, cycles_for_takeovers
 from fund.services.ledger import Entry, ledger_append
 from statements.models import TraderAccount
 from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
@@ -197,6 +197,13 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
     _raise_item_errors(errors, [item.external_id for item in items])
 
     funds = _lock_funds({data["contract"].margin_asset_id for data in cleaned})
+    first_start = {fund.id: cycle_first_start(fund=fund) for fund in funds.values()}
+    for index, data in enumerate(cleaned):
+        fund = funds[data["contract"].margin_asset_id]
+        if data["closed_at"] < first_start[fund.id]:
+            errors[index] = {"closed_at": f"{data['closed_at']:%Y-%m-%d %H:%M:%S} UTC is before the fund's first "
+                                          f"settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."}
+    _raise_item_errors(errors, [item.external_id for item in items])
     existing = {
         t.external_id: t
         for t in LiquidationTakeover.objects.filter(external_id__in=list(seen)).select_related("contract")
@@ -222,12 +229,13 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
         created.append(False)
 
     takeovers = []
-    for index, data in new:
-        fund = funds[data["contract"].margin_asset_id]
-        cycle, late = cycle_for_takeover(fund=fund, closed_at=data["closed_at"])
-        takeover = LiquidationTakeover(fund=fund, cycle=cycle, late=late, **data)
-        takeovers.append(takeover)
-        rows[index] = takeover
+    for fund in funds.values():
+        mine = [(index, data) for index, data in new if data["contract"].margin_asset_id == fund.asset_id]
+        placed = cycles_for_takeovers(fund=fund, closed_at=[data["closed_at"] for _, data in mine])
+        for (index, data), (cycle, late) in zip(mine, placed):
+            rows[index] = LiquidationTakeover(fund=fund, cycle=cycle, late=late, **data)
+            takeovers.append(rows[index])
+    takeovers.sort(key=lambda t: t.closed_at)  # the ledger's profit records in time order
     LiquidationTakeover.objects.bulk_create(takeovers)
 
     for fund in funds.values():
