@@ -155,6 +155,9 @@ class SettlementCycle(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["status", "ends_at"], name="cycle_status_end")]
+        permissions = [
+            ("settle_cycles", "Can preview and settle cycles, deposit to and withdraw from funds, edit schedules"),
+        ]
 
     def __str__(self):
         return f"{self.fund.asset.code} {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
@@ -234,6 +237,33 @@ class FundRecord(models.Model):
 
     def __str__(self):
         return f"{self.fund.asset.code} #{self.seq} {self.get_kind_display()}"
+
+
+class FundBalanceHour(models.Model):
+    """One hour of a fund's ledger, aggregated as records are appended (fund.services.ledger):
+    balance history charts read these, so they cost the same for a thousand records or a
+    billion. Only hours with at least one record have a row; in between, the balance is the
+    previous row's close."""
+
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="balance_hours")
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    open_units = models.BigIntegerField(help_text="Balance before the hour's first record.")
+    close_units = models.BigIntegerField(help_text="Balance after the hour's last record.")
+    low_units = models.BigIntegerField()
+    high_units = models.BigIntegerField()
+    inflow_units = models.BigIntegerField(default=0)
+    outflow_units = models.BigIntegerField(default=0, help_text="Sum of the hour's outflows, as a positive amount.")
+    records = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["fund", "hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["fund", "hour"], name="fund_balance_hour_unique"),
+            models.CheckConstraint(condition=Q(low_units__gte=0), name="fund_balance_hour_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.fund_id} {self.hour:%Y-%m-%d %H}:00"
 
 
 class LiquidationTakeover(models.Model):
@@ -338,3 +368,48 @@ class Apportionment(models.Model):
 
     def __str__(self):
         return f"apportionment of position {self.position_id} in cycle {self.cycle_id}"
+
+
+class AdminAction(models.Model):
+    """The audit trail: every admin action, who did it, when and from where. Append-only."""
+
+    class Action(models.TextChoices):
+        PREVIEW = "preview", "Previewed a settlement"
+        SETTLE = "settle", "Settled a cycle"
+        DEPOSIT = "deposit", "Deposited to a fund"
+        WITHDRAW = "withdraw", "Withdrew from a fund"
+        SCHEDULE = "schedule", "Changed a fund's schedule"
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    record = models.ForeignKey(FundRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.actor} {self.get_action_display().lower()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotentRequest(models.Model):
+    """A money-moving API request made with an Idempotency-Key, and the answer it got: the same
+    key with the same body is answered again from here; with another body it is refused."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=128)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_unique_key")]
+
+    def __str__(self):
+        return f"{self.user} {self.key}"

@@ -94,3 +94,34 @@ class Statement(models.Model):
     @property
     def amount(self):
         return from_units(self.amount_units, self.asset.precision)
+
+
+class ApiToken(models.Model):
+    """A credential for the REST API: the trading engine's service account or a trader's own.
+
+    Only a SHA-256 digest is stored; the token is shown once, when it is made, and can be
+    revoked. The prefix finds the row without revealing the secret.
+    """
+
+    class Kind(models.TextChoices):
+        ENGINE = "engine", "Trading engine (ingestion)"
+        PERSONAL = "personal", "Personal"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

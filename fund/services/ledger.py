@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from fund.models import Fund, FundRecord, LiquidationTakeover, SettlementCycle
+from fund.models import Fund, FundBalanceHour, FundRecord, LiquidationTakeover, SettlementCycle
 from statements.money import MAX_UNITS, MoneyError, to_units
 
 
@@ -32,12 +32,15 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[FundRecord]:
     assert connection.in_atomic_block, "ledger_append must run inside the caller's transaction"
     if not entries:
         return []
-    last_seq = (
-        FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", flat=True).first() or 0
-    )
+    last = FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", "created_at").first()
+    last_seq, not_before = last or (0, None)
     balance = fund.balance_units
     records = []
     for offset, entry in enumerate(entries, start=1):
+        # Records are in time order: a record is never dated before the one it follows (clocks
+        # of two app servers may differ by a little).
+        created_at = entry.created_at if not_before is None else max(entry.created_at, not_before)
+        not_before = created_at
         balance += entry.amount_units
         if balance < 0:
             raise ValidationError(
@@ -54,7 +57,7 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[FundRecord]:
                 kind=entry.kind,
                 amount_units=entry.amount_units,
                 balance_after_units=balance,
-                created_at=entry.created_at,
+                created_at=created_at,
                 takeover=entry.takeover,
                 cycle=entry.cycle,
                 reason=entry.reason,
@@ -63,9 +66,44 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[FundRecord]:
             )
         )
     FundRecord.objects.bulk_create(records)
+    _balance_hours_add(fund=fund, records=records, balance_before=fund.balance_units)
     fund.balance_units = balance
     Fund.objects.filter(pk=fund.pk).update(balance_units=balance, updated_at=timezone.now())
     return records
+
+
+def _balance_hours_add(*, fund: Fund, records: list[FundRecord], balance_before: int) -> None:
+    """Folds new records into the fund's hourly balance rows (records come in time order, so
+    only the newest existing hour can need an update)."""
+    hours: dict = {}
+    balance = balance_before
+    for record in records:
+        hour = record.created_at.replace(minute=0, second=0, microsecond=0)
+        row = hours.get(hour)
+        if row is None:
+            row = hours[hour] = FundBalanceHour(
+                fund=fund, hour=hour, open_units=balance, close_units=balance, low_units=balance, high_units=balance
+            )
+        balance = record.balance_after_units
+        row.close_units = balance
+        row.low_units, row.high_units = min(row.low_units, balance), max(row.high_units, balance)
+        if record.amount_units > 0:
+            row.inflow_units += record.amount_units
+        else:
+            row.outflow_units -= record.amount_units
+        row.records += 1
+    first_hour = min(hours)
+    existing = FundBalanceHour.objects.filter(fund=fund, hour=first_hour).first()
+    if existing is not None:
+        new = hours.pop(first_hour)
+        existing.close_units = new.close_units
+        existing.low_units = min(existing.low_units, new.low_units)
+        existing.high_units = max(existing.high_units, new.high_units)
+        existing.inflow_units += new.inflow_units
+        existing.outflow_units += new.outflow_units
+        existing.records += new.records
+        existing.save()
+    FundBalanceHour.objects.bulk_create(hours.values())
 
 
 def fund_lock(*, asset_code: str) -> Fund:

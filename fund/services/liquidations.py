@@ -240,7 +240,7 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
 
     for fund in funds.values():
         entries = [
-            Entry(FundRecord.Kind.LIQUIDATION_PROFIT, t.engine_result_units, t.closed_at, takeover=t, cycle=t.cycle)
+            Entry(FundRecord.Kind.LIQUIDATION_PROFIT, t.engine_result_units, now, takeover=t, cycle=t.cycle)
             for t in takeovers
             if t.fund_id == fund.id and t.engine_result_units > 0
         ]

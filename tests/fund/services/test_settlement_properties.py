@@ -96,6 +96,12 @@ def test_it_keeps_every_invariant_when_settling_generated_cycles(case):
     assert fund.balance_units >= 0
     assert fund.balance_units == (records.aggregate(s=Sum("amount_units"))["s"] or 0)
     assert all(r.balance_after_units >= 0 for r in records)
+    # The hourly balance rows the charts read agree with the ledger.
+    hours = list(fund.balance_hours.order_by("hour"))
+    assert sum(h.records for h in hours) == records.count()
+    assert sum(h.inflow_units - h.outflow_units for h in hours) == fund.balance_units
+    assert not hours or hours[-1].close_units == fund.balance_units
+    assert all(a.close_units == b.open_units for a, b in zip(hours, hours[1:]))
     coverage = cycle.fund_records.filter(kind=FundRecord.Kind.SETTLEMENT_COVERAGE)
     assert sum(c.amount_units for c in coverage) == -(cycle.fund_share_units + cycle.backstop_units)
     # Participants are exactly the screened prefix of the ranking.

@@ -1,0 +1,57 @@
+"""Writes of the statements app that move no money: API credentials."""
+
+import hashlib
+import hmac
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from statements.models import ApiToken
+
+TOKEN_PREFIX = "ifp"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic(durable=True)
+def api_token_create(*, user, kind: str, name: str) -> tuple[ApiToken, str]:
+    """Makes a credential and returns it with the token itself, which is never stored."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationError({"name": "Give the credential a name (1 to 100 characters)."})
+    if kind not in ApiToken.Kind.values:
+        raise ValidationError({"kind": f"Must be one of {', '.join(ApiToken.Kind.values)}."})
+    prefix = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiToken.objects.create(user=user, kind=kind, name=name, prefix=prefix, digest=token_digest(token))
+    return row, token
+
+
+def api_token_find(token: str) -> ApiToken | None:
+    """The active credential a presented token belongs to, compared in constant time."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    row = ApiToken.objects.select_related("user").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    if row is None or not hmac.compare_digest(row.digest, token_digest(token)):
+        return None
+    return row
+
+
+@transaction.atomic(durable=True)
+def api_token_revoke(*, prefix: str, user=None) -> ApiToken:
+    """Revokes a credential (only the owner's, when `user` is given); revoking twice is a no-op."""
+    rows = ApiToken.objects.select_for_update().filter(prefix=prefix)
+    if user is not None:
+        rows = rows.filter(user=user)
+    row = rows.first()
+    if row is None:
+        raise ValidationError({"prefix": f"There is no credential {prefix!r}."})
+    if row.revoked_at is None:
+        row.revoked_at = timezone.now()
+        row.save(update_fields=["revoked_at"])
+    return row
