@@ -266,6 +266,23 @@ class FundBalanceHour(models.Model):
         return f"{self.fund_id} {self.hour:%Y-%m-%d %H}:00"
 
 
+class FundKindTotal(models.Model):
+    """A fund's running totals per kind of record, kept by the ledger as records are appended,
+    so that "inflows and outflows by kind" never needs a pass over the whole ledger."""
+
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="kind_totals")
+    kind = models.CharField(max_length=24, choices=FundRecord.Kind.choices)
+    total_units = models.BigIntegerField(default=0)
+    records = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["fund", "kind"]
+        constraints = [models.UniqueConstraint(fields=["fund", "kind"], name="fund_kind_total_unique")]
+
+    def __str__(self):
+        return f"{self.fund_id} {self.kind}"
+
+
 class LiquidationTakeover(models.Model):
     """A closed liquidation takeover, as reported by the trading engine.
 

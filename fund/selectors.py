@@ -1,17 +1,53 @@
-"""Reads that feed pages, the API and commands."""
+"""Reads that feed pages, the API and commands: each query written once."""
 
-from fund.models import Fund, FundRecord, SettlementCycle
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
+
+from fund.models import (
+    AdminAction,
+    Apportionment,
+    Contract,
+    Fund,
+    FundBalanceHour,
+    FundKindTotal,
+    FundRecord,
+    SettlementCycle,
+)
+from statements.models import Statement, TraderAccount
+
+BUCKETS = ("hour", "day", "week")
+
+
+def funds_public() -> QuerySet[Fund]:
+    """Every fund with its asset, the contracts sharing it and its totals by kind (3 queries)."""
+    return Fund.objects.select_related("asset").prefetch_related(
+        Prefetch("asset__contracts", queryset=Contract.objects.order_by("symbol")),
+        Prefetch("kind_totals", queryset=FundKindTotal.objects.order_by("kind")),
+    )
+
+
+def fund_get(*, asset_code: str) -> Fund:
+    return get_object_or_404(funds_public(), asset__code=asset_code.upper())
 
 
 def fund_overview() -> list[dict]:
-    """Each fund with its contracts, its current cycle and its latest settled cycle."""
-    funds = list(Fund.objects.select_related("asset").prefetch_related("asset__contracts"))
-    current, latest = {}, {}
-    for cycle in SettlementCycle.objects.filter(status=SettlementCycle.Status.OPEN).order_by("starts_at"):
-        current.setdefault(cycle.fund_id, cycle)
-    for fund in funds:
-        latest[fund.id] = fund.cycles.filter(status=SettlementCycle.Status.SETTLED).order_by("-starts_at").first()
-    return [{"fund": fund, "current": current.get(fund.id), "latest_settled": latest[fund.id]} for fund in funds]
+    """Each fund with its contracts, its current cycle and its latest settled cycle (5 queries)."""
+    cycles = SettlementCycle.objects.filter(fund=OuterRef("pk")).values("id")
+    funds = list(
+        funds_public().annotate(
+            current_id=Subquery(cycles.filter(status=SettlementCycle.Status.OPEN).order_by("starts_at")[:1]),
+            latest_id=Subquery(cycles.filter(status=SettlementCycle.Status.SETTLED).order_by("-starts_at")[:1]),
+        )
+    )
+    found = SettlementCycle.objects.in_bulk([i for f in funds for i in (f.current_id, f.latest_id) if i])
+    return [
+        {"fund": fund, "current": found.get(fund.current_id), "latest_settled": found.get(fund.latest_id)}
+        for fund in funds
+    ]
 
 
 def records_latest(*, limit: int = 12) -> list[FundRecord]:
@@ -25,3 +61,148 @@ def cycles_latest_settled(*, limit: int = 12) -> list[SettlementCycle]:
         .filter(status=SettlementCycle.Status.SETTLED)
         .order_by("-settled_at", "fund__asset__code")[:limit]
     )
+
+
+def fund_records(*, fund: Fund, kinds: list[str] | None = None, start=None, end=None) -> QuerySet[FundRecord]:
+    """A fund's public records, newest first; the takeover's and cycle's ids come along."""
+    records = FundRecord.objects.filter(fund=fund).select_related("fund__asset")
+    if kinds:
+        records = records.filter(kind__in=kinds)
+    if start:
+        records = records.filter(created_at__gte=start)
+    if end:
+        records = records.filter(created_at__lt=end)
+    return records.order_by("-seq")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    open_units: int
+    close_units: int
+    low_units: int
+    high_units: int
+    inflow_units: int
+    outflow_units: int
+    records: int
+
+
+def bucket_start(moment: datetime, bucket: str) -> datetime:
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    if bucket == "hour":
+        return hour
+    day = hour.replace(hour=0)
+    return day if bucket == "day" else day - timedelta(days=day.weekday())
+
+
+def fund_history(*, fund: Fund, bucket: str = "day", start=None, end=None) -> list[Bucket]:
+    """The fund's balance in hour, day or week buckets (weeks start on Monday, UTC), read from
+    the hourly rows the ledger keeps, so the cost does not grow with the number of records.
+    Only buckets with at least one record appear; in between, the balance is the last close."""
+    assert bucket in BUCKETS
+    hours = FundBalanceHour.objects.filter(fund=fund)
+    if start:
+        hours = hours.filter(hour__gte=bucket_start(start, "hour"))
+    if end:
+        hours = hours.filter(hour__lt=end)
+    merged: dict[datetime, list[int]] = {}
+    for row in hours.order_by("hour").values_list(
+        "hour", "open_units", "close_units", "low_units", "high_units", "inflow_units", "outflow_units", "records"
+    ):
+        key = bucket_start(row[0], bucket)
+        acc = merged.get(key)
+        if acc is None:
+            merged[key] = list(row[1:])
+        else:
+            acc[1] = row[2]
+            acc[2], acc[3] = min(acc[2], row[3]), max(acc[3], row[4])
+            acc[4] += row[5]
+            acc[5] += row[6]
+            acc[6] += row[7]
+    return [Bucket(key, *values) for key, values in merged.items()]
+
+
+def cycles_public(*, asset_code: str | None = None, statuses: list[str] | None = None) -> QuerySet[SettlementCycle]:
+    cycles = SettlementCycle.objects.select_related("fund__asset")
+    if asset_code:
+        cycles = cycles.filter(fund__asset__code=asset_code.upper())
+    if statuses:
+        cycles = cycles.filter(status__in=statuses)
+    return cycles.order_by("-starts_at", "-id")
+
+
+def cycle_get(*, cycle_id: int) -> SettlementCycle:
+    return get_object_or_404(SettlementCycle.objects.select_related("fund__asset"), pk=cycle_id)
+
+
+def statements_of(
+    *, account: TraderAccount, asset_code=None, types=None, cycle_id=None, start=None, end=None
+) -> QuerySet[Statement]:
+    """A trader's own statements, newest first, each with its apportionment and cycle if any."""
+    rows = Statement.objects.filter(account=account).select_related(
+        "asset", "apportionment__cycle", "apportionment__position"
+    )
+    if asset_code:
+        rows = rows.filter(asset__code=asset_code.upper())
+    if types:
+        rows = rows.filter(type__in=types)
+    if cycle_id:
+        rows = rows.filter(apportionment__cycle_id=cycle_id)
+    if start:
+        rows = rows.filter(created_at__gte=start)
+    if end:
+        rows = rows.filter(created_at__lt=end)
+    return rows.order_by("-created_at", "-id")
+
+
+def statement_of(*, account: TraderAccount, statement_id: int) -> Statement:
+    """One of the trader's statements; any other id is a 404, whoever it belongs to."""
+    return get_object_or_404(statements_of(account=account), pk=statement_id)
+
+
+@dataclass(frozen=True)
+class ApportionmentComputation:
+    """How one apportionment was computed, in the trader's own numbers (RULES.md section 2)."""
+
+    cycle: SettlementCycle
+    loss_units: int
+    fund_share_units: int
+    users_share_units: int
+    position_id: int
+    profit_units: int
+    rank: int
+    participant_count: int
+    threshold_profit_units: int
+    participants_profit_units: int
+    fraction: Fraction  # U / S, capped at 1
+    exact_share: Fraction  # U × p / S, before rounding
+    amount_units: int
+    rounding_unit: bool
+    profit_after_units: int
+
+
+def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentComputation:
+    cycle, position = apportionment.cycle, apportionment.position
+    users, participants = cycle.users_share_units, cycle.participants_profit_units
+    fraction = min(Fraction(users, participants), Fraction(1)) if participants else Fraction(0)
+    return ApportionmentComputation(
+        cycle=cycle,
+        loss_units=cycle.loss_units,
+        fund_share_units=cycle.fund_share_units,
+        users_share_units=users,
+        position_id=position.position_id,
+        profit_units=position.profit_units,
+        rank=apportionment.rank,
+        participant_count=cycle.participant_count,
+        threshold_profit_units=cycle.threshold_profit_units,
+        participants_profit_units=participants,
+        fraction=fraction,
+        exact_share=fraction * position.profit_units,
+        amount_units=apportionment.amount_units,
+        rounding_unit=apportionment.rounding_unit,
+        profit_after_units=position.profit_units - apportionment.amount_units,
+    )
+
+
+def admin_actions() -> QuerySet[AdminAction]:
+    return AdminAction.objects.select_related("actor", "fund__asset", "cycle", "record").order_by("-created_at", "-id")

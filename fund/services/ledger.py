@@ -5,9 +5,10 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from fund.models import Fund, FundBalanceHour, FundRecord, LiquidationTakeover, SettlementCycle
+from fund.models import Fund, FundBalanceHour, FundKindTotal, FundRecord, LiquidationTakeover, SettlementCycle
 from statements.money import MAX_UNITS, MoneyError, to_units
 
 
@@ -67,6 +68,7 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[FundRecord]:
         )
     FundRecord.objects.bulk_create(records)
     _balance_hours_add(fund=fund, records=records, balance_before=fund.balance_units)
+    _kind_totals_add(fund=fund, records=records)
     fund.balance_units = balance
     Fund.objects.filter(pk=fund.pk).update(balance_units=balance, updated_at=timezone.now())
     return records
@@ -104,6 +106,20 @@ def _balance_hours_add(*, fund: Fund, records: list[FundRecord], balance_before:
         existing.records += new.records
         existing.save()
     FundBalanceHour.objects.bulk_create(hours.values())
+
+
+def _kind_totals_add(*, fund: Fund, records: list[FundRecord]) -> None:
+    sums: dict[str, list[int]] = {}
+    for record in records:
+        total = sums.setdefault(record.kind, [0, 0])
+        total[0] += record.amount_units
+        total[1] += 1
+    for kind, (amount, count) in sums.items():
+        updated = FundKindTotal.objects.filter(fund=fund, kind=kind).update(
+            total_units=F("total_units") + amount, records=F("records") + count
+        )
+        if not updated:
+            FundKindTotal.objects.create(fund=fund, kind=kind, total_units=amount, records=count)
 
 
 def fund_lock(*, asset_code: str) -> Fund:
