@@ -149,7 +149,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "RecordKindEnum": "fund.models.FundRecord.Kind",
+        "ContractKindEnum": "fund.models.Contract.Kind",
+        "TokenKindEnum": "statements.models.ApiToken.Kind",
+    },
 }
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -4,17 +4,12 @@ ValidationError), 409 for a clash with what is booked, 413 for an oversize body 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
-from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from fund.api.parsers import PayloadTooLarge
 from fund.errors import ConflictError
-
-
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request is too large."
-    default_code = "too_large"
+from fund.services.liquidations import BatchTooLarge
 
 
 def exception_handler(exc, context):
@@ -26,6 +21,8 @@ def exception_handler(exc, context):
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ConflictError):
         return Response({"detail": exc.message, "code": exc.code, **exc.details}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, BatchTooLarge):
+        exc = PayloadTooLarge(str(exc))
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge("The request body is larger than the server accepts.")
     return drf_exception_handler(exc, context)

@@ -8,7 +8,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fund.models import Fund, FundBalanceHour, FundKindTotal, FundRecord, LiquidationTakeover, SettlementCycle
+from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord, LiquidationTakeover, SettlementCycle
+from fund.services.audit import Audit, admin_action_record
 from statements.money import MAX_UNITS, MoneyError, to_units
 
 
@@ -147,18 +148,26 @@ def _manual_amount(fund: Fund, amount, reason: str) -> int:
 
 
 @transaction.atomic(durable=True)
-def fund_deposit(*, asset_code: str, amount, reason: str, actor=None, now=None) -> FundRecord:
+def fund_deposit(*, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None) -> FundRecord:
     """The exchange adds money to a fund; the reason is published with the record."""
-    fund = fund_lock(asset_code=asset_code)
-    units = _manual_amount(fund, amount, reason)
-    entry = Entry(FundRecord.Kind.DEPOSIT, units, now or timezone.now(), reason=reason.strip(), actor=actor)
-    return ledger_append(fund=fund, entries=[entry])[0]
+    return _manual_move(FundRecord.Kind.DEPOSIT, asset_code, amount, reason, actor, now, audit)
 
 
 @transaction.atomic(durable=True)
-def fund_withdraw(*, asset_code: str, amount, reason: str, actor=None, now=None) -> FundRecord:
+def fund_withdraw(*, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None) -> FundRecord:
     """The exchange takes money out of a fund, never below zero; the reason is published."""
+    return _manual_move(FundRecord.Kind.WITHDRAWAL, asset_code, amount, reason, actor, now, audit)
+
+
+def _manual_move(kind, asset_code, amount, reason, actor, now, audit) -> FundRecord:
     fund = fund_lock(asset_code=asset_code)
     units = _manual_amount(fund, amount, reason)
-    entry = Entry(FundRecord.Kind.WITHDRAWAL, -units, now or timezone.now(), reason=reason.strip(), actor=actor)
-    return ledger_append(fund=fund, entries=[entry])[0]
+    actor = audit.actor if audit else actor
+    signed = units if kind == FundRecord.Kind.DEPOSIT else -units
+    entry = Entry(kind, signed, now or timezone.now(), reason=reason.strip(), actor=actor)
+    record = ledger_append(fund=fund, entries=[entry])[0]
+    if audit:
+        action = AdminAction.Action.DEPOSIT if kind == FundRecord.Kind.DEPOSIT else AdminAction.Action.WITHDRAW
+        admin_action_record(audit=audit, action=action, fund=fund, record=record,
+                            details={"amount": fund.asset.format(units), "reason": entry.reason})
+    return record

@@ -25,6 +25,18 @@ from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
 # Engine clocks may run a little ahead of ours; anything later than this is refused.
 CLOCK_TOLERANCE = timedelta(seconds=2)
 QUANTITY_PLACES, PRICE_PLACES, MAX_DIGITS = 6, 8, 15
+MAX_BATCH = 10_000
+
+
+class BatchTooLarge(Exception):
+    """More items than one batch may carry (HTTP 413)."""
+
+
+def _check_batch(items) -> None:
+    if not items:
+        raise ValidationError({"items": "Send at least one item."})
+    if len(items) > MAX_BATCH:
+        raise BatchTooLarge(f"A batch carries at most {MAX_BATCH:,} items; this one has {len(items):,}.")
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,7 @@ _TAKEOVER_FIELDS = ("side", "quantity", "takeover_price", "close_price", "remain
 @transaction.atomic(durable=True)
 def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None = None) -> Intake:
     """Books closed takeovers: a profit goes to the fund at once, a loss to its cycle."""
+    _check_batch(items)
     now = now or timezone.now()
     symbols = {item.contract for item in items}
     contracts = {c.symbol: c for c in Contract.objects.select_related("margin_asset").filter(symbol__in=symbols)}
@@ -253,6 +266,7 @@ def position_profits_record(
     *, cycle_id: int, items: Sequence[PositionProfitInput], now: datetime | None = None
 ) -> Intake:
     """Books the engine's position profits for a cycle; accepted until the cycle settles."""
+    _check_batch(items)
     try:
         fund_id = SettlementCycle.objects.values_list("fund_id", flat=True).get(pk=cycle_id)
     except SettlementCycle.DoesNotExist:

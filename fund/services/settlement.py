@@ -16,7 +16,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from fund.computation import SettlementResult, compute_settlement
-from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
+from fund.errors import ConflictError
+from fund.models import AdminAction, Apportionment, Fund, FundRecord, SettlementCycle
+from fund.services.audit import Audit, admin_action_record
 from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.ledger import Entry, ledger_append
 from statements.models import Statement
@@ -193,3 +195,37 @@ def _settlement_fail(*, cycle_id: int, error: Exception) -> None:
         return
     if updated:
         logger.error("settling cycle %s failed: %s", cycle_id, error)
+
+
+@transaction.atomic(durable=True)
+def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | None = None) -> SettlementCycle:
+    """An admin's "settle now": an open cycle ends now and the next cycle takes the rest of its
+    period (the schedule keeps its grid); a closed or failed cycle is taken as it is. The
+    settlement itself runs afterwards (settle_cycle with ignore_grace), once this has committed.
+    """
+    now = now or timezone.now()
+    fund_id = SettlementCycle.objects.filter(pk=cycle_id).values_list("fund_id", flat=True).first()
+    if fund_id is None:
+        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."})
+    fund = Fund.objects.select_for_update().get(pk=fund_id)
+    cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
+    if cycle.status in (Status.SETTLING, Status.SETTLED):
+        raise ConflictError(f"Cycle {cycle.id} is {cycle.get_status_display().lower()} already.", code="cycle_settled")
+    details = {"status_before": cycle.status, "ends_at_before": cycle.ends_at.isoformat()}
+    if cycle.status == Status.OPEN:
+        if cycle.starts_at >= now:
+            raise ValidationError({"cycle": f"Cycle {cycle.id} has not started yet."})
+        if cycle.ends_at > now:
+            rest_ends_at = cycle.ends_at
+            cycle.ends_at = now
+            cycle.save(update_fields=["ends_at"])
+            SettlementCycle.objects.create(
+                fund=fund, starts_at=now, ends_at=rest_ends_at, grace_seconds=fund.grace_seconds,
+                fund_ratio=fund.fund_ratio, screening_ratio=fund.screening_ratio,
+            )
+            details["closed_early"] = True
+        cycle.status = Status.CLOSED
+        cycle.closed_at = now
+        cycle.save(update_fields=["status", "closed_at"])
+    admin_action_record(audit=audit, action=AdminAction.Action.SETTLE, fund=fund, cycle=cycle, details=details)
+    return cycle
