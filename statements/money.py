@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 # every stored value and every sum of two inside a signed 64-bit integer.
 MAX_UNITS = 10**18 - 1
 MAX_PRECISION = 12
+# More significant digits than any amount the system books (MAX_UNITS at precision 18 has 36).
+MAX_DIGITS = 60
 
 
 class MoneyError(ValueError):
@@ -43,10 +45,16 @@ def to_units(value, precision: int, *, limit: int | None = MAX_UNITS) -> int:
     """Converts an amount to smallest units; refuses more decimals than the precision allows
     and, unless `limit` is None, more than `limit` units."""
     sign, digits, exponent = parse_decimal(value).as_tuple()
-    coefficient = int("".join(map(str, digits)) or "0")
-    shift = exponent + precision
-    if coefficient == 0:
+    digits = list(digits)
+    while digits and digits[-1] == 0:  # 1.000…0 is 1, however many zeros it is written with
+        digits.pop()
+        exponent += 1
+    if not digits:
         return 0
+    if len(digits) > MAX_DIGITS:
+        raise MoneyError(f"has more than {MAX_DIGITS} significant digits")
+    coefficient = int("".join(map(str, digits)))
+    shift = exponent + precision
     if limit is not None and shift > 19:
         raise MoneyError("is too large")
     if shift > 4000:
@@ -66,7 +74,7 @@ def to_units(value, precision: int, *, limit: int | None = MAX_UNITS) -> int:
 
 def from_units(units: int, precision: int) -> Decimal:
     """The exact Decimal of an integer amount of smallest units, with `precision` places."""
-    return Decimal(units).scaleb(-precision)
+    return Decimal(f"{units}E-{precision}")  # exact: no context rounds a literal
 
 
 def format_units(units: int, precision: int) -> str:

@@ -20,22 +20,15 @@ STALE_SETTLING = timedelta(minutes=15)
 RESEND_AFTER = timedelta(minutes=10)
 
 
-def cycle_open_next(*, fund: Fund, containing: datetime | None = None) -> SettlementCycle:
-    """Opens the fund's next cycle, straight after the last one (no gaps).
-
-    The first cycle of a fund is the one of its anchor's grid that holds `containing`.
-    Length, grace period and ratios are the fund's current ones: a schedule change applies from
-    the next cycle on. The fund row must be locked.
+def cycle_open_next(*, fund: Fund) -> SettlementCycle:
+    """Opens the fund's next cycle, straight after the last one (no gaps); the first starts at
+    the fund's anchor. Length, grace period and ratios are the fund's current ones: a schedule
+    change applies from the next cycle on. The fund row must be locked.
     """
     assert connection.in_atomic_block
     length = timedelta(seconds=fund.cycle_seconds)
     last = fund.cycles.order_by("-starts_at").first()
-    if last is not None:
-        starts_at = last.ends_at
-    elif containing is not None and containing > fund.anchor:
-        starts_at = fund.anchor + length * ((containing - fund.anchor) // length)
-    else:
-        starts_at = fund.anchor
+    starts_at = last.ends_at if last is not None else fund.anchor
     return SettlementCycle.objects.create(
         fund=fund,
         starts_at=starts_at,
@@ -64,7 +57,7 @@ def cycle_covering(*, fund: Fund, at: datetime) -> SettlementCycle:
             f"({fund.anchor:%Y-%m-%d %H:%M:%S} UTC)."
         )
     while True:
-        cycle = cycle_open_next(fund=fund, containing=at)
+        cycle = cycle_open_next(fund=fund)
         if cycle.ends_at > at:
             return cycle
 
@@ -97,10 +90,12 @@ def cycles_for_takeovers(*, fund: Fund, closed_at: list[datetime]) -> list[tuple
             following = cycles[i]
         accepting[i] = following
     result = []
+    if None in accepting:  # every cycle from some point to the newest is settling or settled
+        opened = cycle_open_next(fund=fund)
+        accepting = [cycle or opened for cycle in accepting]
+    result = []
     for at in closed_at:
         i = bisect_right(starts, at) - 1
-        if accepting[i] is None:  # every cycle up to the newest is settling or settled
-            accepting[i : len(cycles)] = [cycle_open_next(fund=fund)] * (len(cycles) - i)
         result.append((accepting[i], accepting[i] is not cycles[i]))
     return result
 
@@ -134,15 +129,19 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
             ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
             due.closed.extend(ended.order_by("starts_at").values_list("id", flat=True))
             ended.update(status=Status.CLOSED, closed_at=now)
-            for cycle in fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING]).order_by("starts_at"):
-                ready = cycle.settle_after <= now if cycle.status == Status.CLOSED else (
-                    cycle.settling_started_at <= now - STALE_SETTLING
-                )
+            waiting = fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING, Status.FAILED])
+            for cycle in waiting.order_by("starts_at"):
+                if cycle.status == Status.CLOSED:
+                    ready, resend = cycle.settle_after <= now, RESEND_AFTER
+                elif cycle.status == Status.SETTLING:
+                    ready, resend = cycle.settling_started_at <= now - STALE_SETTLING, RESEND_AFTER
+                else:  # failed: retried, less and less often, until it settles
+                    ready, resend = True, RESEND_AFTER * min(2 ** max(cycle.attempts - 1, 0), 12)
                 if not ready:
                     continue
                 if claim:
                     claimed = SettlementCycle.objects.filter(
-                        Q(settle_requested_at__isnull=True) | Q(settle_requested_at__lte=now - RESEND_AFTER),
+                        Q(settle_requested_at__isnull=True) | Q(settle_requested_at__lte=now - resend),
                         pk=cycle.pk,
                     ).update(settle_requested_at=now)
                     if not claimed:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from fund.errors import ConflictError
@@ -179,6 +180,22 @@ def _raise_item_errors(errors: dict[int, dict[str, str]], ids: Sequence[str]) ->
         )
 
 
+def _check_cycle_totals(what: str, cycle_ids, existing, field: str, additions) -> None:
+    """A cycle's total loss and total profit must stay within MAX_UNITS, like every figure the
+    settlement stores: refuses, naming the item, the one that would cross it."""
+    if not additions:
+        return
+    totals = dict(
+        existing.filter(cycle_id__in=cycle_ids).values_list("cycle_id").annotate(total=Sum(field)).values_list("cycle_id", "total")
+    )
+    totals = {cycle_id: abs(total or 0) for cycle_id, total in totals.items()}
+    for index, ident, cycle_id, amount in additions:
+        totals[cycle_id] = totals.get(cycle_id, 0) + amount
+        if totals[cycle_id] > MAX_UNITS:
+            raise ValidationError({f"items[{index}]": f"Item {index} ({ident!r}): the cycle's total {what} would exceed "
+                                                      "the largest amount the system books."})
+
+
 def _lock_funds(asset_ids) -> dict[int, Fund]:
     funds = Fund.objects.select_for_update().select_related("asset").filter(asset_id__in=asset_ids).order_by("id")
     locked = {fund.asset_id: fund for fund in funds}
@@ -248,7 +265,15 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
         for (index, data), (cycle, late) in zip(mine, placed):
             rows[index] = LiquidationTakeover(fund=fund, cycle=cycle, late=late, **data)
             takeovers.append(rows[index])
+    index_of = {id(rows[index]): index for index, _ in new}
     takeovers.sort(key=lambda t: t.closed_at)  # the ledger's profit records in time order
+    _check_cycle_totals(
+        "losses",
+        {t.cycle_id for t in takeovers},
+        LiquidationTakeover.objects.filter(engine_result_units__lt=0),
+        "engine_result_units",
+        [(index_of[id(t)], t.external_id, t.cycle_id, -t.engine_result_units) for t in takeovers if t.engine_result_units < 0],
+    )
     LiquidationTakeover.objects.bulk_create(takeovers)
 
     for fund in funds.values():
@@ -334,6 +359,10 @@ def position_profits_record(
         else:
             rows.append(old)
             created.append(False)
+    _check_cycle_totals(
+        "profits", {cycle.id}, PositionProfit.objects.filter(profit_units__gt=0), "profit_units",
+        [(index, p.position_id, cycle.id, p.profit_units) for index, p in enumerate(rows) if created[index] and p.profit_units > 0],
+    )
     PositionProfit.objects.bulk_create(new)
     return Intake(rows=rows, created=created)
 

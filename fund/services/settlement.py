@@ -8,7 +8,7 @@ mid-posting leaves nothing behind.
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -215,6 +215,10 @@ def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | N
     if cycle.status == Status.OPEN:
         if cycle.starts_at >= now:
             raise ValidationError({"cycle": f"Cycle {cycle.id} has not started yet."})
+        # Takeovers may close up to a second or two ahead of this clock: the cycle keeps them.
+        latest = cycle.takeovers.order_by("-closed_at").values_list("closed_at", flat=True).first()
+        if latest is not None and latest >= now:
+            now = latest + timedelta(microseconds=1)
         if cycle.ends_at > now:
             rest_ends_at = cycle.ends_at
             cycle.ends_at = now

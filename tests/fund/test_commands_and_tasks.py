@@ -9,9 +9,17 @@ from django.utils import timezone
 
 from fund.models import SettlementCycle
 from fund.tasks import close_due_cycles, settle_cycle
+from tests.factories import FundFactory
 from tests.helpers import book_loss, deposit, report_profits
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def usdt_fund(db):
+    """A fund whose cycles start two days ago (these tests run on the real clock)."""
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return FundFactory(anchor=today - timedelta(days=2))
 
 
 @pytest.fixture

@@ -105,3 +105,13 @@ def test_it_agrees_with_the_settled_worked_example_in_the_database(usdt_fund, li
     }
     run_result = run([json.dumps(WORKED)])
     assert json.loads(run_result.stdout)["apportionments"] == statements
+
+
+def test_it_keeps_every_digit_at_precision_18():
+    line = {"precision": 18, "loss": "123456789012.123456789012345678", "balance": "0", "fund_ratio": "0",
+            "screening_ratio": "1", "positions": [{"id": 1, "profit": "999999999999.999999999999999999"}]}
+    result = run([json.dumps(line)])
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["users_share"] == "123456789012.123456789012345678"
+    assert out["apportionments"] == {"1": "123456789012.123456789012345678"}

@@ -11,6 +11,7 @@ from fund.errors import ConflictError
 from fund.models import Contract, FundRecord, LiquidationTakeover, PositionProfit, SettlementCycle
 from fund.services.liquidations import TakeoverInput, engine_result_units, liquidations_record
 from tests.factories import AssetFactory, ContractFactory, FundFactory
+from statements.money import MAX_UNITS, from_units
 from tests.helpers import book_loss, book_profit, report_profits
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +171,31 @@ def test_it_books_a_position_profit_once(linear, day1):
     with pytest.raises(ConflictError):
         report_profits(cycle, linear, {1: "11"})
     assert PositionProfit.objects.get().profit_units == 10 * 10**8
+
+
+def test_it_refuses_a_loss_that_would_take_the_cycles_total_beyond_what_the_system_books(linear):
+    # Each loss is 6,000,000,000 USDT (6e17 units, within bounds); two exceed 10^18 units.
+    items = [takeover(external_id=f"big-{i}", quantity="1000", takeover_price="6000001", close_price="1",
+                      remaining_margin="0") for i in range(3)]
+    liquidations_record(items=items[:1])
+    with pytest.raises(ValidationError, match="total losses would exceed") as exc:
+        liquidations_record(items=items[1:])
+    assert "items[0]" in exc.value.message_dict
+    assert LiquidationTakeover.objects.count() == 1
+
+
+def test_it_refuses_profits_that_would_take_the_cycles_total_beyond_what_the_system_books(linear, day1):
+    book_loss(linear, "1", day1)
+    cycle = SettlementCycle.objects.get()
+    big = str(from_units(MAX_UNITS // 2 + 1, 8))
+    report_profits(cycle, linear, {1: big})
+    with pytest.raises(ValidationError, match="total profits would exceed"):
+        report_profits(cycle, linear, {2: big})
+    assert PositionProfit.objects.count() == 1
+
+
+def test_it_reads_an_amount_written_with_thousands_of_zeros(usdt_fund):
+    from fund.services.ledger import fund_deposit
+
+    record = fund_deposit(asset_code="USDT", amount="1." + "0" * 5000, reason="exact")
+    assert record.amount_units == 10**8
