@@ -1,0 +1,57 @@
+"""Traders: their own statements only, each apportionment with how it was computed."""
+
+import csv
+import io
+
+import pytest
+
+from statements.models import Statement
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_lists_only_my_statements(trader, world):
+    rows = trader.get("/api/v1/me/statements").data["results"]
+    assert [(r["type"], r["asset"], r["amount"], r["cycle"], r["position_id"]) for r in rows] == [
+        ("apportionment", "USDT", "-266.66666667", world.cycle.id, 1)]
+
+
+def test_it_filters_my_statements(trader, world):
+    assert trader.get(f"/api/v1/me/statements?cycle={world.cycle.id}").data["results"]
+    assert trader.get("/api/v1/me/statements?asset=BTC").data["results"] == []
+    assert trader.get("/api/v1/me/statements?from=2030-01-01").data["results"] == []
+    assert trader.get("/api/v1/me/statements?type=nope").status_code == 400
+    assert trader.get("/api/v1/me/statements?cycle=x").status_code == 400
+
+
+def test_it_shows_how_my_apportionment_was_computed(trader, world):
+    statement = Statement.objects.get(account__user=world.trader)
+    c = trader.get(f"/api/v1/me/statements/{statement.id}").data["computation"]
+    assert (c["loss"], c["fund_share"], c["users_share"]) == ("500.00000000", "100.00000000", "400.00000000")
+    assert (c["position_profit"], c["rank"], c["participant_count"]) == ("600.00000000", 1, 2)
+    assert (c["threshold_profit"], c["participants_profit"]) == ("300.00000000", "900.00000000")
+    assert c["fraction"] == "4/9" and c["fraction_decimal"] == "0.444444444444"
+    assert c["exact_share"] == "80000000000/3"  # 266.666666666… USDT in units
+    assert (c["amount"], c["rounding_unit"], c["profit_after"]) == ("266.66666667", True, "333.33333333")
+
+
+def test_it_answers_404_for_another_traders_statement(other_trader, world):
+    statement = Statement.objects.get(account__user=world.trader)
+    assert other_trader.get(f"/api/v1/me/statements/{statement.id}").status_code == 404
+    assert other_trader.get("/api/v1/me/statements/999999").status_code == 404
+
+
+def test_it_downloads_my_statements_as_csv(trader, world):
+    response = trader.get("/api/v1/me/statements?format=csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["type"], r["amount"], r["position_id"]) for r in rows] == [("apportionment", "-266.66666667", "1")]
+
+
+def test_it_makes_a_token_shown_once_that_then_works_and_can_be_revoked(trader, anonymous, world):
+    made = trader.post("/api/v1/me/tokens", {"name": "script"}, format="json").data
+    assert made["token"].startswith("ifp_")
+    assert "token" not in trader.get("/api/v1/me/tokens").data[0]
+    anonymous.credentials(HTTP_AUTHORIZATION=f"Bearer {made['token']}")
+    assert anonymous.get("/api/v1/me/statements").status_code == 200
+    assert trader.delete(f"/api/v1/me/tokens/{made['prefix']}").status_code == 204
+    assert anonymous.get("/api/v1/me/statements").status_code == 401
