@@ -3,6 +3,8 @@
 import csv
 import io
 
+from django.core.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 
 
@@ -24,3 +26,13 @@ class CSVRenderer(BaseRenderer):
             writer.writeheader()
             writer.writerows(rows)
         return out.getvalue().encode(self.charset)
+
+
+class FormatNegotiation(DefaultContentNegotiation):
+    """An unknown `?format=` is the client's error (400), not a missing page (404)."""
+
+    def filter_renderers(self, renderers, format):
+        found = [renderer for renderer in renderers if renderer.format == format]
+        if not found:
+            raise ValidationError({"format": f"Choose one of {', '.join(r.format for r in renderers)}."})
+        return found

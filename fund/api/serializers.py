@@ -33,17 +33,22 @@ class Amount(serializers.Field):
 
 # --- ingestion -------------------------------------------------------------------------------
 
+DECIMAL_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+def decimal_text(help_text: str, *, signed: bool = False) -> serializers.RegexField:
+    """A decimal amount as text (JSON numbers are read exactly too)."""
+    return serializers.RegexField(DECIMAL_TEXT if signed else DECIMAL_TEXT.replace("-?", ""), help_text=help_text)
+
+
 class TakeoverIn(serializers.Serializer):
     external_id = serializers.CharField(max_length=64, help_text="The engine's id of the takeover: the idempotency key.")
     contract = serializers.CharField(help_text="Contract symbol, e.g. BTCUSDT.")
     side = serializers.ChoiceField(choices=LiquidationTakeover.Side.choices, help_text="The taken-over position's side.")
-    quantity = serializers.DecimalField(max_digits=15, decimal_places=6, coerce_to_string=True, help_text="Contracts, > 0.")
-    takeover_price = serializers.DecimalField(max_digits=15, decimal_places=8, coerce_to_string=True, help_text="> 0.")
-    close_price = serializers.DecimalField(max_digits=15, decimal_places=8, coerce_to_string=True, help_text="> 0.")
-    remaining_margin = serializers.DecimalField(
-        max_digits=30, decimal_places=12, coerce_to_string=True,
-        help_text="Margin taken over with the position, in the margin asset, ≥ 0, at most the asset's decimals.",
-    )
+    quantity = decimal_text("Contracts, > 0, at most 6 decimals and 15 digits.")
+    takeover_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
+    close_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
+    remaining_margin = decimal_text("Margin taken over with the position, in the margin asset, ≥ 0, at most the asset's decimals.")
     taken_over_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone.")
     closed_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone; not before taken_over_at, not in the future.")
 
@@ -56,8 +61,7 @@ class PositionProfitIn(serializers.Serializer):
     position_id = serializers.IntegerField(min_value=1, help_text="The engine's position id (ties rank lower ids first).")
     account = serializers.CharField(max_length=64, help_text="The engine's account id.")
     contract = serializers.CharField(help_text="A contract margined in the cycle's asset.")
-    profit = serializers.DecimalField(max_digits=30, decimal_places=12, coerce_to_string=True,
-                                      help_text="The position's profit for the cycle; ≤ 0 takes no part.")
+    profit = decimal_text("The position's profit for the cycle, at most the asset's decimals; ≤ 0 takes no part.", signed=True)
 
 
 class PositionProfitBatchIn(serializers.Serializer):
@@ -150,17 +154,19 @@ class RecordOut(serializers.ModelSerializer):
 
 
 class CycleOut(serializers.ModelSerializer):
+    """A cycle's figures are null until it is settled."""
+
     asset = serializers.CharField(source="fund.asset.code")
-    loss = Amount("loss_units")
-    balance_before = Amount("balance_before_units")
-    fund_share = Amount("fund_share_units")
-    users_share = Amount("users_share_units")
-    total_profit = Amount("total_profit_units")
-    participants_profit = Amount("participants_profit_units")
-    threshold_profit = Amount("threshold_profit_units")
-    apportioned = Amount("apportioned_units")
-    backstop = Amount("backstop_units")
-    uncovered = Amount("uncovered_units")
+    loss = Amount("loss_units", allow_null=True)
+    balance_before = Amount("balance_before_units", allow_null=True)
+    fund_share = Amount("fund_share_units", allow_null=True)
+    users_share = Amount("users_share_units", allow_null=True)
+    total_profit = Amount("total_profit_units", allow_null=True)
+    participants_profit = Amount("participants_profit_units", allow_null=True)
+    threshold_profit = Amount("threshold_profit_units", allow_null=True)
+    apportioned = Amount("apportioned_units", allow_null=True)
+    backstop = Amount("backstop_units", allow_null=True)
+    uncovered = Amount("uncovered_units", allow_null=True)
 
     class Meta:
         model = SettlementCycle

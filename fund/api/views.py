@@ -13,7 +13,6 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 
 from fund import selectors
 from fund.api import serializers as s
+from fund.api.pagination import cursor
 from fund.api.permissions import IsEngine, IsSettlementStaff, IsTrader
 from fund.api.renderers import CSVRenderer
 from fund.models import AdminAction, FundRecord, IdempotentRequest, SettlementCycle
@@ -50,7 +50,7 @@ class PublicMixin:
 
 def _when(request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
     value = parse_datetime(raw) if "T" in raw or " " in raw else parse_datetime(f"{raw}T00:00:00+00:00")
     if value is None or value.tzinfo is None:
@@ -59,7 +59,7 @@ def _when(request, name: str) -> datetime | None:
 
 
 def _choices(request, name: str, allowed: Iterable[str]) -> list[str]:
-    values = [v for raw in request.query_params.getlist(name) for v in raw.split(",") if v]
+    values = [v for raw in request.query_params.getlist(name) for v in raw.split(",")]
     bad = [v for v in values if v not in allowed]
     if bad:
         raise ValidationError({name: f"Unknown {name} {bad[0]!r}; choose from {', '.join(allowed)}."})
@@ -236,11 +236,7 @@ class FundHistoryView(PublicMixin, APIView):
         return Response(data)
 
 
-class RecordPagination(CursorPagination):
-    ordering = "-seq"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
+RecordPagination = cursor("-seq", size=100, max_size=1000)
 
 
 class FundRecordsView(PublicMixin, generics.ListAPIView):
@@ -278,11 +274,7 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class CyclePagination(CursorPagination):
-    ordering = ("-starts_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
+CyclePagination = cursor(("-starts_at", "-id"), size=50, max_size=500)
 
 
 class CycleListView(PublicMixin, generics.ListAPIView):
@@ -317,11 +309,7 @@ class CycleDetailView(PublicMixin, generics.RetrieveAPIView):
 
 # --- traders --------------------------------------------------------------------------------
 
-class StatementPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
+StatementPagination = cursor(("-created_at", "-id"), size=50, max_size=500)
 
 
 class MyStatementsView(generics.ListAPIView):
@@ -387,7 +375,10 @@ class MyTokensView(APIView):
     @extend_schema(tags=["traders"], summary="Make an API token (shown once)", request=s.TokenIn,
                    responses={201: s.TokenCreatedOut, 400: ERROR, **DENIED})
     def post(self, request):
-        row, token = api_token_create(user=request.user, kind=ApiToken.Kind.PERSONAL, name=request.data.get("name", ""))
+        name = request.data.get("name") if isinstance(request.data, dict) else None
+        if not isinstance(name, str):
+            raise ValidationError({"name": "Give the token a name (text)."})
+        row, token = api_token_create(user=request.user, kind=ApiToken.Kind.PERSONAL, name=name)
         return Response({**s.TokenOut(row).data, "token": token}, status=status.HTTP_201_CREATED)
 
 
@@ -528,9 +519,7 @@ class FundWithdrawView(FundMoveView):
         return super().post(request, asset)
 
 
-class ActionPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 100
+ActionPagination = cursor(("-created_at", "-id"))
 
 
 class AdminActionsView(generics.ListAPIView):
@@ -541,6 +530,6 @@ class AdminActionsView(generics.ListAPIView):
     def get_queryset(self):
         return selectors.admin_actions()
 
-    @extend_schema(tags=["admin"], summary="The audit trail of admin actions", responses={200: s.AdminActionOut(many=True), **DENIED})
+    @extend_schema(tags=["admin"], summary="The audit trail of admin actions", responses={200: s.AdminActionOut(many=True), 400: ERROR, **DENIED})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
