@@ -1,0 +1,52 @@
+"""The same ingestion batch sent from several connections at once, on PostgreSQL."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from fund.models import FundRecord, LiquidationTakeover
+from statements.models import ApiToken
+from tests.fund.api.conftest import client_for
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_it_books_a_batch_sent_three_times_at_once_exactly_once(usdt_fund, linear):
+    usdt_fund.anchor = timezone.now() - timedelta(days=1)
+    usdt_fund.save()
+    now = timezone.now()
+    batch = {"items": [
+        {"external_id": f"race-{i}", "contract": "BTCUSDT", "side": "long", "quantity": "1", "takeover_price": "100",
+         "close_price": "99.5", "remaining_margin": "2", "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
+         "closed_at": (now - timedelta(minutes=1)).isoformat()}
+        for i in range(500)
+    ]}
+    engine = UserFactory(username="trading-engine")
+    clients = [client_for(engine, ApiToken.Kind.ENGINE) for _ in range(3)]
+    barrier, statuses, errors = threading.Barrier(3), [], []
+
+    def send(client):
+        try:
+            barrier.wait()
+            response = client.post("/api/v1/ingest/liquidations", batch, format="json")
+            statuses.append((response.status_code, response.data["created"]))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(statuses) == [(200, 0), (200, 0), (201, 500)]
+    assert LiquidationTakeover.objects.count() == 500
+    assert FundRecord.objects.count() == 500  # each takeover made 1.5 USDT
+    usdt_fund.refresh_from_db()
+    assert usdt_fund.balance_units == 500 * 150_000_000
