@@ -137,6 +137,8 @@ class SettlementCycle(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["fund", "starts_at"], name="cycle_unique_start"),
             models.UniqueConstraint(fields=["fund", "ends_at"], name="cycle_unique_end"),
+            # The target of the takeovers' composite foreign key.
+            models.UniqueConstraint(fields=["id", "fund"], name="cycle_id_fund"),
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="cycle_period_positive"),
             models.CheckConstraint(
                 condition=Q(status="settled")
@@ -296,7 +298,9 @@ class LiquidationTakeover(models.Model):
 
     external_id = models.CharField(max_length=64, unique=True)
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="takeovers")
-    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="takeovers")
+    # On PostgreSQL one composite foreign key, (cycle, fund) → the cycle's (id, fund), checks
+    # both columns and that the cycle is this fund's (migration 0006): one check per row, not two.
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="takeovers", db_constraint=False)
     side = models.CharField(max_length=5, choices=Side.choices)
     quantity = models.DecimalField(max_digits=15, decimal_places=6)
     takeover_price = models.DecimalField(max_digits=15, decimal_places=8)
@@ -305,7 +309,9 @@ class LiquidationTakeover(models.Model):
     engine_result_units = models.BigIntegerField()
     taken_over_at = models.DateTimeField()
     closed_at = models.DateTimeField()
-    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="takeovers")
+    cycle = models.ForeignKey(
+        SettlementCycle, on_delete=models.PROTECT, related_name="takeovers", db_constraint=False, db_index=False
+    )  # the (cycle, result) index serves lookups by cycle
     late = models.BooleanField(default=False, help_text="Closed in a cycle that was already settling.")
     received_at = models.DateTimeField(auto_now_add=True)
 

@@ -96,18 +96,20 @@ CSV_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], descriptio
 def _items(data, required: tuple[str, ...]) -> list[dict]:
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ValidationError({"items": 'Send {"items": [...]}: a list of objects.'})
-    items, errors = data["items"], {}
+    items, errors, fields = data["items"], {}, set(required)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             errors[f"items[{index}]"] = f"Item {index}: must be an object."
             continue
+        if item.keys() == fields and None not in item.values() and "" not in item.values():
+            continue  # the usual case, checked at once
         for name in required:
             if item.get(name) in (None, ""):
                 ident = item.get("external_id", item.get("position_id"))
                 errors[f"items[{index}].{name}"] = f"Item {index} ({ident!r}): this field is required."
-        unknown = set(item) - set(required)
+        unknown = sorted(set(item) - fields)
         if unknown:
-            errors[f"items[{index}].{sorted(unknown)[0]}"] = f"Item {index}: unknown field {sorted(unknown)[0]!r}."
+            errors[f"items[{index}].{unknown[0]}"] = f"Item {index}: unknown field {unknown[0]!r}."
     if errors:
         raise ValidationError(errors)
     return items
@@ -157,9 +159,9 @@ class LiquidationIntakeView(APIView):
                   "taken_over_at", "closed_at")
         items = _items(request.data, fields)
         inputs = [
-            TakeoverInput(**{**item, "taken_over_at": _moment(item["taken_over_at"]), "closed_at": _moment(item["closed_at"]),
-                             "external_id": str(item["external_id"]), "contract": str(item["contract"])})
-            for item in items
+            TakeoverInput(str(i["external_id"]), str(i["contract"]), i["side"], i["quantity"], i["takeover_price"],
+                          i["close_price"], i["remaining_margin"], _moment(i["taken_over_at"]), _moment(i["closed_at"]))
+            for i in items
         ]
         intake = liquidations_record(items=inputs)
         return _intake_response(intake, [i.external_id for i in inputs])

@@ -1,6 +1,8 @@
 """Set-based inserts for the settlement's large writes: COPY on PostgreSQL, executemany on
 SQLite. They bypass Model.save() on purpose; the database constraints still hold every row."""
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Iterable, Sequence
 
 from django.db import connection
@@ -41,4 +43,15 @@ def insert_rows(model, columns: Sequence[str], rows: Iterable[tuple]) -> None:
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})', list(rows))
+            cursor.executemany(
+                f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})', [_sqlite_row(row) for row in rows]
+            )
+
+
+def _sqlite_row(row: tuple) -> tuple:
+    """Values as Django's SQLite backend stores them: datetimes as naive UTC text, decimals as
+    text (the column's NUMERIC affinity then stores them as the ORM would)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    return tuple(
+        adapt(v) if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v for v in row
+    )

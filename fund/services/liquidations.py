@@ -4,21 +4,20 @@ Both take batches, all or nothing, exactly once by the engine's ids: an item see
 the same content is answered as existing; with different content the whole batch is refused.
 """
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from fractions import Fraction
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from fund.errors import ConflictError
 from fund.models import Contract, Fund, FundRecord, LiquidationTakeover, PositionProfit, SettlementCycle
 from fund.services.cycles import cycle_first_start, cycles_for_takeovers
+from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.ledger import Entry, ledger_append
 from statements.models import TraderAccount
 from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
@@ -40,7 +39,7 @@ def _check_batch(items) -> None:
         raise BatchTooLarge(f"A batch carries at most {MAX_BATCH:,} items; this one has {len(items):,}.")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TakeoverInput:
     external_id: str
     contract: str
@@ -53,7 +52,7 @@ class TakeoverInput:
     closed_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PositionProfitInput:
     position_id: int
     account: str
@@ -63,14 +62,21 @@ class PositionProfitInput:
 
 @dataclass(frozen=True)
 class Intake:
-    """What a batch did: each item's row, and whether it was new (False: it existed already)."""
+    """What a batch did: each item's row id, and whether it was new (False: it existed)."""
 
-    rows: list
+    model: type
+    ids: list[int]
     created: list[bool]
 
     @property
     def created_count(self) -> int:
         return sum(self.created)
+
+    @property
+    def rows(self) -> list:
+        """The items' rows, loaded on demand (the API answers from ids and flags alone)."""
+        found = self.model.objects.in_bulk(self.ids)
+        return [found[i] for i in self.ids]
 
 
 def engine_result_units(
@@ -87,17 +93,25 @@ def engine_result_units(
     """remaining margin + PnL from the takeover price to the close price, in smallest units.
 
     Linear: qty × multiplier × price move. Inverse: qty × multiplier × (1/takeover − 1/close)
-    for a long. The PnL is computed exactly and rounded down (toward −∞), so the fund never
-    books more than the engine made.
+    for a long. The PnL is computed exactly (in integers) and rounded down, toward −∞, so the
+    fund never books more than the engine made.
     """
-    size = Fraction(quantity) * Fraction(multiplier)
-    if kind == Contract.Kind.LINEAR:
-        move = Fraction(close_price) - Fraction(takeover_price)
-    else:
-        move = 1 / Fraction(takeover_price) - 1 / Fraction(close_price)
+    size_num, size_den = _ratio(quantity * multiplier)
+    t_num, t_den = _ratio(takeover_price)
+    c_num, c_den = _ratio(close_price)
+    if kind == Contract.Kind.LINEAR:  # size × (c − t)
+        num = size_num * (c_num * t_den - t_num * c_den)
+        den = size_den * c_den * t_den
+    else:  # size × (1/t − 1/c) = size × (c − t) / (t × c)
+        num = size_num * (c_num * t_den - t_num * c_den)
+        den = size_den * t_num * c_num
     if side == LiquidationTakeover.Side.SHORT:
-        move = -move
-    return remaining_margin_units + math.floor(size * move * 10**precision)
+        num = -num
+    return remaining_margin_units + (num * 10**precision) // den
+
+
+def _ratio(value: Decimal) -> tuple[int, int]:
+    return value.as_integer_ratio()  # exact
 
 
 def _bounded_decimal(value, *, places: int, positive: bool) -> Decimal:
@@ -107,12 +121,14 @@ def _bounded_decimal(value, *, places: int, positive: bool) -> Decimal:
         raise MoneyError("must be greater than zero")
     if number and number.adjusted() >= MAX_DIGITS - places:
         raise MoneyError(f"is too large (at most {MAX_DIGITS - places} digits before the point)")
-    step = Decimal(1).scaleb(-places)
-    if number.as_tuple().exponent < -places:
-        if number != number.quantize(step, rounding="ROUND_DOWN"):
-            raise MoneyError(f"has more than {places} decimal places")
-        number = number.quantize(step)
-    return number
+    exact = number.quantize(_STEPS[places], rounding=ROUND_DOWN)  # within 28 digits: checked above
+    if exact != number:
+        raise MoneyError(f"has more than {places} decimal places")
+    return exact
+
+
+_STEPS = {places: Decimal(1).scaleb(-places) for places in (QUANTITY_PLACES, PRICE_PLACES)}
+_SIDES = frozenset(LiquidationTakeover.Side.values)
 
 
 def _aware(value, name: str) -> datetime:
@@ -132,7 +148,7 @@ def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tupl
     if contract is None:
         errors["contract"] = f"Unknown contract {item.contract!r}."
     data["contract"] = contract
-    if item.side not in LiquidationTakeover.Side.values:
+    if item.side not in _SIDES:
         errors["side"] = "Must be 'long' or 'short'."
     data["side"] = item.side
     for name, places in (("quantity", QUANTITY_PLACES), ("takeover_price", PRICE_PLACES), ("close_price", PRICE_PLACES)):
@@ -206,6 +222,22 @@ def _lock_funds(asset_ids) -> dict[int, Fund]:
 
 
 _TAKEOVER_FIELDS = ("side", "quantity", "takeover_price", "close_price", "remaining_margin_units", "taken_over_at", "closed_at")
+_TAKEOVER_COLUMNS = ["id", "external_id", "contract_id", "fund_id", "side", "quantity", "takeover_price", "close_price",
+                     "remaining_margin_units", "engine_result_units", "taken_over_at", "closed_at", "cycle_id", "late",
+                     "received_at"]
+
+
+def _takeovers_by_external_id(external_ids: list[str]):
+    """(external id, id, contract id, *_TAKEOVER_FIELDS) of the takeovers booked with these ids.
+    On PostgreSQL the ids travel as one array parameter, not ten thousand."""
+    columns = ["external_id", "id", "contract_id", *_TAKEOVER_FIELDS]
+    if connection.vendor != "postgresql":
+        return LiquidationTakeover.objects.filter(external_id__in=external_ids).values_list(*columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM fund_liquidationtakeover WHERE external_id = ANY(%s)", [external_ids]
+        )
+        return cursor.fetchall()
 
 
 @transaction.atomic(durable=True)
@@ -234,20 +266,18 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
             errors[index] = {"closed_at": f"{data['closed_at']:%Y-%m-%d %H:%M:%S} UTC is before the fund's first "
                                           f"settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."}
     _raise_item_errors(errors, [item.external_id for item in items])
-    existing = {
-        t.external_id: t
-        for t in LiquidationTakeover.objects.filter(external_id__in=list(seen)).select_related("contract")
-    }
-    rows, created, new = [], [], []
+    existing = {row[0]: row[1:] for row in _takeovers_by_external_id(list(seen))}
+    ids: list[int | None] = [None] * len(cleaned)
+    created, new = [], []
     for index, data in enumerate(cleaned):
         old = existing.get(data["external_id"])
         if old is None:
-            new.append((index, data))
-            rows.append(None)
+            new.append(index)
             created.append(True)
             continue
-        differs = [f for f in _TAKEOVER_FIELDS if getattr(old, f) != data[f]]
-        if old.contract_id != data["contract"].id:
+        ids[index] = old[0]
+        differs = [f for f, value in zip(_TAKEOVER_FIELDS, old[2:]) if value != data[f]]
+        if old[1] != data["contract"].id:
             differs.insert(0, "contract")
         if differs:
             raise ConflictError(
@@ -255,35 +285,36 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
                 code="id_reused",
                 details={"index": index, "id": data["external_id"], "field": differs[0]},
             )
-        rows.append(old)
         created.append(False)
 
-    takeovers = []
+    placed: dict[int, tuple] = {}  # item index → (fund, cycle, late)
     for fund in funds.values():
-        mine = [(index, data) for index, data in new if data["contract"].margin_asset_id == fund.asset_id]
-        placed = cycles_for_takeovers(fund=fund, closed_at=[data["closed_at"] for _, data in mine])
-        for (index, data), (cycle, late) in zip(mine, placed):
-            rows[index] = LiquidationTakeover(fund=fund, cycle=cycle, late=late, **data)
-            takeovers.append(rows[index])
-    index_of = {id(rows[index]): index for index, _ in new}
-    takeovers.sort(key=lambda t: t.closed_at)  # the ledger's profit records in time order
+        mine = [index for index in new if cleaned[index]["contract"].margin_asset_id == fund.asset_id]
+        cycles = cycles_for_takeovers(fund=fund, closed_at=[cleaned[index]["closed_at"] for index in mine])
+        for index, (cycle, late) in zip(mine, cycles):
+            placed[index] = (fund, cycle, late)
+    new.sort(key=lambda index: cleaned[index]["closed_at"])  # the ledger's profit records in time order
     _check_cycle_totals(
-        "losses",
-        {t.cycle_id for t in takeovers},
-        LiquidationTakeover.objects.filter(engine_result_units__lt=0),
+        "losses", {placed[i][1].id for i in new}, LiquidationTakeover.objects.filter(engine_result_units__lt=0),
         "engine_result_units",
-        [(index_of[id(t)], t.external_id, t.cycle_id, -t.engine_result_units) for t in takeovers if t.engine_result_units < 0],
+        [(i, cleaned[i]["external_id"], placed[i][1].id, -cleaned[i]["engine_result_units"])
+         for i in new if cleaned[i]["engine_result_units"] < 0],
     )
-    LiquidationTakeover.objects.bulk_create(takeovers)
-
+    for index, takeover_id in zip(new, reserve_ids(LiquidationTakeover, len(new))):
+        ids[index] = takeover_id
+    insert_rows(LiquidationTakeover, _TAKEOVER_COLUMNS, (
+        (ids[i], d["external_id"], d["contract"].id, placed[i][0].id, d["side"], d["quantity"], d["takeover_price"],
+         d["close_price"], d["remaining_margin_units"], d["engine_result_units"], d["taken_over_at"], d["closed_at"],
+         placed[i][1].id, placed[i][2], now)
+        for i in new for d in (cleaned[i],)
+    ))
     for fund in funds.values():
-        entries = [
-            Entry(FundRecord.Kind.LIQUIDATION_PROFIT, t.engine_result_units, now, takeover=t, cycle=t.cycle)
-            for t in takeovers
-            if t.fund_id == fund.id and t.engine_result_units > 0
-        ]
-        ledger_append(fund=fund, entries=entries)
-    return Intake(rows=rows, created=created)
+        ledger_append(fund=fund, entries=[
+            Entry(FundRecord.Kind.LIQUIDATION_PROFIT, cleaned[i]["engine_result_units"], now, takeover_id=ids[i],
+                  cycle_id=placed[i][1].id)
+            for i in new if placed[i][0] is fund and cleaned[i]["engine_result_units"] > 0
+        ])
+    return Intake(model=LiquidationTakeover, ids=ids, created=created)
 
 
 @transaction.atomic(durable=True)
@@ -337,41 +368,47 @@ def position_profits_record(
 
     accounts = _accounts({account for _, account, _, _ in cleaned})
     existing = {
-        p.position_id: p
-        for p in PositionProfit.objects.filter(cycle=cycle, position_id__in=list(seen)).select_related("account")
+        row[0]: row[1:]
+        for row in PositionProfit.objects.filter(cycle=cycle, position_id__in=list(seen)).values_list(
+            "position_id", "id", "account__external_id", "contract_id", "profit_units"
+        )
     }
-    rows, created, new = [], [], []
+    ids: list[int | None] = [None] * len(cleaned)
+    created, new = [], []
     for index, (position_id, account, contract, profit) in enumerate(cleaned):
         old = existing.get(position_id)
         if old is None:
-            row = PositionProfit(
-                cycle=cycle, position_id=position_id, account=accounts[account], contract=contract, profit_units=profit
-            )
-            new.append(row)
-            rows.append(row)
+            new.append(index)
             created.append(True)
-        elif (old.account.external_id, old.contract_id, old.profit_units) != (account, contract.id, profit):
+        elif old[1:] != (account, contract.id, profit):
             raise ConflictError(
                 f"Item {index} (position {position_id}) was reported before for this cycle with other values.",
                 code="id_reused",
                 details={"index": index, "id": position_id},
             )
         else:
-            rows.append(old)
+            ids[index] = old[0]
             created.append(False)
     _check_cycle_totals(
         "profits", {cycle.id}, PositionProfit.objects.filter(profit_units__gt=0), "profit_units",
-        [(index, p.position_id, cycle.id, p.profit_units) for index, p in enumerate(rows) if created[index] and p.profit_units > 0],
+        [(i, cleaned[i][0], cycle.id, cleaned[i][3]) for i in new if cleaned[i][3] > 0],
     )
-    PositionProfit.objects.bulk_create(new)
-    return Intake(rows=rows, created=created)
+    for index, row_id in zip(new, reserve_ids(PositionProfit, len(new))):
+        ids[index] = row_id
+    received_at = now or timezone.now()
+    insert_rows(
+        PositionProfit, ["id", "cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
+        ((ids[i], cycle.id, cleaned[i][0], accounts[cleaned[i][1]], cleaned[i][2].id, cleaned[i][3], received_at)
+         for i in new),
+    )
+    return Intake(model=PositionProfit, ids=ids, created=created)
 
 
-def _accounts(external_ids: set[str]) -> dict[str, TraderAccount]:
-    """Trader accounts by the engine's id, created on first sight."""
-    found = {a.external_id: a for a in TraderAccount.objects.filter(external_id__in=external_ids)}
+def _accounts(external_ids: set[str]) -> dict[str, int]:
+    """Trader account ids by the engine's account id, created on first sight."""
+    found = dict(TraderAccount.objects.filter(external_id__in=external_ids).values_list("external_id", "id"))
     missing = external_ids - set(found)
     if missing:
         TraderAccount.objects.bulk_create([TraderAccount(external_id=e) for e in missing], ignore_conflicts=True)
-        found.update({a.external_id: a for a in TraderAccount.objects.filter(external_id__in=missing)})
+        found.update(TraderAccount.objects.filter(external_id__in=missing).values_list("external_id", "id"))
     return found

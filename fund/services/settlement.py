@@ -122,7 +122,7 @@ def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
     if result.fund_total:
         ledger_append(
             fund=fund,
-            entries=[Entry(FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle=cycle)],
+            entries=[Entry(FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle_id=cycle.id)],
         )
     _post_apportionments(cycle=cycle, fund=fund, result=result, ranked=ranked, now=now)
 
@@ -157,7 +157,7 @@ def _post_apportionments(*, cycle, fund, result: SettlementResult, ranked, now: 
     assert ranked[count - 1][0] == result.participants[-1] and ranked[0][0] == result.participants[0]
     statement_ids = reserve_ids(Statement, count)
     description = f"Loss apportionment, {fund.asset.code} cycle {cycle.starts_at:%Y-%m-%d %H:%M} UTC"
-    created_at = _db_datetime(now)
+    created_at = now
     insert_rows(
         Statement,
         ["id", "account_id", "asset_id", "type", "amount_units", "description", "created_at"],
@@ -174,13 +174,6 @@ def _post_apportionments(*, cycle, fund, result: SettlementResult, ranked, now: 
             for i in range(count)
         ),
     )
-
-
-def _db_datetime(value: datetime):
-    """A datetime as the connection stores it (SQLite keeps naive UTC text)."""
-    if connection.vendor == "postgresql":
-        return value
-    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _settlement_fail(*, cycle_id: int, error: Exception) -> None:

@@ -1,0 +1,153 @@
+"""Ingestion throughput through the HTTP API on PostgreSQL (bench/run.py drives it).
+
+A fresh database, one USDT fund, gunicorn on 127.0.0.1, the trading engine's token; then
+10,000-item batches of liquidation takeovers and of position profits, each timed from the
+client (request sent to answer read), beside the time PostgreSQL takes to COPY and commit the
+same rows into the same tables (the floor).
+
+    DATABASE_URL=postgres://… python bench/ingest.py [--batches 5] [--size 10000]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from fund.models import Contract, Fund, LiquidationTakeover, PositionProfit, SettlementCycle  # noqa: E402
+from fund.services.bulk import insert_rows, reserve_ids  # noqa: E402
+from fund.services.cycles import cycles_close_due  # noqa: E402
+from statements.models import ApiToken, Asset, TraderAccount  # noqa: E402
+from statements.services import api_token_create  # noqa: E402
+
+PORT = int(os.environ.get("BENCH_PORT", "8097"))
+
+
+def setup() -> str:
+    call_command("migrate", verbosity=0)
+    asset = Asset.objects.create(code="USDT", name="Tether USD", precision=8)
+    Fund.objects.create(asset=asset, anchor=timezone.now().replace(hour=0, minute=0, second=0, microsecond=0))
+    Contract.objects.create(symbol="BTCUSDT", margin_asset=asset, kind="linear")
+    Contract.objects.create(symbol="ETHUSDT", margin_asset=asset, kind="linear", multiplier="0.01")
+    cycles_close_due(now=timezone.now())
+    from django.contrib.auth import get_user_model
+
+    engine = get_user_model().objects.create(username="trading-engine")
+    return api_token_create(user=engine, kind=ApiToken.Kind.ENGINE, name="bench")[1]
+
+
+def takeovers(batch: int, size: int) -> list[dict]:
+    now = timezone.now()
+    return [
+        {"external_id": f"bench-{batch}-{i}", "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
+         "side": "long" if i % 2 else "short", "quantity": str(1 + i % 50), "takeover_price": f"{60000 + i % 997}.5",
+         "close_price": f"{60000 + i % 991}.25", "remaining_margin": f"{10 + i % 89}.125",
+         "taken_over_at": (now - timedelta(seconds=90)).isoformat(), "closed_at": (now - timedelta(seconds=30)).isoformat()}
+        for i in range(size)
+    ]
+
+
+def profits(batch: int, size: int) -> list[dict]:
+    return [{"position_id": batch * 1_000_000 + i + 1, "account": f"ACC-{i % 5000:05d}",
+             "contract": "BTCUSDT" if i % 3 else "ETHUSDT", "profit": f"{(i % 1000) - 150}.37"} for i in range(size)]
+
+
+def post(conn, token: str, path: str, body: dict) -> tuple[float, int, dict]:
+    payload = json.dumps(body).encode()
+    started = time.perf_counter()
+    conn.request("POST", path, payload, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    return time.perf_counter() - started, response.status, answer
+
+
+def copy_floor(size: int) -> dict[str, float]:
+    """COPY + commit of `size` rows shaped like the API's, into the same tables."""
+    fund = Fund.objects.get()
+    cycle = SettlementCycle.objects.filter(status="open").order_by("starts_at").first()
+    contract = Contract.objects.get(symbol="BTCUSDT")
+    accounts = list(TraderAccount.objects.values_list("id", flat=True)[:5000])
+    now = timezone.now()
+    started = time.perf_counter()
+    with transaction.atomic():
+        ids = reserve_ids(LiquidationTakeover, size)
+        insert_rows(LiquidationTakeover, ["id", "external_id", "contract_id", "fund_id", "side", "quantity", "takeover_price",
+                                          "close_price", "remaining_margin_units", "engine_result_units", "taken_over_at",
+                                          "closed_at", "cycle_id", "late", "received_at"],
+                    ((ids[i], f"floor-{i}", contract.id, fund.id, "long", 1, 60000, 60001, 1000, -5, now, now, cycle.id,
+                      False, now) for i in range(size)))
+    takeover_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with transaction.atomic():
+        ids = reserve_ids(PositionProfit, size)
+        insert_rows(PositionProfit, ["id", "cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
+                    ((ids[i], cycle.id, 900_000_000 + i, accounts[i % len(accounts)], contract.id, 1000 + i, now)
+                     for i in range(size)))
+    return {"takeovers": takeover_seconds, "profits": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--size", type=int, default=10_000)
+    args = parser.parse_args()
+    token = setup()
+    connection.close()
+    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": ""}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{PORT}", "--workers", "2",
+         "--timeout", "120", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/api/v1/funds")
+                break
+            except OSError:
+                time.sleep(0.1)
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300)
+        post(conn, token, "/api/v1/ingest/liquidations", {"items": takeovers(999, 100)})  # warm-up
+        cycle = SettlementCycle.objects.filter(status="open").order_by("starts_at").values_list("id", flat=True).first()
+        connection.close()
+        results = {"takeovers": [], "profits": []}
+        sent = []
+        for batch in range(args.batches):
+            sent.append({"items": takeovers(batch, args.size)})
+            seconds, status, answer = post(conn, token, "/api/v1/ingest/liquidations", sent[-1])
+            assert status == 201 and answer["created"] == args.size, (status, str(answer)[:300])
+            results["takeovers"].append(seconds)
+            seconds, status, answer = post(conn, token, "/api/v1/ingest/position-profits",
+                                           {"cycle": cycle, "items": profits(batch, args.size)})
+            assert status == 201 and answer["created"] == args.size, (status, str(answer)[:300])
+            results["profits"].append(seconds)
+        seconds, status, answer = post(conn, token, "/api/v1/ingest/liquidations", sent[0])  # the same batch again
+        assert status == 200 and answer["existing"] == args.size, (status, str(answer)[:400])
+        results["replay"] = [seconds]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    floor = copy_floor(args.size)
+    print(json.dumps({"size": args.size, **results, "floor": floor}))
+
+
+if __name__ == "__main__":
+    main()
