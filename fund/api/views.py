@@ -159,7 +159,7 @@ class LiquidationIntakeView(APIView):
                   "taken_over_at", "closed_at")
         items = _items(request.data, fields)
         inputs = [
-            TakeoverInput(str(i["external_id"]), str(i["contract"]), i["side"], i["quantity"], i["takeover_price"],
+            TakeoverInput(i["external_id"], i["contract"], i["side"], i["quantity"], i["takeover_price"],
                           i["close_price"], i["remaining_margin"], _moment(i["taken_over_at"]), _moment(i["closed_at"]))
             for i in items
         ]

@@ -141,14 +141,14 @@ def _aware(value, name: str) -> datetime:
 
 def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tuple[dict, dict]:
     errors: dict[str, str] = {}
-    data: dict[str, Any] = {"external_id": (item.external_id or "").strip()}
+    data: dict[str, Any] = {"external_id": item.external_id.strip() if isinstance(item.external_id, str) else ""}
     if not data["external_id"] or len(data["external_id"]) > 64:
         errors["external_id"] = "Give the engine's id of the takeover (1 to 64 characters)."
-    contract = contracts.get(item.contract)
+    contract = contracts.get(item.contract) if isinstance(item.contract, str) else None
     if contract is None:
         errors["contract"] = f"Unknown contract {item.contract!r}."
     data["contract"] = contract
-    if item.side not in _SIDES:
+    if not isinstance(item.side, str) or item.side not in _SIDES:
         errors["side"] = "Must be 'long' or 'short'."
     data["side"] = item.side
     for name, places in (("quantity", QUANTITY_PLACES), ("takeover_price", PRICE_PLACES), ("close_price", PRICE_PLACES)):
@@ -245,7 +245,7 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
     """Books closed takeovers: a profit goes to the fund at once, a loss to its cycle."""
     _check_batch(items)
     now = now or timezone.now()
-    symbols = {item.contract for item in items}
+    symbols = {item.contract for item in items if isinstance(item.contract, str)}
     contracts = {c.symbol: c for c in Contract.objects.select_related("margin_asset").filter(symbol__in=symbols)}
     cleaned, errors, seen = [], {}, {}
     for index, item in enumerate(items):
@@ -336,7 +336,7 @@ def position_profits_record(
         )
     precision = fund.asset.precision
     contracts = {
-        c.symbol: c for c in Contract.objects.filter(symbol__in={item.contract for item in items})
+        c.symbol: c for c in Contract.objects.filter(symbol__in={item.contract for item in items if isinstance(item.contract, str)})
     }
     cleaned, errors, seen = [], {}, {}
     for index, item in enumerate(items):
@@ -351,7 +351,7 @@ def position_profits_record(
         account = (item.account or "").strip() if isinstance(item.account, str) else ""
         if not account or len(account) > 64:
             item_errors["account"] = "Give the engine's account id (1 to 64 characters)."
-        contract = contracts.get(item.contract)
+        contract = contracts.get(item.contract) if isinstance(item.contract, str) else None
         if contract is None:
             item_errors["contract"] = f"Unknown contract {item.contract!r}."
         elif contract.margin_asset_id != fund.asset_id:

@@ -3,7 +3,7 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from fund.models import SettlementCycle
+from fund.models import Fund, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from tests.conftest import at
@@ -31,3 +31,18 @@ def test_it_refuses_an_apportionment_whose_position_belongs_to_another_cycle(usd
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     apportionment.refresh_from_db()
     assert apportionment.position.cycle_id == first.id
+
+
+def test_it_refuses_a_takeover_whose_cycle_belongs_to_another_fund(usdt_fund, linear):
+    from tests.factories import AssetFactory, FundFactory
+
+    takeover = book_loss(linear, "5", at(0, 10))
+    other = FundFactory(asset=AssetFactory(code="BTC"))
+    with transaction.atomic():
+        from fund.services.cycles import cycle_covering
+
+        other_cycle = cycle_covering(fund=Fund.objects.select_for_update().get(pk=other.pk), at=at(0, 10))
+    with pytest.raises(IntegrityError, match="takeover_cycle_of_fund"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE fund_liquidationtakeover SET cycle_id = %s WHERE id = %s", [other_cycle.id, takeover.id])
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

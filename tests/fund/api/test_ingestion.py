@@ -133,3 +133,16 @@ def test_it_books_position_profits_once_and_refuses_them_for_a_settled_cycle(eng
 def test_it_refuses_position_profits_for_an_unknown_cycle(engine, world):
     response = post(engine, [{"position_id": 1, "account": "a", "contract": "BTCUSDT", "profit": "1"}], url=PROFITS, cycle=99999)
     assert response.status_code == 400 and "cycle" in response.data
+
+
+@pytest.mark.parametrize("field, value", [("side", {}), ("contract", []), ("external_id", 7), ("quantity", True)])
+def test_it_answers_values_of_the_wrong_type_with_400(engine, linear, recent, field, value):
+    response = post(engine, [item(**{field: value})])
+    assert response.status_code == 400 and f"items[0].{field}" in response.data
+
+
+def test_it_answers_position_profits_of_the_wrong_type_with_400(engine, world):
+    open_cycle = SettlementCycle.objects.filter(status="open").order_by("starts_at").first()
+    bad = [{"position_id": "1", "account": {}, "contract": ["x"], "profit": None}]
+    response = post(engine, bad, url=PROFITS, cycle=open_cycle.id)
+    assert response.status_code == 400 and "items[0].profit" in response.data
