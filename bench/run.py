@@ -11,6 +11,7 @@ insurance_fund_bench), a database this script drops and recreates. SQLite: a fil
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,16 @@ def step(database_url: str, *args) -> dict:
                           env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"bench step {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def step_script(database_url: str, script: str, *args) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+           "REDIS_URL": "", "DJANGO_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"bench {script} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -54,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg", type=int, nargs="*", default=[100_000, 1_000_000], help="positions settled on PostgreSQL")
     parser.add_argument("--sqlite", type=int, nargs="*", default=[100_000], help="positions settled on SQLite")
+    parser.add_argument("--ingest-batches", type=int, default=5, help="10,000-item batches sent to the API (0: none)")
     args = parser.parse_args()
     pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
 
@@ -74,6 +86,12 @@ def main() -> None:
             step(pg_url, "prepare", 1)
             floors[n] = step(pg_url, "copy", n)["seconds"]
 
+    ingest = None
+    if args.ingest_batches:
+        recreate_postgres(pg_url)
+        print("PostgreSQL, ingestion through the HTTP API (gunicorn) …", file=sys.stderr, flush=True)
+        ingest = step_script(pg_url, "ingest.py", "--batches", args.ingest_batches)
+
     print()
     print("Settlement of one cycle (statements + apportionments + coverage record, one transaction)")
     header = f"{'database':<11} {'positions':>10} {'participants':>12} {'settle s':>9} {'positions/s':>12} " \
@@ -89,6 +107,20 @@ def main() -> None:
     print("COPY s: PostgreSQL COPY of the same number of statement rows into the empty statements table, committed\n(foreign keys checked): the floor. The settlement writes as many statements and apportionments.")
     print("peak MiB: the settling process's peak resident memory, Python and Django included.")
     print("Goal: 1,000,000 positions settle on PostgreSQL in under 3x the COPY time, within 1 GiB.")
+    if ingest:
+        size = ingest["size"]
+        print()
+        print(f"Ingestion through the HTTP API on PostgreSQL: {size:,}-item batches, client-side time per request")
+        header = f"{'batch':<22} {'requests':>8} {'median s':>9} {'items/s':>9} {'best items/s':>13} {'COPY s':>7} {'COPY items/s':>13}"
+        print(header)
+        print("-" * len(header))
+        for name, label in (("takeovers", "liquidation takeovers"), ("profits", "position profits"), ("replay", "replayed takeovers")):
+            times = ingest[name]
+            floor = ingest["floor"].get(name)
+            median = statistics.median(times)
+            print(f"{label:<22} {len(times):>8} {median:>9.3f} {size / median:>9,.0f} {size / min(times):>13,.0f} "
+                  + (f"{floor:>7.3f} {size / floor:>13,.0f}" if floor else f"{'–':>7} {'–':>13}"))
+        print("Goal: at least 20,000 items/s. A replay answers every item as existing and writes nothing.")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ ERROR = OpenApiResponse(description="Field messages: {field: [message, …]} or 
 DENIED = {401: OpenApiResponse(description="Not logged in / no valid token."),
           403: OpenApiResponse(description="Logged in, but not allowed.")}
 CSV_ROWS_MAX = 100_000
+# Public reads: no login needed, but a token that is sent must be valid; anonymous clients are throttled.
+PUBLIC = {401: OpenApiResponse(description="A token was sent and is not valid."),
+          429: OpenApiResponse(description="Too many requests from an anonymous client: retry after Retry-After seconds.")}
 
 
 class PublicMixin:
@@ -194,7 +197,8 @@ class FundListView(PublicMixin, generics.ListAPIView):
     def get_queryset(self):
         return selectors.funds_public()
 
-    @extend_schema(tags=["public"], summary="Every insurance fund: balance, contracts, inflows and outflows by kind")
+    @extend_schema(tags=["public"], summary="Every insurance fund: balance, contracts, inflows and outflows by kind",
+                   responses={200: s.FundOut(many=True), **PUBLIC})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -205,7 +209,7 @@ class FundDetailView(PublicMixin, generics.RetrieveAPIView):
     def get_object(self):
         return selectors.fund_get(asset_code=self.kwargs["asset"])
 
-    @extend_schema(tags=["public"], summary="One fund, by margin asset code", responses={200: s.FundOut, 404: ERROR})
+    @extend_schema(tags=["public"], summary="One fund, by margin asset code", responses={200: s.FundOut, 404: ERROR, **PUBLIC})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -222,7 +226,7 @@ class FundHistoryView(PublicMixin, APIView):
             CSV_PARAMETER,
         ],
         responses={(200, "application/json"): s.BucketOut(many=True), (200, "text/csv"): OpenApiTypes.STR,
-                   400: ERROR, 404: ERROR},
+                   400: ERROR, 404: ERROR, **PUBLIC},
     )
     def get(self, request, asset):
         fund = selectors.fund_get(asset_code=asset)
@@ -261,7 +265,7 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
             OpenApiParameter("from", OpenApiTypes.DATETIME), OpenApiParameter("to", OpenApiTypes.DATETIME),
             CSV_PARAMETER,
         ],
-        responses={200: s.RecordOut(many=True), 400: ERROR, 404: ERROR},
+        responses={200: s.RecordOut(many=True), 400: ERROR, 404: ERROR, **PUBLIC},
     )
     def get(self, request, *args, **kwargs):
         if _wants_csv(request):
@@ -292,7 +296,7 @@ class CycleListView(PublicMixin, generics.ListAPIView):
     @extend_schema(
         tags=["public"], summary="Settlement cycles, newest first",
         parameters=[OpenApiParameter("asset", str), OpenApiParameter("status", str, many=True, enum=SettlementCycle.Status.values)],
-        responses={200: s.CycleOut(many=True), 400: ERROR},
+        responses={200: s.CycleOut(many=True), 400: ERROR, **PUBLIC},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -304,7 +308,8 @@ class CycleDetailView(PublicMixin, generics.RetrieveAPIView):
     def get_object(self):
         return selectors.cycle_get(cycle_id=self.kwargs["pk"])
 
-    @extend_schema(tags=["public"], summary="A cycle's public report (no trader identity)", responses={200: s.CycleOut, 404: ERROR})
+    @extend_schema(tags=["public"], summary="A cycle's public report (no trader identity)",
+                   responses={200: s.CycleOut, 404: ERROR, **PUBLIC})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

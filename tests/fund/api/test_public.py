@@ -79,3 +79,14 @@ def test_it_makes_the_same_number_of_queries_whatever_the_page_holds(anonymous, 
         deposit(usdt_fund, "1")
         book_profit(linear, "1", at(i % 3, 5))
     assert count() == few
+
+
+def test_it_throttles_anonymous_clients_but_not_logged_in_ones(anonymous, trader, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import AnonRateThrottle
+
+    cache.clear()
+    monkeypatch.setitem(AnonRateThrottle.THROTTLE_RATES, "anon", "3/minute")
+    assert [anonymous.get("/api/v1/funds").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert trader.get("/api/v1/funds").status_code == 200
+    cache.clear()
