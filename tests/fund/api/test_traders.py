@@ -55,3 +55,28 @@ def test_it_makes_a_token_shown_once_that_then_works_and_can_be_revoked(trader, 
     assert anonymous.get("/api/v1/me/statements").status_code == 200
     assert trader.delete(f"/api/v1/me/tokens/{made['prefix']}").status_code == 204
     assert anonymous.get("/api/v1/me/statements").status_code == 401
+
+
+def test_it_lists_my_statements_with_the_same_number_of_queries_whatever_the_page_holds(trader, world, linear):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fund.services.cycles import cycles_close_due
+    from fund.services.settlement import settlement_cycle_settle
+    from tests.conftest import at
+    from tests.helpers import book_loss, report_profits
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert trader.get("/api/v1/me/statements").status_code == 200
+        return len(queries)
+
+    few = count()
+    for day in (1, 2, 3):
+        book_loss(linear, "10", at(day, 5))
+        cycle = world.cycle.fund.cycles.get(starts_at=at(day))
+        report_profits(cycle, linear, {1: "50"})  # position 1 is alice's account, acct-1
+        cycles_close_due(now=cycle.settle_after)
+        settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    assert Statement.objects.filter(account__user=world.trader).count() == 4
+    assert count() == few
