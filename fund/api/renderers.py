@@ -29,7 +29,12 @@ class CSVRenderer(BaseRenderer):
 
 
 class FormatNegotiation(DefaultContentNegotiation):
-    """An unknown `?format=` is the client's error (400), not a missing page (404)."""
+    """An unknown or empty `?format=` is the client's error (400), not a missing page (404)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if request.query_params.get(self.settings.URL_FORMAT_OVERRIDE) == "":
+            raise ValidationError({"format": f"Choose one of {', '.join(r.format for r in renderers)}."})
+        return super().select_renderer(request, renderers, format_suffix)
 
     def filter_renderers(self, renderers, format):
         found = [renderer for renderer in renderers if renderer.format == format]

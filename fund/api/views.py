@@ -269,6 +269,7 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         if _wants_csv(request):
+            self.paginator.get_page_size(request)  # the same parameters are checked for CSV
             records = self.get_queryset()[:CSV_ROWS_MAX]
             header = ["seq", "created_at", "kind", "amount", "balance_after", "takeover", "cycle", "corrects", "reason"]
             return _csv(f"{self.kwargs['asset'].upper()}-records.csv", header, (
@@ -328,7 +329,7 @@ class MyStatementsView(generics.ListAPIView):
 
     def get_queryset(self):
         cycle = self.request.query_params.get("cycle")
-        if cycle and not cycle.isdigit():
+        if cycle is not None and not cycle.isdigit():
             raise ValidationError({"cycle": "Give a cycle id, a whole number."})
         return selectors.statements_of(
             account=self.request.user.trader_account, asset_code=self.request.query_params.get("asset"),
@@ -345,6 +346,7 @@ class MyStatementsView(generics.ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         if _wants_csv(request):
+            self.paginator.get_page_size(request)  # the same parameters are checked for CSV
             rows = self.get_queryset()[:CSV_ROWS_MAX]
             header = ["id", "created_at", "type", "asset", "amount", "cycle", "position_id", "description"]
             return _csv("statements.csv", header, (

@@ -22,6 +22,7 @@ def test_it_filters_my_statements(trader, world):
     assert trader.get("/api/v1/me/statements?from=2030-01-01").data["results"] == []
     assert trader.get("/api/v1/me/statements?type=nope").status_code == 400
     assert trader.get("/api/v1/me/statements?cycle=x").status_code == 400
+    assert trader.get("/api/v1/me/statements?cycle=").status_code == 400
 
 
 def test_it_shows_how_my_apportionment_was_computed(trader, world):
