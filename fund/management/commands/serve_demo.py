@@ -25,10 +25,11 @@ class Command(BaseCommand):
         call_command("runserver", addrport, use_reloader=False)
 
     @staticmethod
-    def beat(stop: threading.Event | None = None, interval: float = 60) -> None:
-        """Runs the beat task on every full `interval` seconds until `stop` is set."""
+    def beat(stop: threading.Event | None = None, interval: float = 60, runs: int | None = None) -> None:
+        """Runs the beat task on every full `interval` seconds until `stop` is set (or `runs` times)."""
         stop = stop or threading.Event()
-        while not stop.wait(interval - time.time() % interval):
+        while (runs is None or runs > 0) and not stop.wait(interval - time.time() % interval):
+            runs = None if runs is None else runs - 1
             try:
                 close_due_cycles.delay()
             except Exception:  # keep the scheduler alive; the next minute tries again
