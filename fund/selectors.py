@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
 
 from fund.models import (
@@ -206,3 +207,55 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
 
 def admin_actions() -> QuerySet[AdminAction]:
     return AdminAction.objects.select_related("actor", "fund__asset", "cycle", "record").order_by("-created_at", "-id")
+
+
+def balance_at(*, fund: Fund, moment: datetime) -> int:
+    """The fund's balance at the end of the last full hour before `moment` (hourly rows)."""
+    row = (
+        FundBalanceHour.objects.filter(fund=fund, hour__lte=moment - timedelta(hours=1))
+        .order_by("-hour").values_list("close_units", flat=True).first()
+    )
+    return row or 0
+
+
+def fund_changes(*, fund: Fund, now: datetime) -> list[dict]:
+    """The balance's change over 24 hours, 7 and 30 days (from the hourly rows)."""
+    changes = []
+    for label, delta in (("24 h", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30))):
+        before = balance_at(fund=fund, moment=now - delta)
+        change = fund.balance_units - before
+        changes.append({"label": label, "units": change, "percent": (change * 100 / before) if before else None})
+    return changes
+
+
+def balance_series(*, fund: Fund) -> dict:
+    """The fund's balance after each hour with records, for a chart (floats only here)."""
+    rows = FundBalanceHour.objects.filter(fund=fund).order_by("hour").values_list("hour", "close_units")
+    scale = 10 ** fund.asset.precision
+    return {"x": [hour.isoformat() for hour, _ in rows], "y": [units / scale for _, units in rows]}
+
+
+def flows_by_kind(*, fund: Fund, days: int = 90, now: datetime | None = None) -> dict:
+    """Each kind of record's daily total over the last `days` days, for a stacked chart."""
+    now = now or datetime.now(tz=fund.anchor.tzinfo)
+    since = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        FundRecord.objects.filter(fund=fund, created_at__gte=since)
+        .annotate(day=TruncDay("created_at")).values("day", "kind").annotate(total=Sum("amount_units"))
+        .order_by("day", "kind")
+    )
+    scale = 10 ** fund.asset.precision
+    series: dict[str, dict] = {}
+    labels = dict(FundRecord.Kind.choices)
+    for row in rows:
+        entry = series.setdefault(row["kind"], {"name": labels[row["kind"]], "x": [], "y": []})
+        entry["x"].append(row["day"].date().isoformat())
+        entry["y"].append(row["total"] / scale)
+    return {"series": list(series.values())}
+
+
+def cycle_distribution(*, cycle: SettlementCycle) -> dict:
+    """How the apportioned amount spread across participants, by rank (no identities)."""
+    rows = cycle.apportionments.order_by("rank").values_list("rank", "amount_units")
+    scale = 10 ** cycle.fund.asset.precision
+    return {"x": [rank for rank, _ in rows], "y": [units / scale for _, units in rows]}

@@ -6,4 +6,9 @@ app_name = "fund"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("funds/<str:asset>/", views.fund_detail, name="fund"),
+    path("cycles/", views.cycle_list, name="cycles"),
+    path("cycles/<int:pk>/", views.cycle_detail, name="cycle"),
+    path("rules/", views.rules, name="rules"),
+    path("faq/", views.faq, name="faq"),
 ]

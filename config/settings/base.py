@@ -8,6 +8,7 @@ tasks run on Celery workers and beat.
 from pathlib import Path
 
 import environ
+import plotly
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
@@ -100,7 +101,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js as the plotly package ships it, served from our own static files (no CDN).
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
