@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from fund import selectors
+from fund.pagecache import cached_page
 from fund.computation import compute_settlement
 from fund.models import Fund, FundRecord, SettlementCycle
 from statements.money import format_units
@@ -16,6 +17,7 @@ from statements.money import format_units
 RECORDS_PER_PAGE = 50
 
 
+@cached_page
 def overview(request):
     now = timezone.now()
     funds = selectors.fund_overview()
@@ -30,6 +32,7 @@ def overview(request):
     })
 
 
+@cached_page
 def fund_detail(request, asset):
     fund = selectors.fund_get(asset_code=asset)
     kinds = [k for k in request.GET.getlist("kind") if k in FundRecord.Kind.values]

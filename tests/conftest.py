@@ -1,10 +1,16 @@
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 
-from tests.factories import ANCHOR, ContractFactory, FundFactory
+from fund.models import SettlementCycle
+from fund.services.cycles import cycles_close_due
+from fund.services.settlement import settlement_cycle_settle
+from statements.models import TraderAccount
+from tests.factories import ANCHOR, ContractFactory, FundFactory, UserFactory
+from tests.helpers import book_loss, deposit, report_profits
 
 ON_POSTGRES = bool(os.environ.get("DATABASE_URL", "").startswith("postgres"))
 ON_REDIS = bool(os.environ.get("REDIS_URL"))
@@ -46,3 +52,37 @@ def at(day: int, hour: float = 0) -> datetime:
 
 
 __all__ = ["UTC", "at"]
+
+
+@dataclass
+class World:
+    cycle: SettlementCycle
+    trader: object
+    other: object
+
+
+@pytest.fixture
+def world(usdt_fund, linear) -> World:
+    """RULES.md section 3 settled: trader owns position 1 (A), other trader position 2 (B)."""
+    deposit(usdt_fund, "1000")
+    book_loss(linear, "500", at(0, 10))
+    cycle = SettlementCycle.objects.get(starts_at=at(0))
+    report_profits(cycle, linear, {1: "600", 2: "300", 3: "80", 4: "20"})
+    trader, other = UserFactory(username="alice"), UserFactory(username="bob")
+    TraderAccount.objects.filter(external_id="acct-1").update(user=trader)
+    TraderAccount.objects.filter(external_id="acct-2").update(user=other)
+    cycles_close_due(now=cycle.settle_after)
+    settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    cycle.refresh_from_db()
+    return World(cycle=cycle, trader=trader, other=other)
+
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache: cached pages must not leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from fund.models import Fund, SettlementCycle
+from fund.pagecache import books_changed
 
 # A cycle left in "settling" this long (its worker died and the broker has not redelivered yet)
 # is handed out again by the beat task; the settlement itself posts at most once.
@@ -128,7 +129,8 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
                 due.opened.extend(fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True))
             ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
             due.closed.extend(ended.order_by("starts_at").values_list("id", flat=True))
-            ended.update(status=Status.CLOSED, closed_at=now)
+            if ended.update(status=Status.CLOSED, closed_at=now) or due.opened:
+                books_changed()
             waiting = fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING, Status.FAILED])
             for cycle in waiting.order_by("starts_at"):
                 if cycle.status == Status.CLOSED:

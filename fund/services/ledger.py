@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord
 from fund.services.audit import Audit, admin_action_record
+from fund.pagecache import books_changed
 from fund.services.bulk import insert_rows, reserve_ids
 from statements.money import MAX_UNITS, MoneyError, to_units
 
@@ -79,6 +80,7 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
     _kind_totals_add(fund=fund, records=posted)
     fund.balance_units = balance
     Fund.objects.filter(pk=fund.pk).update(balance_units=balance, updated_at=timezone.now())
+    books_changed()
     return ids
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from fund.computation import SettlementResult, compute_settlement
 from fund.errors import ConflictError
 from fund.models import AdminAction, Apportionment, Fund, FundRecord, SettlementCycle
+from fund.pagecache import books_changed
 from fund.services.audit import Audit, admin_action_record
 from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.ledger import Entry, ledger_append
@@ -141,6 +142,7 @@ def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
     cycle.profitable_count = result.profitable_count
     cycle.participant_count = len(result.participants)
     cycle.save()
+    books_changed()
     logger.info(
         "settled cycle %s: L=%s F=%s U=%s participants=%s uncovered=%s",
         cycle.id, result.loss, result.fund_share, result.users_share, len(result.participants), result.uncovered,

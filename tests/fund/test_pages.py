@@ -1,0 +1,79 @@
+"""The public portal's pages, rendered by Django's test client (the browser tests are in
+tests/browser)."""
+
+import pytest
+from django.test import Client
+
+from fund.models import FundRecord
+from tests.conftest import at
+from tests.factories import AssetFactory, FundFactory
+from tests.helpers import book_profit, deposit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client():
+    return Client()
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/", "/funds/USDT/", "/cycles/", "/rules/", "/faq/"])
+def test_it_renders_every_page_with_data(client, world, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert "Insurance Fund" in text(response) and "<main" in text(response)
+
+
+def test_it_shows_the_total_fund_assets_and_a_cycle_report(client, world):
+    assert "900.00000000" in text(client.get("/"))
+    report = text(client.get(f"/cycles/{world.cycle.id}/"))
+    assert "500.00000000" in report and "400.00000000" in report and "300.00000000" in report
+    assert "alice" not in report and "acct-" not in report
+
+
+def test_it_computes_the_rules_pages_worked_example_with_the_engine(client, db):
+    page = text(client.get("/rules/"))
+    assert 'data-example="A">266.66666667' in page and 'data-example="B">133.33333333' in page
+    assert 'data-example="balance">900.00000000' in page
+
+
+def test_it_reads_well_with_no_fund_at_all(client, db):
+    assert "No insurance fund has been set up yet" in text(client.get("/"))
+    assert "No settlement cycle matches" in text(client.get("/cycles/"))
+
+
+def test_it_reads_well_for_a_fund_with_no_cycle_and_no_record(client, db):
+    FundFactory(asset=AssetFactory(code="ETH"), anchor=at(400))
+    page = text(client.get("/funds/ETH/"))
+    assert "has no settlement cycle yet" in page and "No fund record matches yet" in page
+    assert "Nothing has flowed in or out" in page
+
+
+def test_it_filters_and_pages_the_records(client, usdt_fund, linear):
+    for i in range(55):
+        deposit(usdt_fund, "1", reason=f"top-up {i}")
+    book_profit(linear, "2", at(0, 5))
+    first = text(client.get("/funds/USDT/?kind=deposit"))
+    assert "USDT #55" in first and "USDT #56" not in first and "before=6" in first
+    older = text(client.get("/funds/USDT/?kind=deposit&before=6"))
+    assert "USDT #5<" in older and "USDT #1<" in older and "Older records" not in older
+    bad = client.get("/funds/USDT/?from=soon")
+    assert bad.status_code == 200 and "Use a date like" in text(bad)
+
+
+def test_it_answers_404_for_an_unknown_fund(client, db):
+    assert client.get("/funds/NOPE/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_never_serves_a_stale_balance_from_its_cache(usdt_fund):
+    client = Client()
+    deposit(usdt_fund, "10")
+    assert "10.00000000" in text(client.get("/")) and "10.00000000" in text(client.get("/funds/USDT/"))
+    deposit(usdt_fund, "5")
+    assert "15.00000000" in text(client.get("/")) and "15.00000000" in text(client.get("/funds/USDT/"))
+    assert FundRecord.objects.count() == 2
