@@ -209,13 +209,13 @@ def admin_actions() -> QuerySet[AdminAction]:
     return AdminAction.objects.select_related("actor", "fund__asset", "cycle", "record").order_by("-created_at", "-id")
 
 
-def balance_at(*, fund: Fund, moment: datetime) -> int:
-    """The fund's balance at the end of the last full hour before `moment` (hourly rows)."""
-    row = (
+def balance_at(*, fund: Fund, moment: datetime) -> int | None:
+    """The fund's balance at the end of the last full hour before `moment` (hourly rows);
+    None when the fund had no record yet then."""
+    return (
         FundBalanceHour.objects.filter(fund=fund, hour__lte=moment - timedelta(hours=1))
         .order_by("-hour").values_list("close_units", flat=True).first()
     )
-    return row or 0
 
 
 def fund_changes(*, fund: Fund, now: datetime) -> list[dict]:
@@ -223,6 +223,9 @@ def fund_changes(*, fund: Fund, now: datetime) -> list[dict]:
     changes = []
     for label, delta in (("24 h", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30))):
         before = balance_at(fund=fund, moment=now - delta)
+        if before is None:  # the fund is younger than that
+            changes.append({"label": label, "units": None, "percent": None})
+            continue
         change = fund.balance_units - before
         changes.append({"label": label, "units": change, "percent": (change * 100 / before) if before else None})
     return changes

@@ -16,6 +16,8 @@
       font: { color: dark ? "#e8eaed" : "#14171c", family: "system-ui, sans-serif" },
       gridcolor: dark ? "#2b313a" : "#dde1e7",
       line: dark ? "#7ab8ff" : "#0b5cad",
+      button: dark ? "#2b313a" : "#eef1f5",
+      active: dark ? "#0b5cad" : "#cfe0f5",
     };
   }
 
@@ -27,11 +29,12 @@
     var series = data[fund] || { x: [], y: [] };
     var layout = {
       paper_bgcolor: t.paper_bgcolor, plot_bgcolor: t.plot_bgcolor, font: t.font,
-      margin: { l: 70, r: 20, t: 40, b: 40 }, height: 360,
-      yaxis: { title: { text: fund }, gridcolor: t.gridcolor, tickformat: ",~r" },
+      margin: { l: 90, r: 20, t: 40, b: 40 }, height: 360,
+      yaxis: { title: { text: fund, standoff: 12 }, gridcolor: t.gridcolor, tickformat: ",~r", automargin: true },
       xaxis: {
         type: "date", gridcolor: t.gridcolor,
         rangeselector: {
+          bgcolor: t.button, activecolor: t.active, font: { color: t.font.color },
           buttons: [
             { count: 7, label: "7 days", step: "day", stepmode: "backward" },
             { count: 30, label: "30 days", step: "day", stepmode: "backward" },
