@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--pg", type=int, nargs="*", default=[100_000, 1_000_000], help="positions settled on PostgreSQL")
     parser.add_argument("--sqlite", type=int, nargs="*", default=[100_000], help="positions settled on SQLite")
     parser.add_argument("--ingest-batches", type=int, default=5, help="10,000-item batches sent to the API (0: none)")
+    parser.add_argument("--no-pages", action="store_true", help="skip the page-speed and history benchmarks")
     args = parser.parse_args()
     pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
 
@@ -91,6 +92,12 @@ def main() -> None:
         recreate_postgres(pg_url)
         print("PostgreSQL, ingestion through the HTTP API (gunicorn) …", file=sys.stderr, flush=True)
         ingest = step_script(pg_url, "ingest.py", "--batches", args.ingest_batches)
+
+    pages = None
+    if not args.no_pages:
+        recreate_postgres(pg_url)
+        print("PostgreSQL, pages under 32 connections (gunicorn, wrk) and the history query …", file=sys.stderr, flush=True)
+        pages = step_script(pg_url, "pages.py")
 
     print()
     print("Settlement of one cycle (statements + apportionments + coverage record, one transaction)")
@@ -121,6 +128,22 @@ def main() -> None:
             print(f"{label:<22} {len(times):>8} {median:>9.3f} {size / median:>9,.0f} {size / min(times):>13,.0f} "
                   + (f"{floor:>7.3f} {size / floor:>13,.0f}" if floor else f"{'–':>7} {'–':>13}"))
         print("Goal: at least 20,000 items/s. A replay answers every item as existing and writes nothing.")
+    if pages:
+        print()
+        print("Pages on gunicorn (4 workers), 32 concurrent connections (wrk), 30 days of demo data on PostgreSQL")
+        header = f"{'page':<26} {'requests/s':>11} {'p99 ms':>8} {'of trivial':>11}"
+        print(header)
+        print("-" * len(header))
+        trivial = pages["pages"]["trivial view (/healthz)"]["rps"]
+        for name, r in pages["pages"].items():
+            print(f"{name:<26} {r['rps']:>11,.0f} {r['p99_ms']:>8.1f} {r['rps'] / trivial:>10.0%}"
+                  + (f"  ({r['non_2xx']} non-2xx!)" if r["non_2xx"] else ""))
+        print("Goal: the overview at 70 % or more of the trivial view's throughput.")
+        small, large = pages["history"]["1000"], pages["history"]["1000000"]
+        print()
+        print("Balance-history query (day buckets + the chart's hourly series), funds with records in the same 1,000 hours")
+        print(f"  1,000 records: {small * 1000:.1f} ms   1,000,000 records: {large * 1000:.1f} ms   ratio {large / small:.2f}x"
+              "   (goal: within 1.5x)")
 
 
 if __name__ == "__main__":
