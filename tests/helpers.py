@@ -1,6 +1,7 @@
 """Building blocks for tests: book losses, profits and balances through the real services."""
 
 import itertools
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -69,3 +70,29 @@ def units(amount, precision=8) -> int:
 
 def dec(units_value, precision=8) -> Decimal:
     return from_units(units_value, precision)
+
+
+def run_together(*targets):
+    """Runs each target in its own thread (each with its own database connection), at once;
+    returns their results and fails the test if any raised."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(targets))
+    results, errors = [], []
+
+    def worker(target):
+        try:
+            barrier.wait()
+            results.append(target())
+        except Exception as exc:  # reported to the test below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return results

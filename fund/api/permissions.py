@@ -20,27 +20,33 @@ def is_trader(user) -> bool:
     return bool(user and user.is_authenticated and hasattr(user, "trader_account"))
 
 
-class IsTrader(BasePermission):
-    """A logged-in user with a trading account (by session or a personal token)."""
+class PersonPermission(BasePermission):
+    """A person, by browser session or a personal token (never the engine's credential), who
+    passes `allowed(user)`."""
 
-    message = "This is for traders: log in with an account that has a trading account."
+    @staticmethod
+    def allowed(user) -> bool:
+        raise NotImplementedError
 
     def has_permission(self, request, view):
         if isinstance(request.auth, ApiToken) and request.auth.kind != ApiToken.Kind.PERSONAL:
             return False
-        return is_trader(request.user)
+        return self.allowed(request.user)
+
+
+class IsTrader(PersonPermission):
+    """A logged-in user with a trading account."""
+
+    message = "This is for traders: log in with an account that has a trading account."
+    allowed = staticmethod(is_trader)
 
 
 def can_settle(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm(SETTLE_PERMISSION))
 
 
-class IsSettlementStaff(BasePermission):
+class IsSettlementStaff(PersonPermission):
     """Staff with the dedicated settlement permission (not every staff user)."""
 
     message = "This needs staff with the settlement permission."
-
-    def has_permission(self, request, view):
-        if isinstance(request.auth, ApiToken) and request.auth.kind != ApiToken.Kind.PERSONAL:
-            return False
-        return can_settle(request.user)
+    allowed = staticmethod(can_settle)

@@ -1,40 +1,14 @@
 """Two settlements of one cycle started together, on two real PostgreSQL connections."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from fund.models import Apportionment, FundRecord, LiquidationTakeover, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
-from tests.helpers import book_loss, deposit, report_profits
+from tests.helpers import book_loss, deposit, report_profits, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(*targets):
-    """Runs each target in its own thread (each with its own database connection), at once."""
-    barrier = threading.Barrier(len(targets))
-    results, errors = [], []
-
-    def worker(target):
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # reported to the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 def test_it_posts_once_when_two_settlements_start_together(usdt_fund, linear, day1):

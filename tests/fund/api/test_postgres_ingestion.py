@@ -1,16 +1,15 @@
 """The same ingestion batch sent from several connections at once, on PostgreSQL."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from fund.models import FundRecord, LiquidationTakeover
 from statements.models import ApiToken
 from tests.fund.api.conftest import client_for
 from tests.factories import UserFactory
+from tests.helpers import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -27,24 +26,11 @@ def test_it_books_a_batch_sent_three_times_at_once_exactly_once(usdt_fund, linea
     ]}
     engine = UserFactory(username="trading-engine")
     clients = [client_for(engine, ApiToken.Kind.ENGINE) for _ in range(3)]
-    barrier, statuses, errors = threading.Barrier(3), [], []
-
     def send(client):
-        try:
-            barrier.wait()
-            response = client.post("/api/v1/ingest/liquidations", batch, format="json")
-            statuses.append((response.status_code, response.data["created"]))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        response = client.post("/api/v1/ingest/liquidations", batch, format="json")
+        return response.status_code, response.data["created"]
 
-    threads = [threading.Thread(target=send, args=(c,)) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    statuses = run_together(*[lambda c=c: send(c) for c in clients])
     assert sorted(statuses) == [(200, 0), (200, 0), (201, 500)]
     assert LiquidationTakeover.objects.count() == 500
     assert FundRecord.objects.count() == 500  # each takeover made 1.5 USDT
