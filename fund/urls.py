@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fund import views
+from fund import views, views_me
 
 app_name = "fund"
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("cycles/<int:pk>/", views.cycle_detail, name="cycle"),
     path("rules/", views.rules, name="rules"),
     path("faq/", views.faq, name="faq"),
+    path("me/statements/", views_me.my_statements, name="my-statements"),
+    path("me/statements/<int:pk>/", views_me.my_statement, name="my-statement"),
 ]

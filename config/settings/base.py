@@ -115,7 +115,9 @@ else:
     STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
     WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "fund:my-statements"
+LOGOUT_REDIRECT_URL = "fund:overview"
 
 # A 10,000-item ingestion batch is a few MB of JSON; larger bodies are refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)

@@ -150,3 +150,44 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
                         continue
                 due.to_settle.append(cycle.id)
     return due
+
+
+@transaction.atomic(durable=True)
+def fund_schedule_update(
+    *, asset_code: str, cycle_seconds, grace_seconds, fund_ratio, screening_ratio, audit
+) -> Fund:
+    """Changes a fund's schedule and ratios; they apply from the next cycle opened (each cycle
+    keeps the values it was opened with). Recorded in the audit trail with before and after."""
+    from decimal import Decimal, InvalidOperation
+
+    from fund.models import AdminAction
+    from fund.services.audit import admin_action_record
+
+    fund = Fund.objects.select_for_update().select_related("asset").filter(asset__code=asset_code).first()
+    if fund is None:
+        raise ValidationError({"asset": f"There is no insurance fund for {asset_code!r}."})
+    errors, values = {}, {}
+    for name, raw, low, high in (("cycle_seconds", cycle_seconds, 60, 366 * 86400), ("grace_seconds", grace_seconds, 0, 86400)):
+        try:
+            values[name] = int(str(raw).strip())
+            if not low <= values[name] <= high:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors[name] = f"Enter a whole number of seconds from {low:,} to {high:,}."
+    for name, raw in (("fund_ratio", fund_ratio), ("screening_ratio", screening_ratio)):
+        try:
+            values[name] = Decimal(str(raw).strip())
+            if not values[name].is_finite() or not 0 <= values[name] <= 1 or values[name] != values[name].quantize(Decimal("0.0001")):
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            errors[name] = "Enter a ratio from 0 to 1 with at most 4 decimals."
+    if errors:
+        raise ValidationError(errors)
+    before = {name: str(getattr(fund, name)) for name in values}
+    for name, value in values.items():
+        setattr(fund, name, value)
+    fund.save(update_fields=[*values, "updated_at"])
+    admin_action_record(audit=audit, action=AdminAction.Action.SCHEDULE, fund=fund,
+                        details={"before": before, "after": {k: str(v) for k, v in values.items()}})
+    books_changed()
+    return fund

@@ -1,0 +1,54 @@
+from django.contrib import admin
+
+from fund.models import AdminAction, Apportionment, Contract, Fund, FundRecord, LiquidationTakeover, SettlementCycle
+from statements.admin import ReadOnlyAdmin
+
+
+@admin.register(Contract)
+class ContractAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "margin_asset", "kind", "multiplier"]
+    list_filter = ["kind", "margin_asset"]
+    search_fields = ["symbol"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["symbol", "margin_asset", "kind", "multiplier"] if obj and obj.takeovers.exists() else []
+
+
+@admin.register(Fund)
+class FundAdmin(ReadOnlyAdmin):
+    """Schedules are edited in the settlement console (/ops/), which records the change."""
+
+    list_display = ["asset", "balance_units", "cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"]
+
+
+@admin.register(FundRecord)
+class FundRecordAdmin(ReadOnlyAdmin):
+    list_display = ["fund", "seq", "kind", "amount_units", "balance_after_units", "created_at"]
+    list_filter = ["kind", "fund"]
+    list_select_related = ["fund__asset"]
+
+
+@admin.register(SettlementCycle)
+class SettlementCycleAdmin(ReadOnlyAdmin):
+    list_display = ["id", "fund", "starts_at", "ends_at", "status", "loss_units", "participant_count"]
+    list_filter = ["status", "fund"]
+    list_select_related = ["fund__asset"]
+
+
+@admin.register(LiquidationTakeover)
+class LiquidationTakeoverAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "contract", "side", "engine_result_units", "closed_at", "cycle", "late"]
+    list_filter = ["late", "contract"]
+    search_fields = ["external_id"]
+
+
+@admin.register(Apportionment)
+class ApportionmentAdmin(ReadOnlyAdmin):
+    list_display = ["cycle", "rank", "amount_units", "rounding_unit"]
+    raw_id_fields = ["position", "statement"]
+
+
+@admin.register(AdminAction)
+class AdminActionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor", "action", "fund", "cycle", "ip_address"]
+    list_filter = ["action"]

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from fund import views_ops
+
+app_name = "ops"
+
+urlpatterns = [
+    path("", views_ops.index, name="index"),
+    path("cycles/<int:pk>/", views_ops.cycle, name="cycle"),
+    path("cycles/<int:pk>/settle/", views_ops.settle, name="settle"),
+    path("funds/<str:asset>/move/", views_ops.fund_move, name="fund-move"),
+    path("funds/<str:asset>/schedule/", views_ops.fund_schedule, name="fund-schedule"),
+    path("audit/", views_ops.audit, name="audit"),
+]

@@ -1,0 +1,38 @@
+"""Logging in, with repeated failures locked out for a while."""
+
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+
+MAX_FAILURES = 5
+LOCKOUT_SECONDS = 15 * 60
+
+
+def _key(request, username: str) -> str:
+    address = request.META.get("REMOTE_ADDR", "") if request else ""
+    return f"login-failures:{address}:{(username or '').strip().lower()}"
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """After MAX_FAILURES failed logins for one username from one address, further attempts are
+    refused for LOCKOUT_SECONDS, whatever the password."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "locked": "Too many failed logins. Try again in 15 minutes.",
+    }
+
+    def clean(self):
+        key = _key(self.request, self.cleaned_data.get("username"))
+        if cache.get(key, 0) >= MAX_FAILURES:
+            raise ValidationError(self.error_messages["locked"], code="locked")
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            try:
+                cache.incr(key)
+            except ValueError:
+                cache.set(key, 1, timeout=LOCKOUT_SECONDS)
+            raise
+        cache.delete(key)
+        return cleaned

@@ -1,0 +1,153 @@
+"""Traders' pages and the settlement console: access, forms, the audit trail."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from fund.models import AdminAction, FundRecord, SettlementCycle
+from statements.models import Statement
+from tests.conftest import at
+from tests.factories import AssetFactory, ContractFactory, FundFactory, UserFactory
+from tests.helpers import book_loss, deposit, report_profits
+
+pytestmark = pytest.mark.django_db
+ACTORS = ["anonymous", "trader", "other_trader", "staff", "settlement_staff"]
+
+
+@pytest.fixture
+def clients(world):
+    staff = UserFactory(username="staff", is_staff=True)
+    ops = UserFactory(username="ops", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
+    made = {"anonymous": Client()}
+    for name, user in (("trader", world.trader), ("other_trader", world.other), ("staff", staff), ("settlement_staff", ops)):
+        made[name] = Client()
+        made[name].force_login(user)
+    return made
+
+
+def alice_statement(world):
+    return Statement.objects.get(account__user=world.trader).id
+
+
+LOGIN = "login"
+ME = {"anonymous": LOGIN, "trader": 200, "other_trader": 200, "staff": 403, "settlement_staff": 403}
+OWN = {"anonymous": LOGIN, "trader": 200, "other_trader": 404, "staff": 403, "settlement_staff": 403}
+OPS = {"anonymous": LOGIN, "trader": 403, "other_trader": 403, "staff": 403, "settlement_staff": 200}
+PAGES = [
+    (lambda w: "/me/statements/", ME),
+    (lambda w: f"/me/statements/{alice_statement(w)}/", OWN),
+    (lambda w: "/ops/", OPS),
+    (lambda w: f"/ops/cycles/{w.cycle.id}/", OPS),
+    (lambda w: f"/ops/cycles/{SettlementCycle.objects.get(starts_at=at(1)).id}/", OPS),
+    (lambda w: "/ops/funds/USDT/move/", OPS),
+    (lambda w: "/ops/funds/USDT/schedule/", OPS),
+    (lambda w: "/ops/audit/", OPS),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("path, expected", PAGES, ids=[str(i) for i in range(len(PAGES))])
+def test_it_answers_each_page_as_the_matrix_says(clients, world, actor, path, expected):
+    response = clients[actor].get(path(world))
+    expected = expected[actor]
+    if expected == LOGIN:
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+    else:
+        assert response.status_code == expected
+
+
+def test_it_shows_a_trader_how_the_apportionment_was_computed(clients, world):
+    page = clients["trader"].get(f"/me/statements/{alice_statement(world)}/").content.decode()
+    for figure in ("L = 500.00000000", "F = 100.00000000", "U = L − F = 400.00000000", "600.00000000",
+                   "4/9", "266.66666667", "333.33333333", "plus one leftover unit"):
+        assert figure in page, figure
+    listing = clients["trader"].get("/me/statements/").content.decode()
+    assert "−266.66666667" in listing and "USDT (1)" in listing
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"kind": "deposit", "amount": "-5", "reason": "x"}, "amount"),
+        ({"kind": "deposit", "amount": "1.000000001", "reason": "x"}, "amount"),
+        ({"kind": "withdrawal", "amount": "900.00000001", "reason": "too much"}, "amount"),
+        ({"kind": "deposit", "amount": "5", "reason": "  "}, "reason"),
+    ],
+)
+def test_it_shows_form_errors_for_bad_money_moves_and_changes_nothing(clients, world, data, field):
+    response = clients["settlement_staff"].post("/ops/funds/USDT/move/", data)
+    assert response.status_code == 200 and field in response.context["form"].errors
+    assert FundRecord.objects.count() == 2 and not AdminAction.objects.filter(action__in=["deposit", "withdraw"]).exists()
+
+
+def test_it_records_a_deposit_from_the_console(clients, world):
+    response = clients["settlement_staff"].post("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "12.5", "reason": "top-up"})
+    assert response.status_code == 302
+    record = FundRecord.objects.get(kind="deposit", reason="top-up")
+    assert record.amount_units == 1250000000 and record.actor.username == "ops"
+    assert AdminAction.objects.get(action="deposit").record == record
+
+
+def test_it_changes_a_schedule_from_the_next_cycle_and_records_it(clients, world):
+    response = clients["settlement_staff"].post("/ops/funds/USDT/schedule/", {
+        "cycle_seconds": "43200", "grace_seconds": "600", "fund_ratio": "0.25", "screening_ratio": "0.8"})
+    assert response.status_code == 302
+    action = AdminAction.objects.get(action="schedule")
+    assert action.details["before"]["fund_ratio"] == "0.2000" and action.details["after"]["fund_ratio"] == "0.25"
+    bad = clients["settlement_staff"].post("/ops/funds/USDT/schedule/", {
+        "cycle_seconds": "10", "grace_seconds": "x", "fund_ratio": "1.5", "screening_ratio": "0.12345"})
+    assert set(bad.context["form"].errors) == {"cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"}
+    assert AdminAction.objects.filter(action="schedule").count() == 1
+
+
+def test_it_settles_the_current_cycle_from_the_console_and_the_trader_sees_it(db):
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    fund = FundFactory(asset=AssetFactory(code="USDC"), anchor=today)
+    contract = ContractFactory(symbol="BTCUSDC", margin_asset=fund.asset)
+    deposit(fund, "100")
+    loss = book_loss(contract, "50", timezone.now() - timedelta(seconds=30))
+    report_profits(loss.cycle, contract, {7: "100"}, account_prefix="carol")
+    carol = UserFactory(username="carol")
+    from statements.models import TraderAccount
+
+    TraderAccount.objects.filter(external_id="carol-7").update(user=carol)
+    ops = UserFactory(username="ops", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
+    console, trader = Client(), Client()
+    console.force_login(ops)
+    trader.force_login(carol)
+    assert "Settle now" in console.get(f"/ops/cycles/{loss.cycle.id}/").content.decode()
+    unconfirmed = console.post(f"/ops/cycles/{loss.cycle.id}/settle/")
+    assert unconfirmed.status_code == 302 and SettlementCycle.objects.get(pk=loss.cycle.id).status == "open"
+    done = console.post(f"/ops/cycles/{loss.cycle.id}/settle/", {"confirm": "yes"}, follow=True)
+    assert "Settled" in done.content.decode()
+    assert "−40.00000000" in trader.get("/me/statements/").content.decode()
+
+
+@pytest.mark.parametrize("path, data", [
+    ("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "1", "reason": "x"}),
+    ("/ops/funds/USDT/schedule/", {"cycle_seconds": "86400", "grace_seconds": "300", "fund_ratio": "0.2", "screening_ratio": "0.9"}),
+    ("/accounts/logout/", {}),
+])
+def test_it_protects_every_form_against_cross_site_requests(world, path, data):
+    ops = UserFactory(username="ops", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ops)
+    assert client.post(path, data).status_code == 403
+    cycle = SettlementCycle.objects.get(starts_at=at(1))
+    assert client.post(f"/ops/cycles/{cycle.id}/settle/", {"confirm": "yes"}).status_code == 403
+    assert FundRecord.objects.count() == 2
+
+
+def test_it_locks_out_repeated_failed_logins(world):
+    client = Client()
+    for _ in range(5):
+        assert "Please enter a correct username" in client.post("/accounts/login/", {"username": "alice", "password": "wrong"}).content.decode()
+    locked = client.post("/accounts/login/", {"username": "alice", "password": "pass-for-tests"})
+    assert "Too many failed logins" in locked.content.decode()
+    assert Client().post("/accounts/login/", {"username": "bob", "password": "pass-for-tests"}).status_code == 302
