@@ -107,6 +107,7 @@ def fund_move(request, asset):
 
 
 class ScheduleForm(forms.Form):
+    anchor = forms.DateTimeField(label="Anchor: start of the first cycle (UTC)", help_text="Can change only before the first cycle.")
     cycle_seconds = forms.CharField(label="Cycle length (seconds)")
     grace_seconds = forms.CharField(label="Grace period (seconds)")
     fund_ratio = forms.CharField(label="Fund share (0 to 1)")

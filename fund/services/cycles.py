@@ -154,7 +154,7 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
 
 @transaction.atomic(durable=True)
 def fund_schedule_update(
-    *, asset_code: str, cycle_seconds, grace_seconds, fund_ratio, screening_ratio, audit
+    *, asset_code: str, cycle_seconds, grace_seconds, fund_ratio, screening_ratio, audit, anchor=None
 ) -> Fund:
     """Changes a fund's schedule and ratios; they apply from the next cycle opened (each cycle
     keeps the values it was opened with). Recorded in the audit trail with before and after."""
@@ -181,6 +181,12 @@ def fund_schedule_update(
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
             errors[name] = "Enter a ratio from 0 to 1 with at most 4 decimals."
+    if anchor is not None and anchor != fund.anchor:
+        if fund.cycles.exists():
+            errors["anchor"] = ("The anchor only places a fund's first cycle; this fund's cycles have started, "
+                                "so a new schedule simply applies from the next cycle.")
+        else:
+            values["anchor"] = anchor
     if errors:
         raise ValidationError(errors)
     before = {name: str(getattr(fund, name)) for name in values}

@@ -93,14 +93,16 @@ def test_it_records_a_deposit_from_the_console(clients, world):
 
 
 def test_it_changes_a_schedule_from_the_next_cycle_and_records_it(clients, world):
+    anchor = world.cycle.fund.anchor.strftime("%Y-%m-%d %H:%M:%S")
     response = clients["settlement_staff"].post("/ops/funds/USDT/schedule/", {
-        "cycle_seconds": "43200", "grace_seconds": "600", "fund_ratio": "0.25", "screening_ratio": "0.8"})
+        "anchor": anchor, "cycle_seconds": "43200", "grace_seconds": "600", "fund_ratio": "0.25", "screening_ratio": "0.8"})
     assert response.status_code == 302
     action = AdminAction.objects.get(action="schedule")
     assert action.details["before"]["fund_ratio"] == "0.2000" and action.details["after"]["fund_ratio"] == "0.25"
     bad = clients["settlement_staff"].post("/ops/funds/USDT/schedule/", {
-        "cycle_seconds": "10", "grace_seconds": "x", "fund_ratio": "1.5", "screening_ratio": "0.12345"})
-    assert set(bad.context["form"].errors) == {"cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"}
+        "anchor": "2030-01-01 00:00:00", "cycle_seconds": "10", "grace_seconds": "x", "fund_ratio": "1.5",
+        "screening_ratio": "0.12345"})
+    assert set(bad.context["form"].errors) == {"anchor", "cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"}
     assert AdminAction.objects.filter(action="schedule").count() == 1
 
 
@@ -130,7 +132,8 @@ def test_it_settles_the_current_cycle_from_the_console_and_the_trader_sees_it(db
 
 @pytest.mark.parametrize("path, data", [
     ("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "1", "reason": "x"}),
-    ("/ops/funds/USDT/schedule/", {"cycle_seconds": "86400", "grace_seconds": "300", "fund_ratio": "0.2", "screening_ratio": "0.9"}),
+    ("/ops/funds/USDT/schedule/", {"anchor": "2026-01-01 00:00:00", "cycle_seconds": "86400", "grace_seconds": "300",
+                                   "fund_ratio": "0.2", "screening_ratio": "0.9"}),
     ("/accounts/logout/", {}),
 ])
 def test_it_protects_every_form_against_cross_site_requests(world, path, data):
