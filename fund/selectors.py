@@ -147,7 +147,7 @@ def statements_of(
         rows = rows.filter(asset__code=asset_code.upper())
     if types:
         rows = rows.filter(type__in=types)
-    if cycle_id:
+    if cycle_id is not None:
         rows = rows.filter(apportionment__cycle_id=cycle_id)
     if start:
         rows = rows.filter(created_at__gte=start)

@@ -1,5 +1,6 @@
 """The public transparency portal: server-rendered pages, each a selector call and a template."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -43,7 +44,8 @@ def fund_detail(request, asset):
         errors["to"] = "Use a date like 2026-11-30."
     records = selectors.fund_records(fund=fund, kinds=kinds, start=start, end=end).select_related("takeover")
     before = request.GET.get("before", "")
-    if before.isdigit():
+    paged = bool(re.fullmatch(r"[0-9]{1,18}", before))
+    if paged:
         records = records.filter(seq__lt=int(before))
     page = list(records[: RECORDS_PER_PAGE + 1])
     older = page[RECORDS_PER_PAGE - 1].seq if len(page) > RECORDS_PER_PAGE else None
@@ -56,7 +58,7 @@ def fund_detail(request, asset):
         "flows": selectors.flows_by_kind(fund=fund),
         "records": page[:RECORDS_PER_PAGE],
         "older": older,
-        "paged": before.isdigit(),
+        "paged": paged,
         "query": query.urlencode(),
         "kinds": FundRecord.Kind.choices,
         "selected_kinds": kinds,
@@ -66,15 +68,16 @@ def fund_detail(request, asset):
 
 
 def _day(request, name):
+    """A date from the query; `from` is its start, `to` its end (the whole day counts)."""
     raw = request.GET.get(name, "")
     try:
         day = parse_date(raw) if raw else None
-    except ValueError:
-        day = None
-    if day is None:
+        if day is None:
+            return None
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if name == "to" else start
+    except (ValueError, OverflowError):
         return None
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start + timedelta(days=1) if name == "to" else start
 
 
 def cycle_list(request):

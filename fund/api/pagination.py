@@ -1,5 +1,7 @@
 """Cursor pages: stable under new records, and a bad cursor is the client's error (400)."""
 
+import re
+
 from django.core.exceptions import ValidationError
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
@@ -14,7 +16,7 @@ class Cursor(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({self.page_size_query_param: f"Give a whole number from 1 to {self.max_page_size}."})
         return int(raw)
 

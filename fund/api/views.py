@@ -3,7 +3,8 @@
 import csv
 import hashlib
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, Iterable
 
 from django.core.exceptions import ValidationError
@@ -51,11 +52,23 @@ class PublicMixin:
     permission_classes = [AllowAny]
 
 
+DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def _when(request, name: str) -> datetime | None:
+    """An ISO 8601 moment; a date alone means its start, or for `to` its end (the whole day counts)."""
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    value = parse_datetime(raw) if "T" in raw or " " in raw else parse_datetime(f"{raw}T00:00:00+00:00")
+    date_only = "T" not in raw and " " not in raw
+    try:
+        value = parse_datetime(f"{raw}T00:00:00+00:00" if date_only else raw)
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)  # out of range here rather than in the database
+            if date_only and name == "to":
+                value += timedelta(days=1)
+    except (ValueError, OverflowError):
+        value = None
     if value is None or value.tzinfo is None:
         raise ValidationError({name: f"Give an ISO 8601 date or date and time with a time zone, not {raw!r}."})
     return value
@@ -242,7 +255,7 @@ class FundHistoryView(PublicMixin, APIView):
         return Response(data)
 
 
-RecordPagination = cursor("-seq", size=100, max_size=1000)
+RecordPagination = cursor("-seq", size=100, max_size=1000)  # unique within a fund
 
 
 class FundRecordsView(PublicMixin, generics.ListAPIView):
@@ -281,7 +294,7 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-CyclePagination = cursor(("-starts_at", "-id"), size=50, max_size=500)
+CyclePagination = cursor("-id", size=50, max_size=500)  # a unique key: pages never skip or repeat
 
 
 class CycleListView(PublicMixin, generics.ListAPIView):
@@ -317,7 +330,7 @@ class CycleDetailView(PublicMixin, generics.RetrieveAPIView):
 
 # --- traders --------------------------------------------------------------------------------
 
-StatementPagination = cursor(("-created_at", "-id"), size=50, max_size=500)
+StatementPagination = cursor("-id", size=50, max_size=500)  # a unique key: pages never skip or repeat
 
 
 class MyStatementsView(generics.ListAPIView):
@@ -329,7 +342,7 @@ class MyStatementsView(generics.ListAPIView):
 
     def get_queryset(self):
         cycle = self.request.query_params.get("cycle")
-        if cycle is not None and not cycle.isdigit():
+        if cycle is not None and not DIGITS.fullmatch(cycle):
             raise ValidationError({"cycle": "Give a cycle id, a whole number."})
         return selectors.statements_of(
             account=self.request.user.trader_account, asset_code=self.request.query_params.get("asset"),
@@ -501,7 +514,10 @@ class FundMoveView(APIView):
     def post(self, request, asset):
         selectors.fund_get(asset_code=asset)
         data = request.data if isinstance(request.data, dict) else {}
-        record = type(self).service(asset_code=asset.upper(), amount=data.get("amount"), reason=data.get("reason", ""),
+        reason = data.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 2000:
+            raise ValidationError({"reason": "Give the reason as text of at most 2,000 characters."})
+        record = type(self).service(asset_code=asset.upper(), amount=data.get("amount"), reason=reason,
                                     audit=Audit.from_request(request))
         record = FundRecord.objects.select_related("fund__asset", "takeover").get(pk=record.pk)
         return Response(s.RecordOut(record).data, status=status.HTTP_201_CREATED)
@@ -528,7 +544,7 @@ class FundWithdrawView(FundMoveView):
         return super().post(request, asset)
 
 
-ActionPagination = cursor(("-created_at", "-id"))
+ActionPagination = cursor("-id")
 
 
 class AdminActionsView(generics.ListAPIView):

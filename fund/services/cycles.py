@@ -182,7 +182,10 @@ def fund_schedule_update(
         except (InvalidOperation, ValueError):
             errors[name] = "Enter a ratio from 0 to 1 with at most 4 decimals."
     if anchor is not None and anchor != fund.anchor:
-        if fund.cycles.exists():
+        earliest = timezone.now() - timedelta(seconds=values.get("cycle_seconds", fund.cycle_seconds))
+        if anchor < earliest:
+            errors["anchor"] = "The first cycle may start at most one cycle length ago."
+        elif fund.cycles.exists():
             errors["anchor"] = ("The anchor only places a fund's first cycle; this fund's cycles have started, "
                                 "so a new schedule simply applies from the next cycle.")
         else:

@@ -106,6 +106,7 @@ def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bo
     cycle.attempts += 1
     cycle.error = ""
     cycle.save(update_fields=["status", "closed_at", "settling_started_at", "attempts", "error"])
+    books_changed()
     return True
 
 
@@ -185,6 +186,7 @@ def _settlement_fail(*, cycle_id: int, error: Exception) -> None:
             updated = SettlementCycle.objects.filter(pk=cycle_id, status=Status.SETTLING).update(
                 status=Status.FAILED, error=f"{type(error).__name__}: {error}"[:4000]
             )
+            books_changed()
     except Exception:  # the database itself may be what failed; the beat retries stale cycles
         logger.exception("could not record the failure of cycle %s", cycle_id)
         return
@@ -227,4 +229,5 @@ def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | N
         cycle.closed_at = now
         cycle.save(update_fields=["status", "closed_at"])
     admin_action_record(audit=audit, action=AdminAction.Action.SETTLE, fund=fund, cycle=cycle, details=details)
+    books_changed()
     return cycle

@@ -1,5 +1,7 @@
 """Template filters that show integer smallest units as exact decimal amounts."""
 
+from decimal import Decimal
+
 from django import template
 
 from statements.money import format_units
@@ -18,3 +20,21 @@ def units(value, asset):
     whole, _, fraction = text.lstrip("-").partition(".")
     grouped = f"{int(whole):,}".replace(",", "\u202f")
     return f"{sign}{grouped}.{fraction}" if fraction else f"{sign}{grouped}"
+
+
+@register.filter
+def percent(ratio) -> str:
+    """An exact ratio as a percentage: 0.1234 → "12.34 %"."""
+    value = (Decimal(ratio) * 100).normalize()
+    return f"{value:f} %"
+
+
+@register.filter
+def duration(seconds) -> str:
+    """Seconds as hours, minutes and seconds, exactly: 5400 → "1 h 30 min"."""
+    seconds, parts = int(seconds), []
+    for unit, size in (("h", 3600), ("min", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts) or "0 s"
