@@ -52,3 +52,7 @@ class ApportionmentAdmin(ReadOnlyAdmin):
 class AdminActionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor", "action", "fund", "cycle", "ip_address"]
     list_filter = ["action"]
+
+admin.site.site_header = "Insurance Fund administration"
+admin.site.site_title = "Insurance Fund admin"
+admin.site.index_title = "Reference data and the (read-only) books"
