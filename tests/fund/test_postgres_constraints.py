@@ -3,9 +3,10 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from fund.models import Fund, SettlementCycle
+from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
+from statements.models import Statement
 from tests.conftest import at
 from tests.helpers import book_loss, deposit, report_profits
 
@@ -46,3 +47,20 @@ def test_it_refuses_a_takeover_whose_cycle_belongs_to_another_fund(usdt_fund, li
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("UPDATE fund_liquidationtakeover SET cycle_id = %s WHERE id = %s", [other_cycle.id, takeover.id])
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE fund_fundrecord SET amount_units = amount_units + 1",
+    "DELETE FROM fund_fundrecord",
+    "TRUNCATE fund_fundrecord CASCADE",
+    "UPDATE statements_statement SET amount_units = 0",
+    "DELETE FROM fund_apportionment",
+    "TRUNCATE statements_statement CASCADE",
+])
+def test_it_refuses_to_change_or_remove_the_books(world, statement):
+    before = (FundRecord.objects.count(), Statement.objects.count(), Apportionment.objects.count())
+    with pytest.raises(Exception, match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL fund.allow_maintenance = 'off'")
+            cursor.execute(statement)
+    assert (FundRecord.objects.count(), Statement.objects.count(), Apportionment.objects.count()) == before
