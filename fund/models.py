@@ -54,6 +54,7 @@ class Fund(models.Model):
 
     asset = models.OneToOneField(Asset, on_delete=models.PROTECT, related_name="fund")
     balance_units = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, default="", help_text="The hash of the newest record: the chain's head.")
     cycle_seconds = models.PositiveIntegerField(
         default=86400, validators=[MinValueValidator(60)], help_text="Length of a settlement cycle."
     )
@@ -210,6 +211,7 @@ class FundRecord(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    hash = models.CharField(max_length=64, default="", help_text="SHA-256 chained to the previous record (fund.chain).")
 
     class Meta:
         ordering = ["fund", "-seq"]

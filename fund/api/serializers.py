@@ -117,6 +117,7 @@ class FundOut(serializers.Serializer):
     fund_ratio = serializers.DecimalField(max_digits=5, decimal_places=4)
     screening_ratio = serializers.DecimalField(max_digits=5, decimal_places=4)
     updated_at = serializers.DateTimeField()
+    chain_head = serializers.CharField(source="head_hash", help_text="The hash of the newest record (see fund.chain).")
 
     @extend_schema_field(KindTotalOut(many=True))
     def get_inflows(self, fund):
@@ -150,7 +151,8 @@ class RecordOut(serializers.ModelSerializer):
 
     class Meta:
         model = FundRecord
-        fields = ["asset", "seq", "kind", "amount", "balance_after", "created_at", "takeover", "cycle", "corrects", "reason"]
+        fields = ["asset", "seq", "kind", "amount", "balance_after", "created_at", "takeover", "cycle", "corrects", "reason",
+                  "hash"]
 
 
 class CycleOut(serializers.ModelSerializer):

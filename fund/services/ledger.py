@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord
 from fund.services.audit import Audit, admin_action_record
+from fund.chain import GENESIS, record_hash
 from fund.pagecache import books_changed
 from fund.services.bulk import insert_rows, reserve_ids
 from statements.money import MAX_UNITS, MoneyError, to_units
@@ -25,6 +26,7 @@ class Entry:
     reason: str = ""
     actor_id: int | None = None
     corrects_id: int | None = None
+    takeover_external_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Posted:
 
 
 RECORD_COLUMNS = ["id", "fund_id", "seq", "kind", "amount_units", "balance_after_units", "created_at", "takeover_id",
-                  "cycle_id", "corrects_id", "reason", "actor_id"]
+                  "cycle_id", "corrects_id", "reason", "actor_id", "hash"]
 
 
 def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
@@ -53,8 +55,8 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
     assert connection.in_atomic_block, "ledger_append must run inside the caller's transaction"
     if not entries:
         return []
-    last = FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", "created_at").first()
-    last_seq, not_before = last or (0, None)
+    last = FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", "created_at", "hash").first()
+    last_seq, not_before, head = last or (0, None, GENESIS)
     balance = fund.balance_units
     ids = reserve_ids(FundRecord, len(entries))
     rows, posted = [], []
@@ -72,14 +74,19 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
             )
         if balance > MAX_UNITS:
             raise ValidationError({"amount": "The fund's balance would exceed the largest amount the system books."})
+        head = record_hash(
+            previous=head, asset=fund.asset.code, precision=fund.asset.precision, seq=last_seq + offset, kind=entry.kind,
+            amount_units=entry.amount_units, balance_after_units=balance, created_at=created_at,
+            takeover=entry.takeover_external_id, cycle_id=entry.cycle_id, corrects_id=entry.corrects_id, reason=entry.reason,
+        )
         rows.append((record_id, fund.id, last_seq + offset, entry.kind, entry.amount_units, balance, created_at,
-                     entry.takeover_id, entry.cycle_id, entry.corrects_id, entry.reason, entry.actor_id))
+                     entry.takeover_id, entry.cycle_id, entry.corrects_id, entry.reason, entry.actor_id, head))
         posted.append(Posted(record_id, entry.kind, entry.amount_units, balance, created_at))
     insert_rows(FundRecord, RECORD_COLUMNS, rows)
     _balance_hours_add(fund=fund, records=posted, balance_before=fund.balance_units)
     _kind_totals_add(fund=fund, records=posted)
-    fund.balance_units = balance
-    Fund.objects.filter(pk=fund.pk).update(balance_units=balance, updated_at=timezone.now())
+    fund.balance_units, fund.head_hash = balance, head
+    Fund.objects.filter(pk=fund.pk).update(balance_units=balance, head_hash=head, updated_at=timezone.now())
     books_changed()
     return ids
 

@@ -311,7 +311,7 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
     for fund in funds.values():
         ledger_append(fund=fund, entries=[
             Entry(FundRecord.Kind.LIQUIDATION_PROFIT, cleaned[i]["engine_result_units"], now, takeover_id=ids[i],
-                  cycle_id=placed[i][1].id)
+                  cycle_id=placed[i][1].id, takeover_external_id=cleaned[i]["external_id"])
             for i in new if placed[i][0] is fund and cleaned[i]["engine_result_units"] > 0
         ])
     return Intake(model=LiquidationTakeover, ids=ids, created=created)

@@ -1,0 +1,33 @@
+"""The fund ledger's hash chain: each record's hash covers its published fields and the
+previous record's hash, so changing, deleting or reordering any record breaks every hash after it.
+
+Canonical form (anyone can recompute it from the public API):
+    hash = SHA-256( previous hash (64 hex digits; 64 zeros for a fund's first record)
+                    + "\\n"
+                    + JSON array, compact, UTF-8, of these strings, in this order:
+                      asset code, seq, kind, amount, balance after (decimal text with the asset's
+                      places), created at (ISO 8601 UTC with microseconds and a "Z"),
+                      the takeover's external id, the cycle id, the id of the corrected record,
+                      the reason ("" where a field is empty) )
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from statements.money import format_units
+
+GENESIS = "0" * 64
+
+
+def record_hash(
+    *, previous: str, asset: str, precision: int, seq: int, kind: str, amount_units: int, balance_after_units: int,
+    created_at: datetime, takeover: str = "", cycle_id: int | None = None, corrects_id: int | None = None, reason: str = "",
+) -> str:
+    fields = [
+        asset, str(seq), kind, format_units(amount_units, precision), format_units(balance_after_units, precision),
+        created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), takeover or "",
+        "" if cycle_id is None else str(cycle_id), "" if corrects_id is None else str(corrects_id), reason or "",
+    ]
+    canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()

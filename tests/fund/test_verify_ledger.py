@@ -1,0 +1,81 @@
+"""The ledger's hash chain: intact books verify; a changed amount, a deleted or a reordered record
+is named by `manage.py verify_ledger`; anyone can recompute the chain from the public API."""
+
+from datetime import datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+from rest_framework.test import APIClient
+
+from fund.chain import GENESIS, record_hash
+from statements.money import to_units
+from tests.conftest import at
+from tests.helpers import book_profit, deposit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def books(usdt_fund, linear):
+    deposit(usdt_fund, "1000", reason="seed | with a pipe")
+    for i in range(4):
+        book_profit(linear, f"{i + 1}.5", at(0, 3 + i))
+    deposit(usdt_fund, "7")
+    return usdt_fund
+
+
+def tamper(sql, params=()):
+    """Goes around the application, as an intruder with database access would."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL fund.allow_maintenance = 'on'")
+        cursor.execute(sql, params)
+
+
+def verify() -> str:
+    out = StringIO()
+    try:
+        call_command("verify_ledger", stdout=out, verbosity=0)
+    except CommandError as exc:
+        return out.getvalue() + f"exit {exc.returncode}"
+    return out.getvalue() + "exit 0"
+
+
+def test_it_verifies_intact_books(books):
+    result = verify()
+    assert "USDT: 6 records, chain intact" in result and result.endswith("exit 0")
+
+
+def test_it_names_a_record_whose_amount_was_changed(books):
+    tamper("UPDATE fund_fundrecord SET amount_units = amount_units + 1, balance_after_units = balance_after_units + 1 WHERE seq = 3")
+    assert "BROKEN at record #3" in verify()
+
+
+def test_it_names_a_deleted_record(books):
+    tamper("DELETE FROM fund_fundrecord WHERE seq = 4")
+    result = verify()
+    assert "BROKEN at record #4" in result and "missing" in result and result.endswith("exit 1")
+
+
+def test_it_names_reordered_records(books):
+    tamper("UPDATE fund_fundrecord SET seq = 100 WHERE seq = 2")
+    tamper("UPDATE fund_fundrecord SET seq = 2 WHERE seq = 5")
+    tamper("UPDATE fund_fundrecord SET seq = 5 WHERE seq = 100")
+    assert "BROKEN at record #2" in verify()
+
+
+def test_anyone_can_recompute_the_chain_from_the_public_api(books):
+    fund = APIClient().get("/api/v1/funds/USDT").data
+    records = list(reversed(APIClient().get("/api/v1/funds/USDT/records?page_size=100").data["results"]))
+    previous = GENESIS
+    for r in records:
+        previous = record_hash(
+            previous=previous, asset=r["asset"], precision=fund["precision"], seq=r["seq"], kind=r["kind"],
+            amount_units=to_units(r["amount"], fund["precision"]), balance_after_units=to_units(r["balance_after"], fund["precision"]),
+            created_at=datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")), takeover=r["takeover"] or "",
+            cycle_id=r["cycle"], corrects_id=r["corrects"], reason=r["reason"],
+        )
+        assert previous == r["hash"], r["seq"]
+    assert previous == fund["chain_head"]
