@@ -79,3 +79,19 @@ def test_anyone_can_recompute_the_chain_from_the_public_api(books):
         )
         assert previous == r["hash"], r["seq"]
     assert previous == fund["chain_head"]
+
+
+def test_the_standalone_checker_reads_the_public_api_and_names_the_first_bad_record(books, live_server):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
+    intact = subprocess.run([sys.executable, str(script), live_server.url, "USDT"], capture_output=True, text=True, timeout=60)
+    assert intact.returncode == 0 and "6 records, chain intact" in intact.stdout
+    tamper("UPDATE fund_fundrecord SET reason = 'edited' WHERE seq = 1")
+    from django.core.cache import cache
+
+    cache.clear()
+    broken = subprocess.run([sys.executable, str(script), live_server.url, "USDT"], capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 1 and "record #1" in broken.stdout
