@@ -23,13 +23,8 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/insurance_fund_bench"
 
 
 def step(database_url: str, *args) -> dict:
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings.base",
-           "REDIS_URL": "", "DJANGO_LOG_LEVEL": "WARNING"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "settle.py"), *map(str, args)],
-                          env=env, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"bench step {args} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """One step of bench/settle.py in a fresh process."""
+    return step_script(database_url, "settle.py", *args)
 
 
 def step_script(database_url: str, script: str, *args) -> dict:

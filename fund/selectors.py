@@ -7,6 +7,7 @@ from fractions import Fraction
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from fund.models import (
     AdminAction,
@@ -19,6 +20,7 @@ from fund.models import (
     SettlementCycle,
 )
 from statements.models import Statement, TraderAccount
+from statements.money import format_units
 
 BUCKETS = ("hour", "day", "week")
 
@@ -240,7 +242,7 @@ def balance_series(*, fund: Fund) -> dict:
 
 def flows_by_kind(*, fund: Fund, days: int = 90, now: datetime | None = None) -> dict:
     """Each kind of record's daily total over the last `days` days, for a stacked chart."""
-    now = now or datetime.now(tz=fund.anchor.tzinfo)
+    now = now or timezone.now()
     since = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = (
         FundRecord.objects.filter(fund=fund, created_at__gte=since)
@@ -262,3 +264,17 @@ def cycle_distribution(*, cycle: SettlementCycle) -> dict:
     rows = cycle.apportionments.order_by("rank").values_list("rank", "amount_units")
     scale = 10 ** cycle.fund.asset.precision
     return {"x": [rank for rank, _ in rows], "y": [units / scale for _, units in rows]}
+
+
+def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20) -> dict:
+    """A settlement preview's figures as decimal text, with the largest apportionments by rank."""
+    p, fmt = cycle.fund.asset.precision, cycle.fund.asset.format
+    return {
+        "cycle": cycle.id, "asset": cycle.fund.asset.code, "loss": fmt(result.loss), "balance": fmt(result.balance),
+        "fund_share": fmt(result.fund_share), "users_share": fmt(result.users_share),
+        "total_profit": fmt(result.total_profit), "participants_profit": fmt(result.participants_profit),
+        "threshold_profit": fmt(result.threshold_profit), "profitable_count": result.profitable_count,
+        "participant_count": len(result.participants), "backstop": fmt(result.backstop), "uncovered": fmt(result.uncovered),
+        "largest": [{"rank": i + 1, "position_id": pid, "amount": format_units(a, p)}
+                    for i, (pid, a) in enumerate(zip(result.participants[:largest], result.amounts[:largest]))],
+    }

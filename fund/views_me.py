@@ -3,7 +3,7 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.shortcuts import render
 
 from fund import selectors
@@ -25,10 +25,10 @@ def my_statements(request):
     types = [t for t in request.GET.getlist("type") if t in Statement.Type.values]
     start, end = _day(request, "from"), _day(request, "to")
     rows = selectors.statements_of(account=account, asset_code=asset or None, types=types, start=start, end=end)
+    assets = Asset.objects.in_bulk()
     totals = [
         {"asset": assets[row["asset_id"]], "units": row["total"], "count": row["count"]}
-        for assets in [Asset.objects.in_bulk()]
-        for row in rows.order_by().values("asset_id").annotate(total=Sum("amount_units"), count=Sum(1))
+        for row in rows.order_by().values("asset_id").annotate(total=Sum("amount_units"), count=Count("id"))
     ]
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()

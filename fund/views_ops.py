@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 
 from fund import selectors
 from fund.api.permissions import can_settle
-from fund.api.views import _preview_data
 from fund.errors import ConflictError
 from fund.models import AdminAction, Fund, SettlementCycle
 from fund.services.audit import Audit, admin_action_record
@@ -57,7 +56,7 @@ def cycle(request, pk):
         result = settlement_preview(cycle_id=cycle.id)
         admin_action_record(audit=Audit.from_request(request), action=AdminAction.Action.PREVIEW, fund=cycle.fund,
                             cycle=cycle, details={"loss": cycle.fund.asset.format(result.loss)})
-        preview = _preview_data(cycle, result)
+        preview = selectors.settlement_preview_data(cycle=cycle, result=result)
         preview["chart"] = {"distribution": {"x": list(range(1, len(result.amounts) + 1)),
                                              "y": [a / 10**cycle.fund.asset.precision for a in result.amounts]}}
     following = cycle.status in (Status.SETTLING,) or (cycle.status == Status.CLOSED and request.GET.get("follow"))

@@ -465,19 +465,6 @@ IDEMPOTENCY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
                                description="Repeat a request safely: the same key and body get the same answer.")
 
 
-def _preview_data(cycle: SettlementCycle, result, largest: int = 20) -> dict:
-    p, fmt = cycle.fund.asset.precision, cycle.fund.asset.format
-    return {
-        "cycle": cycle.id, "asset": cycle.fund.asset.code, "loss": fmt(result.loss), "balance": fmt(result.balance),
-        "fund_share": fmt(result.fund_share), "users_share": fmt(result.users_share),
-        "total_profit": fmt(result.total_profit), "participants_profit": fmt(result.participants_profit),
-        "threshold_profit": fmt(result.threshold_profit), "profitable_count": result.profitable_count,
-        "participant_count": len(result.participants), "backstop": fmt(result.backstop), "uncovered": fmt(result.uncovered),
-        "largest": [{"rank": i + 1, "position_id": pid, "amount": format_units(a, p)}
-                    for i, (pid, a) in enumerate(zip(result.participants[:largest], result.amounts[:largest]))],
-    }
-
-
 class CyclePreviewView(APIView):
     permission_classes = [IsSettlementStaff]
 
@@ -488,7 +475,7 @@ class CyclePreviewView(APIView):
         result = settlement_preview(cycle_id=cycle.id)
         admin_action_record(audit=Audit.from_request(request), action=AdminAction.Action.PREVIEW, fund=cycle.fund,
                             cycle=cycle, details={"loss": cycle.fund.asset.format(result.loss)})
-        return Response(_preview_data(cycle, result))
+        return Response(selectors.settlement_preview_data(cycle=cycle, result=result))
 
 
 class CycleSettleView(APIView):

@@ -4,14 +4,16 @@ the ones that are due."""
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from fund.models import Fund, SettlementCycle
+from fund.models import AdminAction, Fund, SettlementCycle
 from fund.pagecache import books_changed
+from fund.services.audit import admin_action_record
 
 # A cycle left in "settling" this long (its worker died and the broker has not redelivered yet)
 # is handed out again by the beat task; the settlement itself posts at most once.
@@ -158,11 +160,6 @@ def fund_schedule_update(
 ) -> Fund:
     """Changes a fund's schedule and ratios; they apply from the next cycle opened (each cycle
     keeps the values it was opened with). Recorded in the audit trail with before and after."""
-    from decimal import Decimal, InvalidOperation
-
-    from fund.models import AdminAction
-    from fund.services.audit import admin_action_record
-
     fund = Fund.objects.select_for_update().select_related("asset").filter(asset__code=asset_code).first()
     if fund is None:
         raise ValidationError({"asset": f"There is no insurance fund for {asset_code!r}."})
