@@ -5,7 +5,14 @@ only: fetches every record of a fund, recomputes the hash chain (canonical form 
 
     python3 docs/check_ledger.py https://fund.example.com USDT
 
-Exit status 0: the chain is intact and ends at the fund's published chain head; 1: it is broken.
+It also checks a trader's inclusion proof (downloaded from their apportionment statement)
+against the Merkle root the settled cycle publishes (canonical form in README.md, "Merkle roots"):
+
+    python3 docs/check_ledger.py --proof apportionment-proof-USDT-cycle-42-rank-3.json [https://fund.example.com]
+
+The proof names its public cycle; with a base URL the cycle is fetched from that site instead.
+Exit status 0: intact (the chain ends at the published head; the proof reaches the published
+root); 1: broken.
 """
 
 import hashlib
@@ -58,9 +65,42 @@ def check(base: str, asset: str) -> tuple[bool, str]:
     return True, f"{asset}: {len(records)} records, chain intact, head {previous}, balance {fund['balance']}"
 
 
+def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
+    """Recomputes the leaf from the proof's own fields, folds the path up to a root and compares it
+    with the root the public cycle report publishes."""
+    places = proof["precision"]
+    for name in ("profit", "amount"):
+        if Decimal(proof[name]).scaleb(places) != proof[f"{name}_units"]:
+            return False, f"the proof's {name} {proof[name]} is not its {name}_units {proof[f'{name}_units']}"
+    text = "|".join(str(proof[k]) for k in ("asset", "cycle", "rank", "position_id", "profit_units", "amount_units"))
+    node = hashlib.sha256(b"\x00" + text.encode()).digest()
+    if node.hex() != proof["leaf"]:
+        return False, "the proof's leaf is not the hash of its apportionment"
+    for step in proof["path"]:
+        sibling = bytes.fromhex(step["hash"])
+        node = hashlib.sha256(b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)).digest()
+    if node.hex() != proof["root"]:
+        return False, "the proof's path does not lead to the proof's root"
+    url = proof["cycle_url"]
+    if base:
+        url = base.rstrip("/") + "/api/v1/cycles/" + str(proof["cycle"])
+    published = get(url)
+    if published.get("status") != "settled" or published.get("apportionment_root") != node.hex():
+        return False, f"the root is not the one the cycle publishes at {url}"
+    return True, (f"{proof['asset']} cycle {proof['cycle']}: apportionment of {proof['amount']} (rank {proof['rank']}, "
+                  f"position {proof['position_id']}) is included in the published root {node.hex()}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    if len(args) in (2, 3) and args[0] == "--proof":
+        with open(args[1], encoding="utf-8") as f:
+            proof = json.load(f, parse_float=Decimal)
+        ok, message = check_proof(proof, args[2] if len(args) == 3 else None)
+        print(message if ok else f"proof: BROKEN: {message}")
+        sys.exit(0 if ok else 1)
+    if len(args) != 2:
         sys.exit(__doc__)
-    ok, message = check(sys.argv[1], sys.argv[2].upper())
-    print(message if ok else f"{sys.argv[2].upper()}: BROKEN: {message}")
+    ok, message = check(args[0], args[1].upper())
+    print(message if ok else f"{args[1].upper()}: BROKEN: {message}")
     sys.exit(0 if ok else 1)

@@ -122,6 +122,10 @@ class SettlementCycle(models.Model):
     uncovered_units = models.BigIntegerField(null=True, blank=True)
     profitable_count = models.PositiveIntegerField(null=True, blank=True)
     participant_count = models.PositiveIntegerField(null=True, blank=True)
+    apportionment_root = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="Merkle root over the apportionments (fund/merkle.py), published when the cycle settles.",
+    )
     # Life cycle.
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from fund.merkle import cycle_leaves, leaf_hash, leaf_text, merkle_path
 from fund.models import (
     AdminAction,
     Apportionment,
@@ -205,6 +206,41 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
         rounding_unit=apportionment.rounding_unit,
         profit_after_units=position.profit_units - apportionment.amount_units,
     )
+
+
+def cycle_apportionment_leaves(*, cycle: SettlementCycle) -> list[bytes]:
+    """The Merkle leaves of a settled cycle, recomputed from its apportionments in rank order."""
+    rows = (
+        Apportionment.objects.filter(cycle=cycle).order_by("rank")
+        .values_list("rank", "position__position_id", "position__profit_units", "amount_units")
+    )
+    return cycle_leaves(cycle.fund.asset.code, cycle.id, rows.iterator(chunk_size=10_000))
+
+
+def apportionment_proof(*, apportionment: Apportionment) -> dict:
+    """The inclusion proof of one apportionment in its cycle's published Merkle root."""
+    cycle, position = apportionment.cycle, apportionment.position
+    asset = cycle.fund.asset
+    leaves = cycle_apportionment_leaves(cycle=cycle)
+    text = leaf_text(asset=asset.code, cycle_id=cycle.id, rank=apportionment.rank, position_id=position.position_id,
+                     profit_units=position.profit_units, amount_units=apportionment.amount_units)
+    return {
+        "format": "insurance-fund-apportionment-proof/1",
+        "asset": asset.code,
+        "precision": asset.precision,
+        "cycle": cycle.id,
+        "rank": apportionment.rank,
+        "position_id": position.position_id,
+        "profit": format_units(position.profit_units, asset.precision),
+        "amount": format_units(apportionment.amount_units, asset.precision),
+        "profit_units": position.profit_units,
+        "amount_units": apportionment.amount_units,
+        "participant_count": len(leaves),
+        "leaf_text": text,
+        "leaf": leaf_hash(text).hex(),
+        "path": merkle_path(leaves, apportionment.rank - 1),
+        "root": cycle.apportionment_root,
+    }
 
 
 def admin_actions() -> QuerySet[AdminAction]:

@@ -96,3 +96,44 @@ def run_together(*targets):
         thread.join(timeout=120)
     assert not errors, errors
     return results
+
+
+def assert_books_hold(fund) -> None:
+    """The money invariants of RULES.md, read back from the database after whatever happened:
+    the balance is the sum of the records and never went below zero, the hash chain is intact;
+    every settled cycle has F + backstop + Σ a_i + uncovered = L, exactly one apportionment and one
+    statement per participant, none above the position's profit, one coverage record for what the
+    fund paid, and the Merkle root it published; an unsettled cycle has none of these."""
+    from django.db.models import Count, F, Min, Sum
+
+    from fund.models import Apportionment, FundRecord, SettlementCycle
+    from fund.services.verify import cycles_verify, ledger_verify
+    from statements.models import Statement
+
+    fund.refresh_from_db()
+    records = FundRecord.objects.filter(fund=fund)
+    totals = records.aggregate(total=Sum("amount_units"), lowest=Min("balance_after_units"), n=Count("id"))
+    assert fund.balance_units == (totals["total"] or 0), "the balance is not the sum of the records"
+    assert fund.balance_units >= 0 and (totals["lowest"] or 0) >= 0, "the balance went below zero"
+    chain = ledger_verify(fund=fund)
+    assert chain.ok, chain.problem
+    cycles = cycles_verify(fund=fund)
+    assert cycles.ok, cycles.problem
+    for cycle in SettlementCycle.objects.filter(fund=fund):
+        coverage = list(records.filter(cycle=cycle, kind=FundRecord.Kind.SETTLEMENT_COVERAGE).values_list("amount_units", flat=True))
+        apportionments = Apportionment.objects.filter(cycle=cycle)
+        if cycle.status != SettlementCycle.Status.SETTLED:
+            assert not coverage and not apportionments.exists(), f"cycle {cycle.id} is {cycle.status} but has postings"
+            continue
+        assert cycle.fund_share_units + cycle.backstop_units + cycle.apportioned_units + cycle.uncovered_units == cycle.loss_units
+        paid = cycle.fund_share_units + cycle.backstop_units
+        assert coverage == ([-paid] if paid else []), f"cycle {cycle.id}: coverage records {coverage}, fund paid {paid}"
+        booked = apportionments.aggregate(n=Count("id"), positions=Count("position", distinct=True),
+                                          statements=Count("statement", distinct=True), total=Sum("amount_units"))
+        assert booked["n"] == booked["positions"] == booked["statements"] == cycle.participant_count, (cycle.id, booked)
+        assert (booked["total"] or 0) == cycle.apportioned_units
+        assert not apportionments.filter(amount_units__gt=F("position__profit_units")).exists()
+        statements = Statement.objects.filter(apportionment__cycle=cycle)
+        assert statements.aggregate(total=Sum("amount_units"))["total"] == (-cycle.apportioned_units if booked["n"] else None)
+    orphans = Statement.objects.filter(type=Statement.Type.APPORTIONMENT, apportionment__isnull=True, asset=fund.asset_id)
+    assert not orphans.exists(), "an apportionment statement without its apportionment"

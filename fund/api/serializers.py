@@ -176,7 +176,7 @@ class CycleOut(serializers.ModelSerializer):
             "id", "asset", "starts_at", "ends_at", "status", "grace_seconds", "fund_ratio", "screening_ratio",
             "loss", "balance_before", "fund_share", "users_share", "total_profit", "participants_profit",
             "threshold_profit", "apportioned", "backstop", "uncovered", "profitable_count", "participant_count",
-            "closed_at", "settled_at",
+            "apportionment_root", "closed_at", "settled_at",
         ]
 
 
@@ -232,6 +232,33 @@ class StatementDetailOut(StatementOut):
     @extend_schema_field(ComputationOut(allow_null=True))
     def get_computation(self, statement):
         return self.context.get("computation")
+
+
+class ProofStepOut(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["left", "right"], help_text="Where the sibling hash goes.")
+    hash = serializers.CharField(help_text="64 hex digits.")
+
+
+class ProofOut(serializers.Serializer):
+    """An apportionment's inclusion proof: recompute the leaf from its fields, fold the path and
+    compare with the cycle's published apportionment_root (docs/check_ledger.py --proof)."""
+
+    format = serializers.CharField()
+    asset = serializers.CharField()
+    precision = serializers.IntegerField()
+    cycle = serializers.IntegerField()
+    rank = serializers.IntegerField()
+    position_id = serializers.IntegerField()
+    profit = serializers.CharField(help_text="The position's profit before the apportionment.")
+    amount = serializers.CharField()
+    profit_units = serializers.IntegerField()
+    amount_units = serializers.IntegerField()
+    participant_count = serializers.IntegerField()
+    leaf_text = serializers.CharField(help_text='"asset|cycle|rank|position|profit units|amount units"')
+    leaf = serializers.CharField(help_text="SHA-256 of 0x00 + leaf_text, hex.")
+    path = ProofStepOut(many=True)
+    root = serializers.CharField()
+    cycle_url = serializers.CharField(help_text="The public cycle whose apportionment_root this proof must reach.")
 
 
 class TokenIn(serializers.Serializer):

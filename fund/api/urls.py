@@ -14,6 +14,7 @@ v1 = [
     path("cycles/<int:pk>", views.CycleDetailView.as_view(), name="cycle"),
     path("me/statements", views.MyStatementsView.as_view(), name="my-statements"),
     path("me/statements/<int:pk>", views.MyStatementView.as_view(), name="my-statement"),
+    path("me/statements/<int:pk>/proof", views.MyStatementProofView.as_view(), name="my-statement-proof"),
     path("me/tokens", views.MyTokensView.as_view(), name="my-tokens"),
     path("me/tokens/<str:prefix>", views.MyTokenView.as_view(), name="my-token"),
     path("admin/cycles/<int:pk>/preview", views.CyclePreviewView.as_view(), name="admin-cycle-preview"),

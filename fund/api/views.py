@@ -10,10 +10,12 @@ from typing import Any, Iterable
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import StreamingHttpResponse
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -384,6 +386,25 @@ class MyStatementView(APIView):
         if apportionment is not None:
             computation = s.ComputationOut(selectors.apportionment_computation(apportionment=apportionment)).data
         return Response(s.StatementDetailOut(statement, context={"computation": computation}).data)
+
+
+class MyStatementProofView(APIView):
+    permission_classes = [IsTrader]
+
+    @extend_schema(tags=["traders"], summary="The inclusion proof of my apportionment in its cycle's Merkle root",
+                   responses={200: s.ProofOut, 404: ERROR, **DENIED})
+    def get(self, request, pk):
+        statement = selectors.statement_of(account=request.user.trader_account, statement_id=pk)
+        apportionment = getattr(statement, "apportionment", None)
+        if apportionment is None:
+            raise NotFound("This statement is not an apportionment: there is nothing to prove.")
+        proof = selectors.apportionment_proof(apportionment=apportionment)
+        proof["cycle_url"] = request.build_absolute_uri(reverse("api:cycle", args=[proof["cycle"]]))
+        response = Response(s.ProofOut(proof).data)
+        response["Content-Disposition"] = (
+            f'attachment; filename="apportionment-proof-{proof["asset"]}-cycle-{proof["cycle"]}-rank-{proof["rank"]}.json"'
+        )
+        return response
 
 
 class MyTokensView(APIView):

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from fund.computation import SettlementResult, compute_settlement
 from fund.errors import ConflictError
+from fund.merkle import cycle_leaves, merkle_root
 from fund.models import AdminAction, Apportionment, Fund, FundRecord, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.audit import Audit, admin_action_record
@@ -127,6 +128,10 @@ def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
             entries=[Entry(FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle_id=cycle.id)],
         )
     _post_apportionments(cycle=cycle, fund=fund, result=result, ranked=ranked, now=now)
+    amounts = result.amounts
+    cycle.apportionment_root = merkle_root(cycle_leaves(
+        fund.asset.code, cycle.id, ((i + 1, ranked[i][0], ranked[i][1], amounts[i]) for i in range(len(amounts)))
+    ))
 
     cycle.status = Status.SETTLED
     cycle.settled_at = now

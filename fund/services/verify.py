@@ -3,8 +3,12 @@
 from dataclasses import dataclass
 from typing import Callable
 
+from django.db.models import Count, Sum
+
 from fund.chain import GENESIS, record_hash
-from fund.models import Fund, FundRecord
+from fund.merkle import merkle_root
+from fund.models import Fund, FundRecord, SettlementCycle
+from fund.selectors import cycle_apportionment_leaves
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,36 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
     if fund.balance_units != balance:
         return ChainReport(asset.code, count, previous, expected_seq, "the fund's balance is not the sum of its records")
     return ChainReport(asset.code, count, previous)
+
+
+@dataclass(frozen=True)
+class CyclesReport:
+    fund: str
+    cycles: int
+    first_bad_cycle: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_cycle is None
+
+
+def cycles_verify(*, fund: Fund, progress: Callable[[int], object] | None = None) -> CyclesReport:
+    """Checks every settled cycle of the fund against what it published: its totals add up
+    (F + backstop + Σ a + uncovered = L), its apportionments are the ones it counted and summed,
+    and their Merkle root is the published one."""
+    asset, count = fund.asset.code, 0
+    settled = SettlementCycle.objects.filter(fund=fund, status=SettlementCycle.Status.SETTLED).select_related("fund__asset")
+    for cycle in settled.order_by("starts_at").iterator(chunk_size=200):
+        count += 1
+        if progress:
+            progress(1)
+        if cycle.fund_share_units + cycle.backstop_units + cycle.apportioned_units + cycle.uncovered_units != cycle.loss_units:
+            return CyclesReport(asset, count, cycle.id, f"cycle {cycle.id}: F + backstop + Σ a + uncovered is not L")
+        booked = cycle.apportionments.aggregate(n=Count("id"), total=Sum("amount_units"))
+        if booked["n"] != cycle.participant_count or (booked["total"] or 0) != cycle.apportioned_units:
+            return CyclesReport(asset, count, cycle.id, f"cycle {cycle.id}: its apportionments are not the ones it published")
+        root = merkle_root(cycle_apportionment_leaves(cycle=cycle))
+        if root != cycle.apportionment_root:
+            return CyclesReport(asset, count, cycle.id, f"cycle {cycle.id}: its apportionments do not give the published Merkle root")
+    return CyclesReport(asset, count)

@@ -56,11 +56,16 @@ def test_it_refuses_a_takeover_whose_cycle_belongs_to_another_fund(usdt_fund, li
     "UPDATE statements_statement SET amount_units = 0",
     "DELETE FROM fund_apportionment",
     "TRUNCATE statements_statement CASCADE",
+    "UPDATE fund_settlementcycle SET apportionment_root = repeat('0', 64)",
+    "UPDATE fund_settlementcycle SET apportioned_units = 0",
+    "DELETE FROM fund_settlementcycle WHERE status = 'settled'",
 ])
 def test_it_refuses_to_change_or_remove_the_books(world, statement):
+    cycle = SettlementCycle.objects.values().get(pk=world.cycle.pk)
     before = (FundRecord.objects.count(), Statement.objects.count(), Apportionment.objects.count())
     with pytest.raises(Exception, match="append-only"):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL fund.allow_maintenance = 'off'")
             cursor.execute(statement)
     assert (FundRecord.objects.count(), Statement.objects.count(), Apportionment.objects.count()) == before
+    assert SettlementCycle.objects.values().get(pk=world.cycle.pk) == cycle

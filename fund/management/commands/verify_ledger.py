@@ -2,11 +2,12 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from fund.models import Fund
-from fund.services.verify import ledger_verify
+from fund.services.verify import cycles_verify, ledger_verify
 
 
 class Command(BaseCommand):
-    help = "Recompute every fund's hash chain; name the first bad record. Exit 1 when any chain is broken."
+    help = ("Recompute every fund's hash chain and every settled cycle's totals and Merkle root; name the first bad "
+            "record or cycle. Exit 1 when anything is broken.")
 
     def add_arguments(self, parser):
         parser.add_argument("assets", nargs="*", help="asset codes (default: every fund)")
@@ -26,5 +27,13 @@ class Command(BaseCommand):
             else:
                 broken += 1
                 self.stdout.write(f"{report.fund}: BROKEN at record #{report.first_bad_seq}: {report.problem}")
+            settled = fund.cycles.filter(status="settled").count()
+            with tqdm(total=settled, desc=f"{fund.asset.code} cycles", unit="cycle", disable=options["verbosity"] == 0) as bar:
+                cycles = cycles_verify(fund=fund, progress=bar.update)
+            if cycles.ok:
+                self.stdout.write(f"{cycles.fund}: {cycles.cycles} settled cycles, totals and Merkle roots match")
+            else:
+                broken += 1
+                self.stdout.write(f"{cycles.fund}: BROKEN: {cycles.problem}")
         if broken:
-            raise CommandError(f"{broken} fund ledger(s) failed verification.", returncode=1)
+            raise CommandError(f"{broken} check(s) failed verification.", returncode=1)

@@ -56,6 +56,7 @@ ENDPOINTS = [
     ("get", lambda w: "/api/v1/me/statements", None, TRADERS),
     ("get", lambda w: "/api/v1/me/statements?format=csv", None, TRADERS),
     ("get", lambda w: f"/api/v1/me/statements/{statement_of_trader(w)}", None, OWN_STATEMENT),
+    ("get", lambda w: f"/api/v1/me/statements/{statement_of_trader(w)}/proof", None, OWN_STATEMENT),
     ("get", lambda w: "/api/v1/me/tokens", None, TRADERS),
     ("post", lambda w: "/api/v1/me/tokens", lambda w: {"name": "laptop"}, {**TRADERS, T: 201, O: 201}),
     ("get", lambda w: f"/api/v1/admin/cycles/{w.cycle.id}/preview", None, ADMIN),

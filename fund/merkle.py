@@ -1,0 +1,72 @@
+"""The Merkle root a settled cycle publishes over its apportionments, and inclusion proofs.
+
+Canonical form (anyone can recompute it; docs/check_ledger.py --proof does):
+    leaf  = SHA-256( 0x00 + UTF-8 of "asset|cycle|rank|position|profit units|amount units" )
+            e.g. "USDT|42|1|7044516|60000000000|26666666667": integers, amounts in the asset's
+            smallest units, the position's profit before the apportionment
+    node  = SHA-256( 0x01 + left hash + right hash )              (32-byte digests, not hex)
+    Leaves are in rank order (1, 2, …). A level with an odd number of hashes carries its last hash
+    up unchanged. The root is the single hash left, published as 64 hex digits; a cycle without
+    participants publishes none.
+
+The 0x00/0x01 prefixes keep a leaf from ever passing as a node; carrying the odd hash up (rather
+than pairing it with itself) keeps two different lists of apportionments from sharing a root.
+"""
+
+import hashlib
+from collections.abc import Iterable
+
+LEAF, NODE = b"\x00", b"\x01"
+
+
+def leaf_text(*, asset: str, cycle_id: int, rank: int, position_id: int, profit_units: int, amount_units: int) -> str:
+    return f"{asset}|{cycle_id}|{rank}|{position_id}|{profit_units}|{amount_units}"
+
+
+def leaf_hash(text: str) -> bytes:
+    return hashlib.sha256(LEAF + text.encode()).digest()
+
+
+def cycle_leaves(asset: str, cycle_id: int, rows: Iterable[tuple[int, int, int, int]]) -> list[bytes]:
+    """rows: (rank, position id, profit units, amount units), in rank order."""
+    sha, prefix = hashlib.sha256, f"{asset}|{cycle_id}|"
+    return [sha(LEAF + f"{prefix}{rank}|{position}|{profit}|{amount}".encode()).digest()
+            for rank, position, profit, amount in rows]
+
+
+def _parents(level: list[bytes]) -> list[bytes]:
+    sha = hashlib.sha256
+    parents = [sha(NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+    if len(level) % 2:
+        parents.append(level[-1])
+    return parents
+
+
+def merkle_root(leaves: list[bytes]) -> str:
+    """The root as hex; "" for no leaves."""
+    if not leaves:
+        return ""
+    level = leaves
+    while len(level) > 1:
+        level = _parents(level)
+    return level[0].hex()
+
+
+def merkle_path(leaves: list[bytes], index: int) -> list[dict]:
+    """The sibling hashes from leaf `index` (0-based) up to the root, each with the side it sits on."""
+    path, level = [], leaves
+    while len(level) > 1:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append({"side": "left" if sibling < index else "right", "hash": level[sibling].hex()})
+        level, index = _parents(level), index // 2
+    return path
+
+
+def root_from_path(leaf: bytes, path: list[dict]) -> str:
+    node = leaf
+    for step in path:
+        sibling = bytes.fromhex(step["hash"])
+        pair = sibling + node if step["side"] == "left" else node + sibling
+        node = hashlib.sha256(NODE + pair).digest()
+    return node.hex()

@@ -1,0 +1,166 @@
+"""Each settled cycle publishes a Merkle root over its apportionments; each participant can
+download an inclusion proof of their own and check it with docs/check_ledger.py."""
+
+import json
+import random
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.core.management import CommandError, call_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
+
+from fund.merkle import cycle_leaves, leaf_hash, leaf_text, merkle_path, merkle_root, root_from_path
+from fund.models import Apportionment, SettlementCycle
+from fund.services.cycles import cycles_close_due
+from fund.services.settlement import settlement_cycle_settle
+from statements.models import Statement
+from tests.conftest import at
+from tests.fund.test_verify_ledger import tamper
+from tests.helpers import book_loss, deposit, report_profits
+
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=70, unique=True))
+def test_every_leaf_has_a_path_to_the_root_and_any_change_moves_the_root(items):
+    leaves = [leaf_hash(item.hex()) for item in items]
+    root = merkle_root(leaves)
+    for i, leaf in enumerate(leaves):
+        assert root_from_path(leaf, merkle_path(leaves, i)) == root
+    changed = [*leaves[:-1], leaf_hash("changed")]
+    assert merkle_root(changed) != root
+    assert merkle_root(leaves[:-1] or [leaf_hash("other")]) != root  # one removed
+    assert merkle_root([*leaves, leaves[-1]]) != root  # the last one repeated
+    if len(leaves) > 1:
+        assert merkle_root([leaves[1], leaves[0], *leaves[2:]]) != root  # two swapped
+
+
+def test_the_canonical_form_is_the_documented_one():
+    text = leaf_text(asset="USDT", cycle_id=42, rank=1, position_id=7, profit_units=60000000000, amount_units=26666666667)
+    assert text == "USDT|42|1|7|60000000000|26666666667"
+    import hashlib
+
+    a, b, c = (hashlib.sha256(b"\x00" + t.encode()).digest() for t in ("a", "b", "c"))
+    ab = hashlib.sha256(b"\x01" + a + b).digest()
+    assert merkle_root([leaf_hash("a"), leaf_hash("b"), leaf_hash("c")]) == hashlib.sha256(b"\x01" + ab + c).hexdigest()
+    assert merkle_root([leaf_hash("a")]) == a.hex() and merkle_root([]) == ""
+
+
+@pytest.mark.django_db
+def test_a_settled_cycle_publishes_the_root_of_its_apportionments(world):
+    rows = Apportionment.objects.filter(cycle=world.cycle).order_by("rank").values_list(
+        "rank", "position__position_id", "position__profit_units", "amount_units")
+    assert list(rows) == [(1, 1, 600 * 10**8, 26666666667), (2, 2, 300 * 10**8, 13333333333)]
+    assert world.cycle.apportionment_root == merkle_root(cycle_leaves("USDT", world.cycle.id, rows))
+    published = APIClient().get(f"/api/v1/cycles/{world.cycle.id}").data
+    assert published["apportionment_root"] == world.cycle.apportionment_root
+    page = APIClient().get(f"/cycles/{world.cycle.id}/").content.decode()
+    assert world.cycle.apportionment_root in page
+
+
+@pytest.mark.django_db
+def test_a_cycle_without_participants_publishes_no_root(usdt_fund, linear):
+    deposit(usdt_fund, "1000")
+    book_loss(linear, "10", at(0, 10))
+    cycle = SettlementCycle.objects.get()
+    cycles_close_due(now=cycle.settle_after)
+    settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    cycle.refresh_from_db()
+    assert cycle.status == "settled" and cycle.participant_count == 0 and cycle.apportionment_root == ""
+
+
+@pytest.mark.django_db
+def test_every_participant_of_a_large_cycle_gets_a_proof_that_reaches_the_root(usdt_fund, linear):
+    rng = random.Random(20261125)
+    deposit(usdt_fund, "10")
+    book_loss(linear, "5000", at(0, 10))
+    cycle = SettlementCycle.objects.get()
+    report_profits(cycle, linear, {i: f"{rng.randint(1, 10**6)}.{rng.randint(0, 10**8 - 1):08d}" for i in range(1, 1001)})
+    cycles_close_due(now=cycle.settle_after)
+    settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    cycle.refresh_from_db()
+    from fund.selectors import apportionment_proof
+
+    apportionments = list(Apportionment.objects.filter(cycle=cycle).select_related("cycle__fund__asset", "position"))
+    assert len(apportionments) == cycle.participant_count > 500
+    for apportionment in rng.sample(apportionments, 40):
+        proof = apportionment_proof(apportionment=apportionment)
+        assert proof["leaf"] == leaf_hash(proof["leaf_text"]).hex()
+        assert root_from_path(bytes.fromhex(proof["leaf"]), proof["path"]) == cycle.apportionment_root == proof["root"]
+        assert len(proof["path"]) <= 10
+
+
+def proof_of(client, statement_id) -> tuple[dict, str]:
+    response = client.get(f"/api/v1/me/statements/{statement_id}/proof")
+    assert response.status_code == 200, response.content
+    return json.loads(response.content), response["Content-Disposition"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(world, live_server, tmp_path):
+    client = APIClient()
+    client.force_login(world.trader)
+    statement = Statement.objects.get(account__user=world.trader)
+    proof, disposition = proof_of(client, statement.id)
+    assert disposition == f'attachment; filename="apportionment-proof-USDT-cycle-{world.cycle.id}-rank-1.json"'
+    assert proof["leaf_text"] == f"USDT|{world.cycle.id}|1|1|60000000000|26666666667"
+    assert proof["amount"] == "266.66666667" and proof["root"] == world.cycle.apportionment_root
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(proof))
+
+    def check(*extra):
+        return subprocess.run([sys.executable, str(SCRIPT), "--proof", str(path), live_server.url, *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    intact = check()
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "apportionment of 266.66666667 (rank 1, position 1) is included" in intact.stdout
+
+    path.write_text(json.dumps({**proof, "amount": "266.66666666", "amount_units": 26666666666}))  # a smaller figure
+    altered = check()
+    assert altered.returncode == 1 and "leaf is not the hash" in altered.stdout
+
+    # The books changed behind the cycle's back: its published root no longer matches what a fresh
+    # proof is computed from, and verify_ledger names the cycle.
+    tamper("UPDATE fund_apportionment SET amount_units = amount_units - 1 WHERE rank = 1")
+    cache.clear()
+    path.write_text(json.dumps(proof_of(client, statement.id)[0]))
+    assert "path does not lead" in check().stdout
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("verify_ledger", stdout=out, verbosity=0)
+    assert f"cycle {world.cycle.id}: its apportionments are not the ones it published" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_proof_is_only_for_ones_own_apportionment(world, usdt_fund):
+    mine = Statement.objects.get(account__user=world.trader).id
+    client = APIClient()
+    client.force_login(world.other)
+    assert client.get(f"/api/v1/me/statements/{mine}/proof").status_code == 404
+    assert APIClient().get(f"/api/v1/me/statements/{mine}/proof").status_code in (401, 403)
+
+
+@pytest.mark.django_db
+def test_the_statement_page_offers_the_proof(world):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(world.trader)
+    statement = Statement.objects.get(account__user=world.trader)
+    page = client.get(f"/me/statements/{statement.id}/").content.decode()
+    assert f'href="/api/v1/me/statements/{statement.id}/proof"' in page and world.cycle.apportionment_root in page
+
+
+@pytest.mark.django_db
+def test_verify_ledger_checks_settled_cycles(world):
+    out = StringIO()
+    call_command("verify_ledger", stdout=out, verbosity=0)
+    assert "USDT: 1 settled cycles, totals and Merkle roots match" in out.getvalue()

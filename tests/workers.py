@@ -1,0 +1,82 @@
+"""Real Celery processes for the PostgreSQL + Redis tests: workers and beats as production runs
+them (`celery -A config worker|beat`), talking to the test database, each in its own process
+group so that a test can kill it as the kernel would (SIGKILL, nothing cleaned up)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+APPLICATION_NAME = "fund-test-worker"
+
+
+def database_url_of_test_database(application_name: str = APPLICATION_NAME) -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return (f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+            f"?application_name={application_name}")
+
+
+class CeleryProcess:
+    """One `celery -A config …` process; its output goes to a log file the test prints on failure."""
+
+    def __init__(self, args: list[str], log: Path, env: dict | None = None):
+        self.log_path = log
+        self._log = log.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", *args],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url_of_test_database(),
+                "DJANGO_SETTINGS_MODULE": "config.settings.base",
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+                "DJANGO_LOG_LEVEL": "INFO",
+                **(env or {}),
+            },
+        )
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group (the worker and its pool processes)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                self.kill()
+        self._log.close()
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-6000:]
+
+
+def worker(queue: str, log: Path, *, pool: str = "solo", env: dict | None = None, beat: bool = False) -> CeleryProcess:
+    args = ["worker", f"--pool={pool}", "--concurrency=1", "--without-mingle", "--without-gossip",
+            "--without-heartbeat", "-Q", queue, "--loglevel=INFO"]
+    return CeleryProcess(args, log, env)
+
+
+def beat(log: Path, schedule: Path, env: dict | None = None) -> CeleryProcess:
+    return CeleryProcess(["beat", "--loglevel=INFO", "-s", str(schedule)], log, env)
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.1, message: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s: {message}")
