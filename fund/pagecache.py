@@ -4,15 +4,22 @@ Every write that changes what a public page shows (a fund record, a cycle opened
 settled) moves the books' version after its transaction commits; cached pages are keyed by that
 version, so the next request renders afresh and a page never shows a stale balance. Redis in
 production, local memory by default (the CACHES setting).
+
+The cache is an optimisation, never a dependency: when it cannot be reached, pages render
+uncached and writes go on (their version bump is logged as lost; cached pages expire after
+TIMEOUT seconds anyway), so a Redis outage neither fails an ingestion that has committed nor
+takes the portal down.
 """
 
 import functools
+import logging
 import time
 
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
 
+logger = logging.getLogger(__name__)
 VERSION_KEY = "fund:books-version"
 TIMEOUT = 60  # seconds: "change over 24 hours" moves with the clock too
 
@@ -25,9 +32,16 @@ def books_version() -> int:
     return version
 
 
+def _bump() -> None:
+    try:
+        cache.set(VERSION_KEY, time.time_ns(), timeout=None)
+    except Exception:
+        logger.warning("page cache unavailable: the books' version was not moved", exc_info=True)
+
+
 def books_changed() -> None:
     """Call inside the transaction that changed the books: takes effect once it commits."""
-    transaction.on_commit(lambda: cache.set(VERSION_KEY, time.time_ns(), timeout=None))
+    transaction.on_commit(_bump)
 
 
 def cached_page(view):
@@ -37,13 +51,20 @@ def cached_page(view):
     def wrapper(request, *args, **kwargs):
         if request.method != "GET" or request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        key = f"page:{books_version()}:{request.get_full_path()}"
-        body = cache.get(key)
+        try:
+            key = f"page:{books_version()}:{request.get_full_path()}"
+            body = cache.get(key)
+        except Exception:
+            logger.warning("page cache unavailable: rendering %s uncached", request.path, exc_info=True)
+            return view(request, *args, **kwargs)
         if body is not None:
             return HttpResponse(body)
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
-            cache.set(key, response.content, timeout=TIMEOUT)
+            try:
+                cache.set(key, response.content, timeout=TIMEOUT)
+            except Exception:
+                logger.warning("page cache unavailable: %s not stored", request.path, exc_info=True)
         return response
 
     return wrapper

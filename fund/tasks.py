@@ -6,7 +6,7 @@ from celery import shared_task
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 
-from fund.services.cycles import cycles_close_due
+from fund.services.cycles import cycles_close_due, cycles_release_claim
 from fund.services.settlement import settlement_cycle_settle
 
 logger = logging.getLogger(__name__)
@@ -16,9 +16,23 @@ logger = logging.getLogger(__name__)
 def close_due_cycles() -> dict:
     """Every minute (beat): open current cycles, close ended ones, settle those past grace."""
     due = cycles_close_due()
-    for cycle_id in due.to_settle:  # each fund's transaction has committed already
-        settle_cycle.delay(cycle_id)
-    return {"opened": due.opened, "closed": due.closed, "to_settle": due.to_settle}
+    sent, unsent = send_settlements(due.to_settle)  # each fund's transaction has committed already
+    return {"opened": due.opened, "closed": due.closed, "to_settle": sent, "unsent": unsent}
+
+
+def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
+    """Sends each claimed cycle's settlement to the workers. When the broker cannot be reached the
+    unsent cycles' claims are given back, so that the first run after the broker is back sends
+    them (rather than waiting out the resend delay). Returns (sent, unsent)."""
+    for i, cycle_id in enumerate(cycle_ids):
+        try:
+            settle_cycle.delay(cycle_id)
+        except Exception:
+            unsent = list(cycle_ids[i:])
+            logger.exception("broker unreachable: settlements of cycles %s not sent; the next run sends them", unsent)
+            cycles_release_claim(cycle_ids=unsent)
+            return list(cycle_ids[:i]), unsent
+    return list(cycle_ids), []
 
 
 @shared_task(

@@ -1,8 +1,12 @@
 """Logging in, with repeated failures locked out for a while."""
 
+import logging
+
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+
+logger = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
@@ -20,11 +24,17 @@ class ThrottledAuthenticationForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "locked": "Too many failed logins. Try again in 15 minutes.",
+        "unavailable": "Signing in is unavailable for a moment. Try again in a minute.",
     }
 
     def clean(self):
         key = _key(self.request, self.cleaned_data.get("username"))
-        if cache.get(key, 0) >= MAX_FAILURES:
+        try:
+            failures = cache.get(key, 0)
+        except Exception:  # the lockout cannot be checked: refuse rather than let guesses through
+            logger.warning("login throttle cache unavailable", exc_info=True)
+            raise ValidationError(self.error_messages["unavailable"], code="unavailable") from None
+        if failures >= MAX_FAILURES:
             raise ValidationError(self.error_messages["locked"], code="locked")
         try:
             cleaned = super().clean()

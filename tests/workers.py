@@ -58,9 +58,11 @@ class CeleryProcess:
                 self.kill()
         self._log.close()
 
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()[-6000:]
+    def output(self, *, whole: bool = False) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        text = self.log_path.read_text()
+        return text if whole else text[-6000:]
 
 
 def worker(queue: str, log: Path, *, pool: str = "solo", env: dict | None = None, beat: bool = False) -> CeleryProcess:

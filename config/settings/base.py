@@ -5,6 +5,7 @@ With DATABASE_URL: PostgreSQL through psycopg 3. With REDIS_URL: Redis as Celery
 tasks run on Celery workers and beat.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -165,7 +166,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "fund.api.renderers.FormatNegotiation",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["fund.api.throttling.PublicAnonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": env.str("API_ANON_RATE", default="600/minute")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fund.api.exceptions.exception_handler",
@@ -208,6 +209,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 CELERY_TIMEZONE = "UTC"
 # A task a lost worker had taken (acks late) goes back to the queue once it has been unacknowledged
 # for visibility_timeout seconds; workers look for such tasks every interval × throttle seconds.
@@ -219,7 +221,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE = {
     "close-due-cycles": {
         "task": "fund.tasks.close_due_cycles",
-        "schedule": crontab(minute="*"),
+        # Every minute; CELERY_BEAT_SECONDS sets a shorter period (the fault tests use one second).
+        "schedule": timedelta(seconds=env.int("CELERY_BEAT_SECONDS")) if env.str("CELERY_BEAT_SECONDS", default="")
+        else crontab(minute="*"),
     },
 }
 

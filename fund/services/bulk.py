@@ -38,7 +38,9 @@ def insert_rows(model, columns: Sequence[str], rows: Iterable[tuple]) -> None:
     column_list = ", ".join(f'"{column}"' for column in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN') as copy:
+            # Raw psycopg COPY: its errors are turned into Django's (OperationalError on a lost
+            # connection, which the settle task retries), as the ORM's would be.
+            with connection.wrap_database_errors, cursor.cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN') as copy:
                 for row in rows:
                     copy.write_row(row)
         else:

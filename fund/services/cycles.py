@@ -154,6 +154,13 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
     return due
 
 
+def cycles_release_claim(*, cycle_ids: list[int]) -> None:
+    """Gives back the claims of cycles whose settlement could not be sent (cycles_close_due)."""
+    SettlementCycle.objects.filter(pk__in=cycle_ids).exclude(status=SettlementCycle.Status.SETTLED).update(
+        settle_requested_at=None
+    )
+
+
 @transaction.atomic(durable=True)
 def fund_schedule_update(
     *, asset_code: str, cycle_seconds, grace_seconds, fund_ratio, screening_ratio, audit, anchor=None

@@ -6,7 +6,7 @@ from fund.models import Apportionment, FundRecord, LiquidationTakeover, Settleme
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
-from tests.helpers import book_loss, deposit, report_profits, run_together
+from tests.helpers import assert_books_hold, book_loss, deposit, report_profits, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -28,6 +28,7 @@ def test_it_posts_once_when_two_settlements_start_together(usdt_fund, linear, da
     assert FundRecord.objects.filter(kind="settlement_coverage").count() == 1
     usdt_fund.refresh_from_db()
     assert usdt_fund.balance_units == 900 * 10**8
+    assert_books_hold(usdt_fund)
 
 
 def test_it_books_a_loss_that_races_a_settlement_either_in_the_cycle_or_late(usdt_fund, linear, day1):
@@ -49,6 +50,7 @@ def test_it_books_a_loss_that_races_a_settlement_either_in_the_cycle_or_late(usd
     else:  # booked after: it waits in the next cycle, marked late
         assert racing.late and racing.cycle.starts_at == cycle.ends_at and cycle.loss_units == 500 * 10**8
     assert cycle.loss_units == -sum(t.engine_result_units for t in cycle.takeovers.all())
+    assert_books_hold(usdt_fund)
 
 
 def test_it_sends_a_due_settlement_once_when_two_beats_run_together(usdt_fund, linear, day1):
@@ -57,3 +59,4 @@ def test_it_sends_a_due_settlement_once_when_two_beats_run_together(usdt_fund, l
     dues = run_together(*[lambda: cycles_close_due(now=cycle.settle_after)] * 3)
     assert sorted(cycle_id for due in dues for cycle_id in due.to_settle) == [cycle.id]
     assert SettlementCycle.objects.filter(fund=usdt_fund).count() == 2  # no cycle opened twice
+    assert_books_hold(usdt_fund)

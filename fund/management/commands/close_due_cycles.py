@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from fund.services.cycles import cycles_close_due
-from fund.tasks import settle_cycle
+from fund.tasks import send_settlements
 
 
 class Command(BaseCommand):
@@ -15,6 +15,9 @@ class Command(BaseCommand):
         self.stdout.write(f"opened {len(due.opened)}, closed {len(due.closed)}, due for settlement {len(due.to_settle)}")
         if no_settle:
             return
-        for cycle_id in due.to_settle:
-            settle_cycle.delay(cycle_id)
+        sent, unsent = send_settlements(due.to_settle)
+        for cycle_id in sent:
             self.stdout.write(f"cycle {cycle_id}: settlement sent")
+        if unsent:
+            raise CommandError(f"The broker could not be reached: settlements of cycles {unsent} not sent "
+                               "(the next run sends them).")

@@ -9,7 +9,7 @@ from fund.models import FundRecord, LiquidationTakeover
 from statements.models import ApiToken
 from tests.fund.api.conftest import client_for
 from tests.factories import UserFactory
-from tests.helpers import run_together
+from tests.helpers import assert_books_hold, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -36,3 +36,4 @@ def test_it_books_a_batch_sent_three_times_at_once_exactly_once(usdt_fund, linea
     assert FundRecord.objects.count() == 500  # each takeover made 1.5 USDT
     usdt_fund.refresh_from_db()
     assert usdt_fund.balance_units == 500 * 150_000_000
+    assert_books_hold(usdt_fund)
