@@ -43,6 +43,12 @@ def _ratio(value) -> Fraction:
     return ratio
 
 
+def fund_share_of(*, loss: int, balance: int, fund_ratio) -> int:
+    """F = L × fund ratio, rounded down, never more than the balance B (RULES.md steps 1-2)."""
+    ratio = _ratio(fund_ratio)
+    return min(loss * ratio.numerator // ratio.denominator, balance)
+
+
 def compute_settlement(
     *,
     loss: int,

@@ -7,7 +7,7 @@ mid-posting leaves nothing behind.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from fund.computation import SettlementResult, compute_settlement
+from fund.computation import SettlementResult, compute_settlement, fund_share_of
 from fund.errors import ConflictError
 from fund.merkle import cycle_leaves, merkle_root
 from fund.models import AdminAction, Apportionment, Fund, FundRecord, SettlementCycle
@@ -84,10 +84,14 @@ def settlement_cycle_settle(*, cycle_id: int, now: datetime | None = None, ignor
 
 @transaction.atomic(durable=True)
 def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bool:
-    try:
-        cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
-    except SettlementCycle.DoesNotExist:
-        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."}) from None
+    """Moves the cycle to "settling" under the fund's and the cycle's locks (the order intake
+    takes them in): once this commits no takeover or position profit enters the cycle any more,
+    so its inputs are fixed for the posting."""
+    fund_id = SettlementCycle.objects.filter(pk=cycle_id).values_list("fund_id", flat=True).first()
+    if fund_id is None:
+        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."})
+    Fund.objects.select_for_update().filter(pk=fund_id).values_list("id", flat=True).get()
+    cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
     if cycle.status == Status.SETTLED:
         return False
     if cycle.status == Status.OPEN:
@@ -111,28 +115,56 @@ def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bo
     return True
 
 
-@transaction.atomic(durable=True)
+class _BalanceMoved(Exception):
+    """The fund's balance changed during the posting in a way that changes the result."""
+
+
 def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
+    """Posts the settlement in one transaction. The long part (a statement and an apportionment per
+    participant) runs without the fund's lock, so that the engine's intake into the fund's other
+    cycles goes on meanwhile; the fund is locked for the end only: the coverage record and the
+    cycle's figures. The result depends on the balance only through F = min(L × ratio, B) and the
+    backstop; should a deposit, withdrawal or liquidation profit in the meantime change either,
+    the posting is rolled back and done again with the fund locked throughout."""
+    try:
+        return _settlement_post_once(cycle_id=cycle_id, now=now, lock_fund_first=False)
+    except _BalanceMoved:
+        logger.info("cycle %s: the fund's balance moved during posting; posting again under the fund's lock", cycle_id)
+        return _settlement_post_once(cycle_id=cycle_id, now=now, lock_fund_first=True)
+
+
+@transaction.atomic(durable=True)
+def _settlement_post_once(*, cycle_id: int, now: datetime, lock_fund_first: bool) -> SettleOutcome:
     fund_id = SettlementCycle.objects.values_list("fund_id", flat=True).get(pk=cycle_id)
-    fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
-    cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
+    if lock_fund_first:
+        fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
+    _exclusive(cycle_id)  # one posting of a cycle at a time, without holding a row lock intake waits for
+    cycle = SettlementCycle.objects.get(pk=cycle_id)
     if cycle.status != Status.SETTLING:
         return SettleOutcome(cycle, posted=False)
+    if not lock_fund_first:
+        fund = Fund.objects.select_related("asset").get(pk=fund_id)
 
-    ranked = _ranked_positions(cycle)
+    ranked = _ranked_positions(cycle)  # fixed since the claim: the cycle takes no more input
     result = _compute(cycle, fund.balance_units, ranked)
+    _post_apportionments(cycle=cycle, fund=fund, result=result, ranked=ranked, now=now)
+    amounts = result.amounts
+    root = merkle_root(cycle_leaves(
+        fund.asset.code, cycle.id, ((i + 1, ranked[i][0], ranked[i][1], amounts[i]) for i in range(len(amounts)))
+    ))
 
+    if not lock_fund_first:
+        fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
+        result = _with_balance(result, fund.balance_units, cycle.fund_ratio)
+    cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
+    if cycle.status != Status.SETTLING:  # cannot happen while _exclusive holds; checked all the same
+        raise ConflictError(f"Cycle {cycle_id} changed status during its posting.", code="cycle_settled")
     if result.fund_total:
         ledger_append(
             fund=fund,
             entries=[Entry(FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle_id=cycle.id)],
         )
-    _post_apportionments(cycle=cycle, fund=fund, result=result, ranked=ranked, now=now)
-    amounts = result.amounts
-    cycle.apportionment_root = merkle_root(cycle_leaves(
-        fund.asset.code, cycle.id, ((i + 1, ranked[i][0], ranked[i][1], amounts[i]) for i in range(len(amounts)))
-    ))
-
+    cycle.apportionment_root = root
     cycle.status = Status.SETTLED
     cycle.settled_at = now
     cycle.loss_units = result.loss
@@ -154,6 +186,29 @@ def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
         cycle.id, result.loss, result.fund_share, result.users_share, len(result.participants), result.uncovered,
     )
     return SettleOutcome(cycle, posted=True, result=result)
+
+
+def _exclusive(cycle_id: int) -> None:
+    """A transaction-scoped lock on posting this cycle (PostgreSQL advisory lock; SQLite lets one
+    writer in at a time anyway). A second posting waits here, then finds the cycle settled."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_SETTLE, cycle_id])
+
+
+ADVISORY_SETTLE = 7_117_001  # the first key of the settlement's advisory locks
+
+
+def _with_balance(result: SettlementResult, balance: int, fund_ratio) -> SettlementResult:
+    """The result for the balance read under the fund's lock: the same figures when the balance
+    moved in a way that changes neither F nor the backstop; otherwise _BalanceMoved."""
+    if balance == result.balance:
+        return result
+    fund_share = fund_share_of(loss=result.loss, balance=balance, fund_ratio=fund_ratio)
+    rest = result.users_share - result.apportioned
+    if fund_share != result.fund_share or min(rest, balance - fund_share) != result.backstop:
+        raise _BalanceMoved
+    return replace(result, balance=balance)
 
 
 def _post_apportionments(*, cycle, fund, result: SettlementResult, ranked, now: datetime) -> None:

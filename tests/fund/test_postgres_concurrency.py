@@ -1,12 +1,14 @@
 """Two settlements of one cycle started together, on two real PostgreSQL connections."""
 
+from datetime import timedelta
+
 import pytest
 
 from fund.models import Apportionment, FundRecord, LiquidationTakeover, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
-from tests.helpers import assert_books_hold, book_loss, deposit, report_profits, run_together
+from tests.helpers import assert_books_hold, book_loss, book_profit, deposit, report_profits, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -59,4 +61,89 @@ def test_it_sends_a_due_settlement_once_when_two_beats_run_together(usdt_fund, l
     dues = run_together(*[lambda: cycles_close_due(now=cycle.settle_after)] * 3)
     assert sorted(cycle_id for due in dues for cycle_id in due.to_settle) == [cycle.id]
     assert SettlementCycle.objects.filter(fund=usdt_fund).count() == 2  # no cycle opened twice
+    assert_books_hold(usdt_fund)
+
+
+def settle_in_background(cycle):
+    """Starts settling the cycle on another connection; returns (thread, outcomes) once it writes
+    its statements, i.e. in the middle of its posting."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    outcomes = []
+
+    def run():
+        try:
+            outcomes.append(settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after))
+        except Exception as exc:  # reported by the test
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
+                           "AND state = 'active' AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0]:
+                return thread, outcomes
+            time.sleep(0.001)
+    raise AssertionError("the settlement never wrote its statements")
+
+
+@pytest.fixture
+def big_cycle(usdt_fund, linear, day1):
+    deposit(usdt_fund, "1000")
+    book_loss(linear, "500", day1)
+    cycle = SettlementCycle.objects.get()
+    for start in range(1, 60_001, 10_000):
+        report_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(start, start + 10_000)})
+    cycles_close_due(now=cycle.settle_after)
+    return cycle
+
+
+def test_intake_goes_on_while_a_large_settlement_posts(big_cycle, usdt_fund, linear, caplog):
+    from fund.services.ledger import fund_withdraw
+
+    thread, outcomes = settle_in_background(big_cycle)
+    caplog.set_level("INFO")
+    profit = book_profit(linear, "3", big_cycle.ends_at + timedelta(hours=2))  # into the next cycle, booked at once
+    fund_withdraw(asset_code="USDT", amount="1", reason="fees")
+    posting = SettlementCycle.objects.get(pk=big_cycle.pk).status
+    thread.join(timeout=120)
+    assert posting == "settling", "the intake waited for the whole settlement"
+    assert [o.posted for o in outcomes] == [True], outcomes
+    big_cycle.refresh_from_db()
+    assert big_cycle.fund_share_units == 100 * 10**8  # min(L × 0.2, B): the balance moves did not change it
+    assert big_cycle.balance_before_units == 1002 * 10**8  # read under the fund's lock, after the moves
+    assert FundRecord.objects.filter(takeover=profit).exists()
+    assert "posting again" not in caplog.text
+    assert_books_hold(usdt_fund)
+
+
+def test_a_balance_move_that_changes_the_fund_share_makes_the_posting_start_again(usdt_fund, linear, day1, caplog):
+    from fund.services.ledger import fund_withdraw
+
+    deposit(usdt_fund, "50")  # F = min(500 × 0.2, 50) = 50: the balance binds
+    book_loss(linear, "500", day1)
+    cycle = SettlementCycle.objects.get()
+    for start in range(1, 60_001, 10_000):
+        report_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(start, start + 10_000)})
+    cycles_close_due(now=cycle.settle_after)
+
+    caplog.set_level("INFO")
+    thread, outcomes = settle_in_background(cycle)
+    fund_withdraw(asset_code="USDT", amount="10", reason="moved out during the posting")
+    thread.join(timeout=120)
+    assert [o.posted for o in outcomes] == [True], outcomes
+    assert "posting again under the fund's lock" in caplog.text
+    cycle.refresh_from_db()
+    assert cycle.balance_before_units == 40 * 10**8 and cycle.fund_share_units == 40 * 10**8
+    assert cycle.users_share_units == 460 * 10**8 == cycle.apportioned_units
+    usdt_fund.refresh_from_db()
+    assert usdt_fund.balance_units == 0
     assert_books_hold(usdt_fund)
