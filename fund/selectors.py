@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import F, Max, Min, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -295,11 +295,36 @@ def flows_by_kind(*, fund: Fund, days: int = 90, now: datetime | None = None) ->
     return {"series": list(series.values())}
 
 
+DISTRIBUTION_BARS = 1000
+
+
+def distribution_from_amounts(amounts: list[int], precision: int) -> dict:
+    """The distribution chart's data from amounts in rank order: one bar per rank up to
+    DISTRIBUTION_BARS participants; beyond, one bar per group of consecutive ranks showing the
+    group's largest amount, so that a million participants make a page of a thousand bars."""
+    group = max(1, -(-len(amounts) // DISTRIBUTION_BARS))
+    scale = 10**precision
+    return {
+        "x": list(range(1, len(amounts) + 1, group)),
+        "last": [min(i + group, len(amounts)) for i in range(0, len(amounts), group)],
+        "y": [max(amounts[i:i + group]) / scale for i in range(0, len(amounts), group)],
+        "group": group,
+    }
+
+
 def cycle_distribution(*, cycle: SettlementCycle) -> dict:
-    """How the apportioned amount spread across participants, by rank (no identities)."""
-    rows = cycle.apportionments.order_by("rank").values_list("rank", "amount_units")
+    """How the apportioned amount spread across participants, by rank (no identities); grouped
+    in the database for large cycles (see distribution_from_amounts)."""
+    count = cycle.participant_count or 0
+    group = max(1, -(-count // DISTRIBUTION_BARS))
     scale = 10 ** cycle.fund.asset.precision
-    return {"x": [rank for rank, _ in rows], "y": [units / scale for _, units in rows]}
+    rows = (
+        cycle.apportionments.annotate(bucket=(F("rank") - 1) / group).values("bucket")
+        .annotate(first=Min("rank"), last=Max("rank"), largest=Max("amount_units")).order_by("bucket")
+        .values_list("first", "last", "largest")
+    )
+    return {"x": [row[0] for row in rows], "last": [row[1] for row in rows], "y": [row[2] / scale for row in rows],
+            "group": group}
 
 
 def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20) -> dict:

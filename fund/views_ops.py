@@ -57,8 +57,7 @@ def cycle(request, pk):
         admin_action_record(audit=Audit.from_request(request), action=AdminAction.Action.PREVIEW, fund=cycle.fund,
                             cycle=cycle, details={"loss": cycle.fund.asset.format(result.loss)})
         preview = selectors.settlement_preview_data(cycle=cycle, result=result)
-        preview["chart"] = {"distribution": {"x": list(range(1, len(result.amounts) + 1)),
-                                             "y": [a / 10**cycle.fund.asset.precision for a in result.amounts]}}
+        preview["chart"] = {"distribution": selectors.distribution_from_amounts(result.amounts, cycle.fund.asset.precision)}
     following = cycle.status in (Status.SETTLING,) or (cycle.status == Status.CLOSED and request.GET.get("follow"))
     return render(request, "ops/cycle.html", {"cycle": cycle, "preview": preview, "following": following,
                                               "charts": preview["chart"] if preview and preview["participant_count"] else {}})

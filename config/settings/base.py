@@ -77,7 +77,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# Persistent connections (checked before reuse) save a new PostgreSQL connection per request.
+_ON_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60 if _ON_POSTGRES else 0))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue instead of failing at once; IMMEDIATE takes the write lock at BEGIN, so a
     # read-then-write transaction cannot deadlock against another writer.
@@ -199,6 +202,9 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Public pages are cached only in a cache every web process shares (fund/pagecache.py): with a
+# per-process local-memory cache, one process's write could not refresh another's pages.
+PAGE_CACHE = env.bool("PAGE_CACHE", default=bool(REDIS_URL))
 
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.

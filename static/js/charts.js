@@ -60,8 +60,10 @@
 
   function distributionChart(node, data) {
     var t = theme();
-    window.Plotly.react(node, [{ x: data.x, y: data.y, type: "bar", marker: { color: t.line },
-                                  hovertemplate: "rank %{x}: %{y:,}<extra></extra>" }], {
+    var hover = data.group > 1 ? "ranks %{x} to %{customdata}: up to %{y:,}<extra></extra>"
+                               : "rank %{x}: %{y:,}<extra></extra>";
+    window.Plotly.react(node, [{ x: data.x, y: data.y, customdata: data.last, type: "bar", marker: { color: t.line },
+                                  hovertemplate: hover }], {
       paper_bgcolor: t.paper_bgcolor, plot_bgcolor: t.plot_bgcolor, font: t.font, height: 320,
       margin: { l: 70, r: 20, t: 20, b: 50 },
       xaxis: { title: { text: "Participant rank (1 = largest profit)" }, gridcolor: t.gridcolor },

@@ -4,7 +4,7 @@ tests/browser)."""
 import pytest
 from django.test import Client
 
-from fund.models import FundRecord
+from fund.models import FundRecord, SettlementCycle
 from tests.conftest import at
 from tests.factories import AssetFactory, FundFactory
 from tests.helpers import book_profit, deposit
@@ -77,3 +77,34 @@ def test_it_never_serves_a_stale_balance_from_its_cache(usdt_fund):
     deposit(usdt_fund, "5")
     assert "15.00000000" in text(client.get("/")) and "15.00000000" in text(client.get("/funds/USDT/"))
     assert FundRecord.objects.count() == 2
+
+
+def test_a_large_cycles_distribution_is_grouped_into_a_thousand_bars():
+    from fund.selectors import distribution_from_amounts
+
+    amounts = list(range(2500, 0, -1))
+    data = distribution_from_amounts(amounts, 2)
+    assert data["group"] == 3 and len(data["x"]) == len(data["y"]) == len(data["last"]) == 834
+    assert data["x"][:2] == [1, 4] and data["last"][:2] == [3, 6] and data["y"][:2] == [25.0, 24.97]
+    assert data["x"][-1] == 2500 == data["last"][-1]
+    small = distribution_from_amounts([5, 3], 0)
+    assert small == {"x": [1, 2], "last": [1, 2], "y": [5.0, 3.0], "group": 1}
+
+
+@pytest.mark.django_db
+def test_the_report_groups_the_distribution_in_the_database_like_the_preview(usdt_fund, linear):
+    from fund.selectors import DISTRIBUTION_BARS, cycle_distribution, distribution_from_amounts
+    from fund.services.cycles import cycles_close_due
+    from fund.services.settlement import settlement_cycle_settle
+    from tests.helpers import book_loss, deposit, report_profits
+
+    deposit(usdt_fund, "10")
+    book_loss(linear, "900", at(0, 10))
+    cycle = SettlementCycle.objects.get()
+    report_profits(cycle, linear, {p: str(p) for p in range(1, DISTRIBUTION_BARS * 2 + 8)})
+    cycles_close_due(now=cycle.settle_after)
+    settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    cycle.refresh_from_db()
+    amounts = list(cycle.apportionments.order_by("rank").values_list("amount_units", flat=True))
+    assert cycle_distribution(cycle=cycle) == distribution_from_amounts(amounts, 8)
+    assert cycle_distribution(cycle=cycle)["group"] > 1
