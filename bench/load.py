@@ -43,6 +43,15 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_redis() -> str:
+    """The web processes' cache, shared as in production (BENCH_REDIS_URL; emptied first)."""
+    import redis
+
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis.Redis.from_url(url).flushdb()
+    return url
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
@@ -482,14 +491,16 @@ def final_checks(client: Client, prep: dict, ingested: int, checks: Checks, erro
     if loaded != ingested:
         checks.violation("final", f"{loaded} takeovers booked from the API, {ingested} acknowledged")
     checks.done("final")
-    # Informational: the cached fund page in each worker (local-memory cache without REDIS_URL is
-    # per process, so a write committed elsewhere does not move the other workers' books version).
+    # The cached fund page, read through every gunicorn worker: the shared cache must show the
+    # balance the ledger holds now.
     shown = []
     for _ in range(8):
         status, body = client.request("GET", "/funds/USDT/")
         found = re.search(r'data-balance="USDT">([^<]+)<', body.decode()) if status == 200 else None
         shown.append(_d(re.sub(r"[^0-9.]", "", found.group(1))) if found else None)
     expected = _d(format_units(fund.balance_units, PRECISION))
+    if any(value != expected for value in shown):
+        checks.violation("final", f"/funds/USDT/ showed {shown}, the ledger holds {expected}")
     return {"balance": str(expected), "records": FundRecord.objects.filter(fund=fund).count(),
             "fund_page_stale": sum(1 for value in shown if value != expected), "fund_page_reads": len(shown)}
 
@@ -504,7 +515,7 @@ def run(args) -> dict:
     port = free_port()
     RESULTS.mkdir(parents=True, exist_ok=True)
     server_log_path = RESULTS / "load-gunicorn.log"
-    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": "",
+    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": bench_redis(),
            "API_ANON_RATE": "100000000/minute"}
     client = Client(port, timeout=args.request_timeout)
     urls = [

@@ -19,6 +19,15 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_redis() -> str:
+    """The web processes' cache, shared as in production (BENCH_REDIS_URL; emptied first)."""
+    import redis
+
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis.Redis.from_url(url).flushdb()
+    return url
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
@@ -50,7 +59,7 @@ def wrk(url: str, seconds: int) -> dict:
 
 
 def page_speed(seconds: int) -> dict:
-    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": ""}
+    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": bench_redis()}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{PORT}", "--workers", "4",
          "--log-level", "warning"], cwd=ROOT, env=env,

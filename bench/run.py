@@ -203,7 +203,7 @@ def print_load(load: dict) -> None:
     final = load.get("final") or {}
     if final.get("fund_page_reads"):
         print(f"  after the run: /funds/USDT/ showed a stale balance in {final['fund_page_stale']} of {final['fund_page_reads']} "
-              "reads (local-memory page cache per process without REDIS_URL)")
+              "reads after the run (pages cached in Redis, as in production)")
     print("Goal: no errors, no half-settled cycle visible.")
 
 

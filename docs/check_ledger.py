@@ -76,15 +76,31 @@ def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
     node = hashlib.sha256(b"\x00" + text.encode()).digest()
     if node.hex() != proof["leaf"]:
         return False, "the proof's leaf is not the hash of its apportionment"
-    for step in proof["path"]:
-        sibling = bytes.fromhex(step["hash"])
-        node = hashlib.sha256(b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)).digest()
+    # The path's shape follows from the rank and the number of leaves: a sibling on the left for an
+    # odd index, on the right for an even one, none for the last hash of an odd-sized level.
+    index, size, steps = proof["rank"] - 1, proof["participant_count"], iter(proof["path"])
+    if not 0 <= index < size:
+        return False, "the proof's rank is not among its participants"
+    while size > 1:
+        if index % 2 or index + 1 < size:
+            step = next(steps, None)
+            if step is None or step["side"] != ("left" if index % 2 else "right"):
+                return False, "the proof's path does not fit its rank among the participants"
+            sibling = bytes.fromhex(step["hash"])
+            node = hashlib.sha256(b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)).digest()
+        index, size = index // 2, (size + 1) // 2
+    if next(steps, None) is not None:
+        return False, "the proof's path is longer than its participants allow"
     if node.hex() != proof["root"]:
         return False, "the proof's path does not lead to the proof's root"
     url = proof["cycle_url"]
     if base:
         url = base.rstrip("/") + "/api/v1/cycles/" + str(proof["cycle"])
     published = get(url)
+    if (published.get("id"), published.get("asset")) != (proof["cycle"], proof["asset"]):
+        return False, f"{url} is not {proof['asset']} cycle {proof['cycle']}"
+    if published.get("participant_count") != proof["participant_count"]:
+        return False, "the cycle publishes another number of participants than the proof counts"
     if published.get("status") != "settled" or published.get("apportionment_root") != node.hex():
         return False, f"the root is not the one the cycle publishes at {url}"
     return True, (f"{proof['asset']} cycle {proof['cycle']}: apportionment of {proof['amount']} (rank {proof['rank']}, "

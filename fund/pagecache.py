@@ -45,6 +45,24 @@ def books_changed() -> None:
     transaction.on_commit(_bump)
 
 
+# Each process also keeps the pages it has served at the current version, so that a hit costs one
+# small read of the version from the shared cache rather than the page's body. Keys carry the
+# version: a write anywhere moves it and no process serves the older page again.
+_local: dict[str, tuple[float, bytes]] = {}
+LOCAL_MAX = 256
+
+
+def _local_get(key: str) -> bytes | None:
+    hit = _local.get(key)
+    return hit[1] if hit and hit[0] > time.monotonic() else None
+
+
+def _local_put(key: str, body: bytes) -> None:
+    if len(_local) >= LOCAL_MAX:
+        _local.clear()
+    _local[key] = (time.monotonic() + TIMEOUT / 2, body)
+
+
 def cached_page(view):
     """Caches a public page for anonymous visitors (logged-in users see their own menu)."""
 
@@ -54,7 +72,9 @@ def cached_page(view):
             return view(request, *args, **kwargs)
         try:
             key = f"page:{books_version()}:{request.get_full_path()}"
-            body = cache.get(key)
+            body = _local_get(key)
+            if body is None and (body := cache.get(key)) is not None:
+                _local_put(key, body)
         except Exception:
             logger.warning("page cache unavailable: rendering %s uncached", request.path, exc_info=True)
             return view(request, *args, **kwargs)
@@ -62,6 +82,7 @@ def cached_page(view):
             return HttpResponse(body)
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
+            _local_put(key, response.content)
             try:
                 cache.set(key, response.content, timeout=TIMEOUT)
             except Exception:

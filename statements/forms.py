@@ -40,9 +40,15 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             cleaned = super().clean()
         except ValidationError:
             try:
-                cache.incr(key)
-            except ValueError:
-                cache.set(key, 1, timeout=LOCKOUT_SECONDS)
+                try:
+                    cache.incr(key)
+                except ValueError:
+                    cache.set(key, 1, timeout=LOCKOUT_SECONDS)
+            except Exception:
+                logger.warning("login throttle cache unavailable: a failure was not counted", exc_info=True)
             raise
-        cache.delete(key)
+        try:
+            cache.delete(key)
+        except Exception:
+            logger.warning("login throttle cache unavailable: failures not reset", exc_info=True)
         return cleaned

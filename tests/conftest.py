@@ -83,9 +83,13 @@ def fresh_cache():
     """Each test starts with an empty cache: cached pages must not leak between tests."""
     from django.core.cache import cache
 
+    from fund.pagecache import _local
+
     cache.clear()
+    _local.clear()
     yield
     cache.clear()
+    _local.clear()
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,7 @@ def assert_books_hold(fund) -> None:
     fund paid, and the Merkle root it published; an unsettled cycle has none of these."""
     from django.db.models import Count, F, Min, Sum
 
+    from fund.computation import fund_share_of
     from fund.models import Apportionment, FundRecord, SettlementCycle
     from fund.services.verify import cycles_verify, ledger_verify
     from statements.models import Statement
@@ -126,8 +127,16 @@ def assert_books_hold(fund) -> None:
             assert not coverage and not apportionments.exists(), f"cycle {cycle.id} is {cycle.status} but has postings"
             continue
         assert cycle.fund_share_units + cycle.backstop_units + cycle.apportioned_units + cycle.uncovered_units == cycle.loss_units
+        # F = min(L × ratio, B) and backstop = min(U − Σ a, B − F) for the published balance B ...
+        assert cycle.fund_share_units == fund_share_of(loss=cycle.loss_units, balance=cycle.balance_before_units,
+                                                       fund_ratio=cycle.fund_ratio), f"cycle {cycle.id}: F"
+        assert cycle.backstop_units == min(cycle.users_share_units - cycle.apportioned_units,
+                                           cycle.balance_before_units - cycle.fund_share_units), f"cycle {cycle.id}: backstop"
         paid = cycle.fund_share_units + cycle.backstop_units
         assert coverage == ([-paid] if paid else []), f"cycle {cycle.id}: coverage records {coverage}, fund paid {paid}"
+        if paid:  # ... and B is the balance the coverage record was taken from
+            after = records.get(cycle=cycle, kind=FundRecord.Kind.SETTLEMENT_COVERAGE).balance_after_units
+            assert after + paid == cycle.balance_before_units, f"cycle {cycle.id}: B is not the balance it was paid from"
         booked = apportionments.aggregate(n=Count("id"), positions=Count("position", distinct=True),
                                           statements=Count("statement", distinct=True), total=Sum("amount_units"))
         assert booked["n"] == booked["positions"] == booked["statements"] == cycle.participant_count, (cycle.id, booked)

@@ -18,8 +18,10 @@ APPLICATION_NAME = "fund-test-worker"
 def database_url_of_test_database(application_name: str = APPLICATION_NAME) -> str:
     s = connection.settings_dict
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    # The test database lifts the books' triggers for its own flush (tests/conftest.py); the
+    # processes under test run with them on, as production does.
     return (f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-            f"?application_name={application_name}")
+            f"?application_name={application_name}&options=-c%20fund.allow_maintenance%3Doff")
 
 
 class CeleryProcess:

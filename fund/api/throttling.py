@@ -1,20 +1,31 @@
-"""Throttling for anonymous API clients that keeps the public reads up when its cache is down."""
+"""API throttles that keep the reads they guard up when their cache is down."""
 
 import logging
 
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 logger = logging.getLogger(__name__)
 
 
-class PublicAnonRateThrottle(AnonRateThrottle):
-    """DRF's anonymous rate limit; when the cache (Redis) cannot be reached the request is let
-    through and the failure logged: the public reads only read, and an outage of the cache
-    should not take the transparency pages down with it."""
+class FailOpen:
+    """When the cache (Redis) cannot be reached the request is let through and the failure logged:
+    these throttles guard reads, and an outage of the cache should not take them down with it."""
 
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)
         except Exception:
-            logger.warning("throttle cache unavailable: letting an anonymous request through", exc_info=True)
+            logger.warning("throttle cache unavailable: letting a request through", exc_info=True)
             return True
+
+
+class PublicAnonRateThrottle(FailOpen, AnonRateThrottle):
+    """DRF's anonymous rate limit for the public reads (API_ANON_RATE)."""
+
+
+class ProofThrottle(FailOpen, UserRateThrottle):
+    """A trader's inclusion proofs: each recomputes its cycle's tree (about a second for a million
+    participants)."""
+
+    scope = "proof"
+    rate = "30/minute"

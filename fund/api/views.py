@@ -26,6 +26,7 @@ from fund.api import serializers as s
 from fund.api.pagination import cursor
 from fund.api.permissions import IsEngine, IsSettlementStaff, IsTrader
 from fund.api.renderers import CSVRenderer
+from fund.api.throttling import ProofThrottle
 from fund.models import AdminAction, FundRecord, IdempotentRequest, SettlementCycle
 from fund.services.audit import Audit, admin_action_record
 from fund.services.ledger import fund_deposit, fund_withdraw
@@ -390,9 +391,12 @@ class MyStatementView(APIView):
 
 class MyStatementProofView(APIView):
     permission_classes = [IsTrader]
+    renderer_classes = [JSONRenderer]  # a download, whatever the browser's Accept header says
+    throttle_classes = [ProofThrottle]
 
     @extend_schema(tags=["traders"], summary="The inclusion proof of my apportionment in its cycle's Merkle root",
-                   responses={200: s.ProofOut, 404: ERROR, **DENIED})
+                   responses={200: s.ProofOut, 404: ERROR, **DENIED,
+                              429: OpenApiResponse(description="More than 30 proofs a minute: retry after Retry-After seconds.")})
     def get(self, request, pk):
         statement = selectors.statement_of(account=request.user.trader_account, statement_id=pk)
         apportionment = getattr(statement, "apportionment", None)

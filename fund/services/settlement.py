@@ -135,10 +135,11 @@ def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
 
 @transaction.atomic(durable=True)
 def _settlement_post_once(*, cycle_id: int, now: datetime, lock_fund_first: bool) -> SettleOutcome:
+    # Locks in one order everywhere: this cycle's posting (advisory), then the fund, then the cycle.
+    _exclusive(cycle_id)  # one posting of a cycle at a time, without holding a row lock intake waits for
     fund_id = SettlementCycle.objects.values_list("fund_id", flat=True).get(pk=cycle_id)
     if lock_fund_first:
         fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
-    _exclusive(cycle_id)  # one posting of a cycle at a time, without holding a row lock intake waits for
     cycle = SettlementCycle.objects.get(pk=cycle_id)
     if cycle.status != Status.SETTLING:
         return SettleOutcome(cycle, posted=False)
@@ -157,7 +158,7 @@ def _settlement_post_once(*, cycle_id: int, now: datetime, lock_fund_first: bool
         fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
         result = _with_balance(result, fund.balance_units, cycle.fund_ratio)
     cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
-    if cycle.status != Status.SETTLING:  # cannot happen while _exclusive holds; checked all the same
+    if cycle.status != Status.SETTLING:  # only a failure recorded around _exclusive could do it
         raise ConflictError(f"Cycle {cycle_id} changed status during its posting.", code="cycle_settled")
     if result.fund_total:
         ledger_append(
@@ -243,6 +244,7 @@ def _settlement_fail(*, cycle_id: int, error: Exception) -> None:
     """Marks the cycle failed with its error, so that it shows up for a retry."""
     try:
         with transaction.atomic(durable=True):
+            _exclusive(cycle_id)  # after a concurrent healthy posting, which leaves it settled
             updated = SettlementCycle.objects.filter(pk=cycle_id, status=Status.SETTLING).update(
                 status=Status.FAILED, error=f"{type(error).__name__}: {error}"[:4000]
             )

@@ -49,7 +49,7 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
         if computed != stored:
             return ChainReport(asset.code, count, previous, seq, f"record #{seq}: its hash does not match its content")
         previous, expected_seq = stored, expected_seq + 1
-    if count and fund.head_hash != previous:  # a fund without records has no head yet
+    if fund.head_hash != (previous if count else ""):  # a fund without records has no head yet
         return ChainReport(asset.code, count, previous, expected_seq, "the fund's published head is not the last record's hash")
     if fund.balance_units != balance:
         return ChainReport(asset.code, count, previous, expected_seq, "the fund's balance is not the sum of its records")

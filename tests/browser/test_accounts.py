@@ -3,8 +3,11 @@ opens its computation and downloads the CSV; an admin previews and settles a cyc
 trader's new statement appears."""
 
 import csv
+import importlib.util
 import io
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -17,6 +20,10 @@ from tests.factories import AssetFactory, ContractFactory, FundFactory, UserFact
 from tests.helpers import book_loss, deposit, report_profits
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+_spec = importlib.util.spec_from_file_location("check_ledger", Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py")
+check_ledger = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_ledger)
+check_proof = check_ledger.check_proof
 PASSWORD = "pass-for-tests"
 
 
@@ -59,6 +66,12 @@ def test_a_trader_finds_an_apportionment_its_computation_and_the_csv(books, page
     row.get_by_role("link", name="How it was computed").click()
     expect(page.locator("main")).to_contain_text("U = L − F = 400.00000000")
     expect(page.locator("main")).to_contain_text("plus one leftover unit")
+    with page.expect_download() as proof_download:  # the browser's own Accept header: still JSON
+        page.get_by_role("link", name="Download the inclusion proof").click()
+    proof = json.loads(open(proof_download.value.path(), encoding="utf-8").read())
+    ok, message = check_proof(proof, books["url"])
+    assert ok, message
+    assert proof_download.value.suggested_filename.endswith("-rank-1.json")
     page.go_back()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()

@@ -43,6 +43,7 @@ def test_pages_and_public_reads_render_uncached(usdt_fund, linear, dead_cache):
     assert b"12.50000000" in Client().get("/funds/USDT/").content
 
 
+@pytest.mark.django_db(transaction=True)  # the commit runs the page cache's refresh, which meets the dead cache
 def test_ingestion_answers_and_books(usdt_fund, linear, dead_cache):
     usdt_fund.anchor = timezone.now() - timedelta(days=1)
     usdt_fund.save()

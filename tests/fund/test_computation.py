@@ -151,3 +151,27 @@ def test_it_keeps_every_invariant_on_generated_cycles(case):
     # an uncovered loss only when the fund is empty after paying
     if r.uncovered:
         assert r.fund_total == balance
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    loss=st.integers(0, 10**6), before=st.integers(0, 10**6), after=st.integers(0, 10**6),
+    ratio=st.sampled_from(["0", "0.2", "0.5", "1"]),
+    profits=st.lists(st.integers(1, 10**5), max_size=8),
+)
+def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(loss, before, after, ratio, profits):
+    """The settlement posts without the fund's lock and takes the balance read under it at the
+    end: the result it keeps must be exactly the one computed for that balance, else it starts again."""
+    from dataclasses import replace
+
+    from fund.services.settlement import _BalanceMoved, _with_balance
+
+    positions = list(enumerate(profits, start=1))
+    first = compute_settlement(loss=loss, balance=before, fund_ratio=ratio, screening_ratio="0.9", positions=positions)
+    fresh = compute_settlement(loss=loss, balance=after, fund_ratio=ratio, screening_ratio="0.9", positions=positions)
+    try:
+        kept = _with_balance(first, after, ratio)
+    except _BalanceMoved:
+        assert (first.fund_share, first.backstop) != (fresh.fund_share, fresh.backstop)
+    else:
+        assert kept == fresh == replace(first, balance=after)

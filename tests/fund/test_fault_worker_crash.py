@@ -45,7 +45,8 @@ def worker_phase(cycle_id: int) -> int:
             return len(PHASES)
         if status != "settling":
             return -1
-        cursor.execute("SELECT state, query FROM pg_stat_activity WHERE application_name = %s", [APPLICATION_NAME])
+        cursor.execute("SELECT state, query FROM pg_stat_activity WHERE application_name = %s "
+                       "AND datname = current_database()", [APPLICATION_NAME])
         phase = 0
         for state, query in cursor.fetchall():
             if query.startswith("SELECT position_id, profit_units") and state == "active":

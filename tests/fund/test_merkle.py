@@ -127,6 +127,12 @@ def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(worl
     altered = check()
     assert altered.returncode == 1 and "leaf is not the hash" in altered.stdout
 
+    flipped = [{**step, "side": "left" if step["side"] == "right" else "right"} for step in proof["path"]]
+    path.write_text(json.dumps({**proof, "path": flipped}))
+    assert "does not fit its rank" in check().stdout
+    path.write_text(json.dumps(proof))
+    assert check().returncode == 0
+
     # The books changed behind the cycle's back: its published root no longer matches what a fresh
     # proof is computed from, and verify_ledger names the cycle.
     tamper("UPDATE fund_apportionment SET amount_units = amount_units - 1 WHERE rank = 1")
@@ -164,3 +170,13 @@ def test_verify_ledger_checks_settled_cycles(world):
     out = StringIO()
     call_command("verify_ledger", stdout=out, verbosity=0)
     assert "USDT: 1 settled cycles, totals and Merkle roots match" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_ledger_names_a_cycle_whose_apportionments_were_swapped(world):
+    """Counts and sums still match; only the Merkle root shows the change."""
+    tamper("UPDATE fund_apportionment SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END")
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("verify_ledger", stdout=out, verbosity=0)
+    assert f"cycle {world.cycle.id}: its apportionments do not give the published Merkle root" in out.getvalue()

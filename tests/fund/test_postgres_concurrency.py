@@ -88,7 +88,7 @@ def settle_in_background(cycle):
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
-                           "AND state = 'active' AND pid <> pg_backend_pid()")
+                           "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()")
             if cursor.fetchone()[0]:
                 return thread, outcomes
             time.sleep(0.001)
