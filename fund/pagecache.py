@@ -25,17 +25,29 @@ VERSION_KEY = "fund:books-version"
 TIMEOUT = 60  # seconds: "change over 24 hours" moves with the clock too
 
 
+# A process reads the version from the shared cache at most every PAGE_VERSION_SECONDS (50 ms by
+# default): a change shows on every page within that long after its commit, at once in the process
+# that made it.
+_memo: list = [0.0, None]  # [valid until (monotonic), version]
+
+
 def books_version() -> int:
+    now = time.monotonic()
+    if _memo[1] is not None and _memo[0] > now:
+        return _memo[1]
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, time.time_ns(), timeout=None)
         version = cache.get(VERSION_KEY)
+    _memo[:] = [now + settings.PAGE_VERSION_SECONDS, version]
     return version
 
 
 def _bump() -> None:
+    version = time.time_ns()
+    _memo[:] = [time.monotonic() + settings.PAGE_VERSION_SECONDS, version]
     try:
-        cache.set(VERSION_KEY, time.time_ns(), timeout=None)
+        cache.set(VERSION_KEY, version, timeout=None)
     except Exception:
         logger.warning("page cache unavailable: the books' version was not moved", exc_info=True)
 

@@ -83,13 +83,15 @@ def fresh_cache():
     """Each test starts with an empty cache: cached pages must not leak between tests."""
     from django.core.cache import cache
 
-    from fund.pagecache import _local
+    from fund.pagecache import _local, _memo
 
     cache.clear()
     _local.clear()
+    _memo[:] = [0.0, None]
     yield
     cache.clear()
     _local.clear()
+    _memo[:] = [0.0, None]
 
 
 @pytest.fixture(scope="session")

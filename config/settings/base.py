@@ -207,6 +207,7 @@ else:
 # Public pages are cached only in a cache every web process shares (fund/pagecache.py): with a
 # per-process local-memory cache, one process's write could not refresh another's pages.
 PAGE_CACHE = env.bool("PAGE_CACHE", default=bool(REDIS_URL))
+PAGE_VERSION_SECONDS = env.float("PAGE_VERSION_SECONDS", default=0.05)
 
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.
