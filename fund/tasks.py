@@ -24,6 +24,16 @@ def close_due_cycles() -> dict:
     return {"opened": due.opened, "closed": due.closed, "to_settle": sent, "unsent": unsent}
 
 
+def _unreachable(exc: BaseException | None) -> bool:
+    """Whether the error comes from the broker or the result store being unreachable (Celery
+    wraps the connection error, e.g. in a RuntimeError of the result store's reconnection)."""
+    while exc is not None:
+        if isinstance(exc, BROKER_ERRORS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
     """Sends each claimed cycle's settlement to the workers. When the broker cannot be reached the
     unsent cycles' claims are given back, so that the first run after the broker is back sends
@@ -35,7 +45,9 @@ def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
     for i, cycle_id in enumerate(cycle_ids):
         try:
             settle_cycle.delay(cycle_id)
-        except BROKER_ERRORS:
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
             unsent = list(cycle_ids[i:])
             logger.exception("broker unreachable: settlements of cycles %s not sent; the next run sends them", unsent)
             cycles_release_claim(cycle_ids=unsent)
