@@ -2,8 +2,8 @@
 
 Every write that changes what a public page shows (a fund record, a cycle opened, closed or
 settled) moves the books' version after its transaction commits; cached pages are keyed by that
-version, so the next request renders afresh and a page never shows a stale balance. Redis in
-production, local memory by default (the CACHES setting).
+version, so a page renders afresh once the version has moved (within PAGE_VERSION_SECONDS in other
+processes). Only with a cache all web processes share (PAGE_CACHE: Redis in production).
 
 The cache is an optimisation, never a dependency: when it cannot be reached, pages render
 uncached and writes go on (their version bump is logged as lost; cached pages expire after

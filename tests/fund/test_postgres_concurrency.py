@@ -106,11 +106,10 @@ def big_cycle(usdt_fund, linear, day1):
     return cycle
 
 
-def test_intake_goes_on_while_a_large_settlement_posts(big_cycle, usdt_fund, linear, caplog):
+def test_intake_goes_on_while_a_large_settlement_posts(big_cycle, usdt_fund, linear, settlement_log):
     from fund.services.ledger import fund_withdraw
 
     thread, outcomes = settle_in_background(big_cycle)
-    caplog.set_level("INFO")
     profit = book_profit(linear, "3", big_cycle.ends_at + timedelta(hours=2))  # into the next cycle, booked at once
     fund_withdraw(asset_code="USDT", amount="1", reason="fees")
     posting = SettlementCycle.objects.get(pk=big_cycle.pk).status
@@ -121,11 +120,29 @@ def test_intake_goes_on_while_a_large_settlement_posts(big_cycle, usdt_fund, lin
     assert big_cycle.fund_share_units == 100 * 10**8  # min(L × 0.2, B): the balance moves did not change it
     assert big_cycle.balance_before_units == 1002 * 10**8  # read under the fund's lock, after the moves
     assert FundRecord.objects.filter(takeover=profit).exists()
-    assert "posting again" not in caplog.text
+    assert any("settled cycle" in line for line in settlement_log)
+    assert not any("posting again" in line for line in settlement_log)
     assert_books_hold(usdt_fund)
 
 
-def test_a_balance_move_that_changes_the_fund_share_makes_the_posting_start_again(usdt_fund, linear, day1, caplog):
+@pytest.fixture
+def settlement_log():
+    """The settlement's log lines, whatever other tests did to the logging set-up."""
+    import logging
+
+    lines, logger = [], logging.getLogger("fund.services.settlement")
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    saved = logger.level, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    yield lines
+    logger.removeHandler(handler)
+    logger.level, logger.disabled = saved
+
+
+def test_a_balance_move_that_changes_the_fund_share_makes_the_posting_start_again(usdt_fund, linear, day1, settlement_log):
     from fund.services.ledger import fund_withdraw
 
     deposit(usdt_fund, "50")  # F = min(500 × 0.2, 50) = 50: the balance binds
@@ -135,12 +152,11 @@ def test_a_balance_move_that_changes_the_fund_share_makes_the_posting_start_agai
         report_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(start, start + 10_000)})
     cycles_close_due(now=cycle.settle_after)
 
-    caplog.set_level("INFO")
     thread, outcomes = settle_in_background(cycle)
     fund_withdraw(asset_code="USDT", amount="10", reason="moved out during the posting")
     thread.join(timeout=120)
     assert [o.posted for o in outcomes] == [True], outcomes
-    assert "posting again under the fund's lock" in caplog.text
+    assert any("posting again under the fund's lock" in line for line in settlement_log)
     cycle.refresh_from_db()
     assert cycle.balance_before_units == 40 * 10**8 and cycle.fund_share_units == 40 * 10**8
     assert cycle.users_share_units == 460 * 10**8 == cycle.apportioned_units
