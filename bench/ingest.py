@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -54,10 +53,11 @@ def setup() -> str:
     return api_token_create(user=engine, kind=ApiToken.Kind.ENGINE, name="bench")[1]
 
 
-def takeovers(batch: int, size: int) -> list[dict]:
+def takeovers(batch: int, size: int, prefix: str = "bench") -> list[dict]:
+    """A batch of the engine's liquidation takeovers that closed half a minute ago."""
     now = timezone.now()
     return [
-        {"external_id": f"bench-{batch}-{i}", "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
+        {"external_id": f"{prefix}-{batch}-{i}", "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
          "side": "long" if i % 2 else "short", "quantity": str(1 + i % 50), "takeover_price": f"{60000 + i % 997}.5",
          "close_price": f"{60000 + i % 991}.25", "remaining_margin": f"{10 + i % 89}.125",
          "taken_over_at": (now - timedelta(seconds=90)).isoformat(), "closed_at": (now - timedelta(seconds=30)).isoformat()}

@@ -76,6 +76,8 @@ from statements.models import ApiToken, Asset, TraderAccount  # noqa: E402
 from statements.money import format_units  # noqa: E402
 from statements.services import api_token_create  # noqa: E402
 
+from ingest import takeovers  # noqa: E402  (bench/ingest.py: the same engine batches)
+
 HISTORY_DAYS = 7  # settled daily cycles before the big one
 TAKEOVERS_PER_HOUR = 20  # history: ~3,800 takeovers, ~3,000 profit records
 POSITIONS_PER_CYCLE = 2_000  # history: profitable positions of each settled cycle
@@ -403,22 +405,11 @@ def checker(kind: str, client: Client, prep: dict, stop: threading.Event, checks
         stop.wait(pause)
 
 
-def takeover_items(batch: int, size: int) -> list[dict]:
-    now = timezone.now()
-    return [
-        {"external_id": f"load-{batch}-{i}", "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
-         "side": "long" if i % 2 else "short", "quantity": str(1 + i % 50), "takeover_price": f"{60000 + i % 997}.5",
-         "close_price": f"{60000 + i % 991}.25", "remaining_margin": f"{10 + i % 89}.125",
-         "taken_over_at": (now - timedelta(seconds=90)).isoformat(), "closed_at": (now - timedelta(seconds=30)).isoformat()}
-        for i in range(size)
-    ]
-
-
 def ingest(client: Client, token: str, batches: int, size: int, out: dict, errors: Tally) -> None:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     out["started"] = time.perf_counter()
     for batch in range(batches):
-        payload = json.dumps({"items": takeover_items(batch, size)}).encode()
+        payload = json.dumps({"items": takeovers(batch, size, prefix="load")}).encode()
         started = time.perf_counter()
         try:
             status, body = client.request("POST", "/api/v1/ingest/liquidations", payload, headers)
@@ -570,7 +561,9 @@ def run(args) -> dict:
             log(f"settling cycle {prep['cycle']} in a separate process and posting {args.batches} × {args.size:,} takeovers …")
             load_started = time.perf_counter()
             settler = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "settle", str(prep["cycle"])],
-                                       cwd=ROOT, env=os.environ.copy(), stdout=settle_out, stderr=settle_err)
+                                       # the same cache as the web processes, as a production worker has
+                                       cwd=ROOT, env={**os.environ, "REDIS_URL": env["REDIS_URL"]},
+                                       stdout=settle_out, stderr=settle_err)
             ingester = threading.Thread(target=ingest, args=(client, prep["token"], args.batches, args.size, ingestion,
                                                              ingest_errors), daemon=True)
             ingester.start()

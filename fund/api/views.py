@@ -39,7 +39,6 @@ from fund.services.liquidations import (
 from fund.services.settlement import settlement_cycle_close_now, settlement_preview
 from fund.tasks import settle_cycle
 from statements.models import ApiToken, Statement
-from statements.money import format_units
 from statements.services import api_token_create, api_token_revoke
 
 ERROR = OpenApiResponse(description="Field messages: {field: [message, …]} or {detail: …}.")
