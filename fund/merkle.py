@@ -70,3 +70,30 @@ def root_from_path(leaf: bytes, path: list[dict]) -> str:
         pair = sibling + node if step["side"] == "left" else node + sibling
         node = hashlib.sha256(NODE + pair).digest()
     return node.hex()
+
+
+# Proofs for large cycles without rebuilding the whole tree: the leaves are taken in aligned blocks
+# of BLOCK (a power of two). A block's own root is the tree's node above it (a level with an odd
+# count carries its last hash up, so the last, shorter block's root is its node too), and the
+# levels above the blocks are the tree built over the block roots. A proof is then the path inside
+# the leaf's block followed by the block's path among the block roots.
+BLOCK = 1024
+
+
+def block_roots(leaves, block: int = BLOCK) -> list[bytes]:
+    """The roots of consecutive blocks of `block` leaves (leaves: an iterable, in rank order)."""
+    roots, current = [], []
+    for leaf in leaves:
+        current.append(leaf)
+        if len(current) == block:
+            roots.append(bytes.fromhex(merkle_root(current)))
+            current = []
+    if current:
+        roots.append(bytes.fromhex(merkle_root(current)))
+    return roots
+
+
+def merkle_path_in_blocks(block_leaves: list[bytes], index: int, roots: list[bytes], block: int = BLOCK) -> list[dict]:
+    """The path of leaf `index` (0-based, over the whole list) from the leaves of its block and the
+    roots of all blocks: the same as merkle_path over every leaf."""
+    return merkle_path(block_leaves, index % block) + merkle_path(roots, index // block)

@@ -4,12 +4,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from django.core.cache import cache
 from django.db.models import F, Max, Min, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from fund.merkle import cycle_leaves, leaf_hash, leaf_text, merkle_path
+from fund.merkle import BLOCK, cycle_leaves, leaf_hash, leaf_text, merkle_path_in_blocks, merkle_root
 from fund.models import (
     AdminAction,
     Apportionment,
@@ -208,20 +209,59 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
     )
 
 
-def cycle_apportionment_leaves(*, cycle: SettlementCycle) -> list[bytes]:
-    """The Merkle leaves of a settled cycle, recomputed from its apportionments in rank order."""
-    rows = (
+def _cycle_leaf_rows(cycle: SettlementCycle):
+    return (
         Apportionment.objects.filter(cycle=cycle).order_by("rank")
         .values_list("rank", "position__position_id", "position__profit_units", "amount_units")
     )
-    return cycle_leaves(cycle.fund.asset.code, cycle.id, rows.iterator(chunk_size=10_000))
+
+
+def cycle_apportionment_leaves(*, cycle: SettlementCycle) -> list[bytes]:
+    """The Merkle leaves of a settled cycle, recomputed from its apportionments in rank order."""
+    return cycle_leaves(cycle.fund.asset.code, cycle.id, _cycle_leaf_rows(cycle).iterator(chunk_size=10_000))
+
+
+def cycle_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
+    """The roots of the cycle's blocks of BLOCK leaves (fund/merkle.py). A settled cycle never
+    changes, so they are computed once (a second for a million apportionments) and kept in the
+    cache under the published root; 32 bytes a block."""
+    key = f"merkle-blocks:{BLOCK}:{cycle.id}:{cycle.apportionment_root}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache is an optimisation
+        cached = None
+    if cached is not None:
+        return [cached[i:i + 32] for i in range(0, len(cached), 32)]
+    roots = [
+        bytes.fromhex(merkle_root(cycle_leaves(cycle.fund.asset.code, cycle.id, rows)))
+        for rows in _chunks(_cycle_leaf_rows(cycle).iterator(chunk_size=10 * BLOCK), BLOCK)
+    ]
+    try:
+        cache.set(key, b"".join(roots), timeout=7 * 86400)
+    except Exception:
+        pass
+    return roots
+
+
+def _chunks(iterable, size: int):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def apportionment_proof(*, apportionment: Apportionment) -> dict:
-    """The inclusion proof of one apportionment in its cycle's published Merkle root."""
+    """The inclusion proof of one apportionment in its cycle's published Merkle root, from the
+    leaves of its block and the cycle's block roots."""
     cycle, position = apportionment.cycle, apportionment.position
     asset = cycle.fund.asset
-    leaves = cycle_apportionment_leaves(cycle=cycle)
+    index = apportionment.rank - 1
+    first = index - index % BLOCK
+    block_rows = _cycle_leaf_rows(cycle).filter(rank__gt=first, rank__lte=first + BLOCK)
     text = leaf_text(asset=asset.code, cycle_id=cycle.id, rank=apportionment.rank, position_id=position.position_id,
                      profit_units=position.profit_units, amount_units=apportionment.amount_units)
     return {
@@ -235,10 +275,11 @@ def apportionment_proof(*, apportionment: Apportionment) -> dict:
         "amount": format_units(apportionment.amount_units, asset.precision),
         "profit_units": position.profit_units,
         "amount_units": apportionment.amount_units,
-        "participant_count": len(leaves),
+        "participant_count": cycle.participant_count,
         "leaf_text": text,
         "leaf": leaf_hash(text).hex(),
-        "path": merkle_path(leaves, apportionment.rank - 1),
+        "path": merkle_path_in_blocks(cycle_leaves(asset.code, cycle.id, block_rows), index, cycle_block_roots(cycle=cycle),
+                                      BLOCK),
         "root": cycle.apportionment_root,
     }
 

@@ -24,8 +24,8 @@ class PublicAnonRateThrottle(FailOpen, AnonRateThrottle):
 
 
 class ProofThrottle(FailOpen, UserRateThrottle):
-    """A trader's inclusion proofs: each recomputes its cycle's tree (about a second for a million
-    participants)."""
+    """A trader's inclusion proofs: the first of a cycle computes its block roots (about a second
+    for a million participants), later ones read a block of leaves."""
 
     scope = "proof"
     rate = "30/minute"

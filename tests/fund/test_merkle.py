@@ -180,3 +180,37 @@ def test_verify_ledger_names_a_cycle_whose_apportionments_were_swapped(world):
     with pytest.raises(CommandError):
         call_command("verify_ledger", stdout=out, verbosity=0)
     assert f"cycle {world.cycle.id}: its apportionments do not give the published Merkle root" in out.getvalue()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.sampled_from([1, 2, 4, 8, 16]), st.data())
+def test_a_path_from_blocks_is_the_path_through_the_whole_tree(n, block, data):
+    from fund.merkle import block_roots, merkle_path_in_blocks
+
+    leaves = [leaf_hash(str(i)) for i in range(n)]
+    roots = block_roots(leaves, block)
+    assert merkle_root(roots) == merkle_root(leaves)
+    for index in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=10)):
+        start = index - index % block
+        assert merkle_path_in_blocks(leaves[start:start + block], index, roots, block) == merkle_path(leaves, index)
+
+
+@pytest.mark.django_db
+def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear, monkeypatch):
+    """The proof is computed from the leaf's block and the cycle's block roots (kept in the cache)."""
+    import fund.selectors as selectors
+
+    monkeypatch.setattr(selectors, "BLOCK", 64)
+    deposit(usdt_fund, "10")
+    book_loss(linear, "5000", at(0, 10))
+    cycle = SettlementCycle.objects.get()
+    report_profits(cycle, linear, {i: str(1000 + (i * 7919) % 1009) for i in range(1, 301)})
+    cycles_close_due(now=cycle.settle_after)
+    settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    cycle.refresh_from_db()
+    apportionments = Apportionment.objects.filter(cycle=cycle).select_related("cycle__fund__asset", "position")
+    for apportionment in apportionments.order_by("rank"):
+        proof = selectors.apportionment_proof(apportionment=apportionment)
+        assert root_from_path(bytes.fromhex(proof["leaf"]), proof["path"]) == cycle.apportionment_root
+        assert proof["participant_count"] == cycle.participant_count
+    assert cache.get(f"merkle-blocks:64:{cycle.id}:{cycle.apportionment_root}") is not None
