@@ -37,7 +37,7 @@ class SettlementResult:
 
 
 def _ratio(value) -> Fraction:
-    ratio = Fraction(Decimal(value))
+    ratio = value if isinstance(value, Fraction) else Fraction(Decimal(value))
     if not 0 <= ratio <= 1:
         raise ValueError("a ratio must lie between 0 and 1")
     return ratio
@@ -67,7 +67,7 @@ def compute_settlement(
     fund_ratio, screening_ratio = _ratio(fund_ratio), _ratio(screening_ratio)
 
     # Step 1-2: the fund's share, rounded down, never more than the balance; the users' share.
-    fund_share = min(loss * fund_ratio.numerator // fund_ratio.denominator, balance)
+    fund_share = fund_share_of(loss=loss, balance=balance, fund_ratio=fund_ratio)
     users_share = loss - fund_share
 
     # (−profit, id) sorts in rank order by plain tuple comparison; input that arrives ranked

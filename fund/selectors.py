@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from itertools import batched
 
 from django.core.cache import cache
 from django.db.models import F, Max, Min, OuterRef, Prefetch, QuerySet, Subquery, Sum
@@ -10,7 +11,7 @@ from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from fund.merkle import BLOCK, cycle_leaves, leaf_hash, leaf_text, merkle_path_in_blocks, merkle_root
+from fund.merkle import BLOCK, block_roots, cycle_leaves, leaf_hash, leaf_text, merkle_path_in_blocks
 from fund.models import (
     AdminAction,
     Apportionment,
@@ -232,26 +233,13 @@ def cycle_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
         cached = None
     if cached is not None:
         return [cached[i:i + 32] for i in range(0, len(cached), 32)]
-    roots = [
-        bytes.fromhex(merkle_root(cycle_leaves(cycle.fund.asset.code, cycle.id, rows)))
-        for rows in _chunks(_cycle_leaf_rows(cycle).iterator(chunk_size=10 * BLOCK), BLOCK)
-    ]
+    code, rows = cycle.fund.asset.code, _cycle_leaf_rows(cycle).iterator(chunk_size=10 * BLOCK)
+    roots = block_roots((leaf for batch in batched(rows, BLOCK) for leaf in cycle_leaves(code, cycle.id, batch)), BLOCK)
     try:
         cache.set(key, b"".join(roots), timeout=7 * 86400)
     except Exception:
         pass
     return roots
-
-
-def _chunks(iterable, size: int):
-    chunk = []
-    for item in iterable:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def apportionment_proof(*, apportionment: Apportionment) -> dict:

@@ -38,15 +38,12 @@ def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
     """Sends each claimed cycle's settlement to the workers. When the broker cannot be reached the
     unsent cycles' claims are given back, so that the first run after the broker is back sends
     them (rather than waiting out the resend delay). Returns (sent, unsent)."""
-    if settle_cycle.app.conf.task_always_eager:  # in-process: a settlement's own error is not a broker outage
-        for cycle_id in cycle_ids:
-            settle_cycle.delay(cycle_id)
-        return list(cycle_ids), []
+    eager = settle_cycle.app.conf.task_always_eager  # in-process, an error is the settlement's own
     for i, cycle_id in enumerate(cycle_ids):
         try:
             settle_cycle.delay(cycle_id)
         except Exception as exc:
-            if not _unreachable(exc):
+            if eager or not _unreachable(exc):
                 raise
             unsent = list(cycle_ids[i:])
             logger.exception("broker unreachable: settlements of cycles %s not sent; the next run sends them", unsent)

@@ -2,11 +2,14 @@
 
 import itertools
 import threading
+import time
+from itertools import batched
 from datetime import timedelta
 from decimal import Decimal
 
 from fund.services.ledger import fund_deposit
 from fund.services.liquidations import (
+    MAX_BATCH,
     PositionProfitInput,
     TakeoverInput,
     liquidations_record,
@@ -58,6 +61,12 @@ def report_profits(cycle, contract, profits: dict[int, str], account_prefix="acc
         for pid, p in profits.items()
     ]
     return position_profits_record(cycle_id=cycle.id, items=items)
+
+
+def report_many_profits(cycle, contract, profits: dict[int, str]):
+    """More position profits than one batch may carry, reported batch by batch."""
+    for batch in batched(profits.items(), MAX_BATCH):
+        report_profits(cycle, contract, dict(batch))
 
 
 def deposit(fund, amount, reason="seed money"):
@@ -146,3 +155,33 @@ def assert_books_hold(fund) -> None:
         assert statements.aggregate(total=Sum("amount_units"))["total"] == (-cycle.apportioned_units if booked["n"] else None)
     orphans = Statement.objects.filter(type=Statement.Type.APPORTIONMENT, apportionment__isnull=True, asset=fund.asset_id)
     assert not orphans.exists(), "an apportionment statement without its apportionment"
+
+
+def settle_in_background(cycle):
+    """Starts settling the cycle on another connection; returns (thread, outcomes) once it writes
+    its statements, i.e. in the middle of its posting."""
+    from django.db import connection
+
+    from fund.services.settlement import settlement_cycle_settle
+
+    outcomes = []
+
+    def run():
+        try:
+            outcomes.append(settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after))
+        except Exception as exc:  # reported by the test
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
+                           "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()")
+            if cursor.fetchone()[0]:
+                return thread, outcomes
+            time.sleep(0.001)
+    raise AssertionError("the settlement never wrote its statements")

@@ -84,3 +84,30 @@ def wait_for(condition, *, timeout: float, interval: float = 0.1, message: str =
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s: {message}")
+
+
+# How far a worker has got in settling a cycle, in order; worker_phase returns the index, -1
+# before the claim and len(SETTLE_PHASES) once settled.
+SETTLE_PHASES = ["claimed", "ranking", "statements", "apportionments"]
+
+
+def worker_phase(cycle_id: int) -> int:
+    """How far the worker has got in settling the cycle, from PostgreSQL's view of its session."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM fund_settlementcycle WHERE id = %s", [cycle_id])
+        status = cursor.fetchone()[0]
+        if status == "settled":
+            return len(SETTLE_PHASES)
+        if status != "settling":
+            return -1
+        cursor.execute("SELECT state, query FROM pg_stat_activity WHERE application_name = %s "
+                       "AND datname = current_database()", [APPLICATION_NAME])
+        phase = 0
+        for state, query in cursor.fetchall():
+            if query.startswith("SELECT position_id, profit_units") and state == "active":
+                phase = max(phase, 1)
+            elif query.startswith('COPY "statements_statement"'):
+                phase = max(phase, 2)
+            elif query.startswith('COPY "fund_apportionment"'):
+                phase = max(phase, 3)
+        return phase

@@ -92,7 +92,6 @@ def cycles_for_takeovers(*, fund: Fund, closed_at: list[datetime]) -> list[tuple
         if cycles[i].is_accepting:
             following = cycles[i]
         accepting[i] = following
-    result = []
     if None in accepting:  # every cycle from some point to the newest is settling or settled
         opened = cycle_open_next(fund=fund)
         accepting = [cycle or opened for cycle in accepting]

@@ -87,10 +87,7 @@ def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bo
     """Moves the cycle to "settling" under the fund's and the cycle's locks (the order intake
     takes them in): once this commits no takeover or position profit enters the cycle any more,
     so its inputs are fixed for the posting."""
-    fund_id = SettlementCycle.objects.filter(pk=cycle_id).values_list("fund_id", flat=True).first()
-    if fund_id is None:
-        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."})
-    Fund.objects.select_for_update().filter(pk=fund_id).values_list("id", flat=True).get()
+    _lock_fund_of(cycle_id)
     cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
     if cycle.status == Status.SETTLED:
         return False
@@ -113,6 +110,14 @@ def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bo
     cycle.save(update_fields=["status", "closed_at", "settling_started_at", "attempts", "error"])
     books_changed()
     return True
+
+
+def _lock_fund_of(cycle_id: int) -> Fund:
+    """Locks the fund of a cycle (the first lock of every change to a cycle: fund, then cycle)."""
+    fund_id = SettlementCycle.objects.filter(pk=cycle_id).values_list("fund_id", flat=True).first()
+    if fund_id is None:
+        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."})
+    return Fund.objects.select_for_update().get(pk=fund_id)
 
 
 class _BalanceMoved(Exception):
@@ -263,10 +268,7 @@ def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | N
     settlement itself runs afterwards (settle_cycle with ignore_grace), once this has committed.
     """
     now = now or timezone.now()
-    fund_id = SettlementCycle.objects.filter(pk=cycle_id).values_list("fund_id", flat=True).first()
-    if fund_id is None:
-        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."})
-    fund = Fund.objects.select_for_update().get(pk=fund_id)
+    fund = _lock_fund_of(cycle_id)
     cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
     if cycle.status in (Status.SETTLING, Status.SETTLED):
         raise ConflictError(f"Cycle {cycle.id} is {cycle.get_status_display().lower()} already.", code="cycle_settled")

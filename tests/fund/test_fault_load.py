@@ -20,8 +20,7 @@ from fund.services.cycles import cycles_close_due
 from statements.models import ApiToken
 from statements.services import api_token_create
 from tests.factories import ContractFactory, FundFactory, UserFactory
-from tests.fund.test_postgres_concurrency import settle_in_background
-from tests.helpers import assert_books_hold, book_loss, deposit, report_profits
+from tests.helpers import assert_books_hold, book_loss, deposit, report_many_profits, settle_in_background
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 POSITIONS = 40_000
@@ -37,8 +36,7 @@ def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_o
     deposit(fund, "5000")
     book_loss(contract, "20000", fund.anchor + timedelta(hours=10))
     cycle = SettlementCycle.objects.get(fund=fund, starts_at=fund.anchor)
-    for start in range(1, POSITIONS + 1, 10_000):
-        report_profits(cycle, contract, {p: f"{p % 997 + 1}.25" for p in range(start, start + 10_000)})
+    report_many_profits(cycle, contract, {p: f"{p % 997 + 1}.25" for p in range(1, POSITIONS + 1)})
     cycles_close_due(now=cycle.settle_after)
     _, token = api_token_create(user=UserFactory(username="trading-engine"), kind=ApiToken.Kind.ENGINE, name="load")
 

@@ -22,9 +22,8 @@ from fund.tasks import settle_cycle
 from statements.models import ApiToken
 from tests.factories import ContractFactory, FundFactory, UserFactory
 from tests.fund.api.conftest import client_for
-from tests.fund.test_fault_worker_crash import large_cycle, worker_phase  # noqa: F401 (fixture)
 from tests.helpers import assert_books_hold, book_loss, deposit, report_profits
-from tests.workers import ROOT, APPLICATION_NAME, beat, database_url_of_test_database, wait_for, worker
+from tests.workers import APPLICATION_NAME, ROOT, beat, database_url_of_test_database, wait_for, worker, worker_phase
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

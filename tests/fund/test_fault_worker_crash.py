@@ -18,44 +18,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from config.celery import app
 from fund.models import Apportionment, SettlementCycle
-from fund.services.cycles import cycles_close_due
 from fund.tasks import settle_cycle
-from tests.conftest import at
-from tests.helpers import assert_books_hold, book_loss, deposit, report_profits
-from tests.workers import APPLICATION_NAME, worker
+from tests.fund.conftest import LARGE_CYCLE_POSITIONS
+from tests.helpers import assert_books_hold
+from tests.workers import SETTLE_PHASES, worker, worker_phase
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-POSITIONS = 40_000
-PHASES = ["claimed", "ranking", "statements", "apportionments"]
 SEEDS = [int(os.environ["FAULT_SEED"])] if os.environ.get("FAULT_SEED") else [1, 2, 3, 5, 7, 9, 10, 11]  # each phase × both kinds of death
 FAST_RESTORE = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1", "CELERY_RESTORE_THROTTLE": "1"}
-
-
-def worker_phase(cycle_id: int) -> int:
-    """How far the worker has got in settling the cycle, from PostgreSQL's view of its session."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT status FROM fund_settlementcycle WHERE id = %s", [cycle_id])
-        status = cursor.fetchone()[0]
-        if status == "settled":
-            return len(PHASES)
-        if status != "settling":
-            return -1
-        cursor.execute("SELECT state, query FROM pg_stat_activity WHERE application_name = %s "
-                       "AND datname = current_database()", [APPLICATION_NAME])
-        phase = 0
-        for state, query in cursor.fetchall():
-            if query.startswith("SELECT position_id, profit_units") and state == "active":
-                phase = max(phase, 1)
-            elif query.startswith('COPY "statements_statement"'):
-                phase = max(phase, 2)
-            elif query.startswith('COPY "fund_apportionment"'):
-                phase = max(phase, 3)
-        return phase
 
 
 def pool_processes(pid: int) -> list[int]:
@@ -63,26 +37,13 @@ def pool_processes(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
-@pytest.fixture
-def large_cycle(usdt_fund, linear):
-    deposit(usdt_fund, "1000")
-    book_loss(linear, "250000", at(0, 10))
-    cycle = SettlementCycle.objects.get()
-    rng = random.Random(7)
-    for start in range(1, POSITIONS + 1, 10_000):
-        report_profits(cycle, linear, {p: f"{rng.randint(1, 5000)}.{rng.randint(0, 99_999_999):08d}"
-                                       for p in range(start, start + 10_000)})
-    cycles_close_due(now=cycle.settle_after)
-    return cycle
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(seed, large_cycle, usdt_fund, tmp_path):
     rng = random.Random(seed)
-    target = rng.randrange(len(PHASES))
+    target = rng.randrange(len(SETTLE_PHASES))
     jitter = rng.uniform(0, 0.02)
     whole_worker = rng.random() < 0.5
-    where = f"seed {seed}: strike {'the whole worker' if whole_worker else 'the pool process'} at '{PHASES[target]}' + {jitter * 1000:.1f} ms"
+    where = f"seed {seed}: strike {'the whole worker' if whole_worker else 'the pool process'} at '{SETTLE_PHASES[target]}' + {jitter * 1000:.1f} ms"
 
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
@@ -119,10 +80,10 @@ def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(se
 
     large_cycle.refresh_from_db()
     assert large_cycle.status == SettlementCycle.Status.SETTLED, where
-    assert struck_at < len(PHASES), f"{where}: the worker had already committed (phase seen {phase})"
+    assert struck_at < len(SETTLE_PHASES), f"{where}: the worker had already committed (phase seen {phase})"
     assert large_cycle.attempts == 2, f"{where}: attempts {large_cycle.attempts}"
     assert outcome["posted"] is True, (where, outcome)
-    assert large_cycle.participant_count > POSITIONS // 2
+    assert large_cycle.participant_count > LARGE_CYCLE_POSITIONS // 2
     assert Apportionment.objects.filter(cycle=large_cycle).count() == large_cycle.participant_count
     try:
         assert_books_hold(usdt_fund)

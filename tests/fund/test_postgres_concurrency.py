@@ -8,7 +8,10 @@ from fund.models import Apportionment, FundRecord, LiquidationTakeover, Settleme
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
-from tests.helpers import assert_books_hold, book_loss, book_profit, deposit, report_profits, run_together
+from tests.helpers import (
+    assert_books_hold, book_loss, book_profit, deposit, report_many_profits, report_profits, run_together,
+    settle_in_background,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -64,44 +67,12 @@ def test_it_sends_a_due_settlement_once_when_two_beats_run_together(usdt_fund, l
     assert_books_hold(usdt_fund)
 
 
-def settle_in_background(cycle):
-    """Starts settling the cycle on another connection; returns (thread, outcomes) once it writes
-    its statements, i.e. in the middle of its posting."""
-    import threading
-    import time
-
-    from django.db import connection
-
-    outcomes = []
-
-    def run():
-        try:
-            outcomes.append(settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after))
-        except Exception as exc:  # reported by the test
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + 60
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
-                           "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()")
-            if cursor.fetchone()[0]:
-                return thread, outcomes
-            time.sleep(0.001)
-    raise AssertionError("the settlement never wrote its statements")
-
-
 @pytest.fixture
 def big_cycle(usdt_fund, linear, day1):
     deposit(usdt_fund, "1000")
     book_loss(linear, "500", day1)
     cycle = SettlementCycle.objects.get()
-    for start in range(1, 60_001, 10_000):
-        report_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(start, start + 10_000)})
+    report_many_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(1, 60_001)})
     cycles_close_due(now=cycle.settle_after)
     return cycle
 
@@ -148,8 +119,7 @@ def test_a_balance_move_that_changes_the_fund_share_makes_the_posting_start_agai
     deposit(usdt_fund, "50")  # F = min(500 × 0.2, 50) = 50: the balance binds
     book_loss(linear, "500", day1)
     cycle = SettlementCycle.objects.get()
-    for start in range(1, 60_001, 10_000):
-        report_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(start, start + 10_000)})
+    report_many_profits(cycle, linear, {i: str(1000 + i % 977) for i in range(1, 60_001)})
     cycles_close_due(now=cycle.settle_after)
 
     thread, outcomes = settle_in_background(cycle)
