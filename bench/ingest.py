@@ -43,7 +43,9 @@ PORT = int(os.environ.get("BENCH_PORT", "8097"))
 def setup() -> str:
     call_command("migrate", verbosity=0)
     asset = Asset.objects.create(code="USDT", name="Tether USD", precision=8)
-    Fund.objects.create(asset=asset, anchor=timezone.now().replace(hour=0, minute=0, second=0, microsecond=0))
+    Fund.objects.create(
+        asset=asset, anchor=timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     Contract.objects.create(symbol="BTCUSDT", margin_asset=asset, kind="linear")
     Contract.objects.create(symbol="ETHUSDT", margin_asset=asset, kind="linear", multiplier="0.01")
     cycles_close_due(now=timezone.now())
@@ -57,23 +59,42 @@ def takeovers(batch: int, size: int, prefix: str = "bench") -> list[dict]:
     """A batch of the engine's liquidation takeovers that closed half a minute ago."""
     now = timezone.now()
     return [
-        {"external_id": f"{prefix}-{batch}-{i}", "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
-         "side": "long" if i % 2 else "short", "quantity": str(1 + i % 50), "takeover_price": f"{60000 + i % 997}.5",
-         "close_price": f"{60000 + i % 991}.25", "remaining_margin": f"{10 + i % 89}.125",
-         "taken_over_at": (now - timedelta(seconds=90)).isoformat(), "closed_at": (now - timedelta(seconds=30)).isoformat()}
+        {
+            "external_id": f"{prefix}-{batch}-{i}",
+            "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
+            "side": "long" if i % 2 else "short",
+            "quantity": str(1 + i % 50),
+            "takeover_price": f"{60000 + i % 997}.5",
+            "close_price": f"{60000 + i % 991}.25",
+            "remaining_margin": f"{10 + i % 89}.125",
+            "taken_over_at": (now - timedelta(seconds=90)).isoformat(),
+            "closed_at": (now - timedelta(seconds=30)).isoformat(),
+        }
         for i in range(size)
     ]
 
 
 def profits(batch: int, size: int) -> list[dict]:
-    return [{"position_id": batch * 1_000_000 + i + 1, "account": f"ACC-{i % 5000:05d}",
-             "contract": "BTCUSDT" if i % 3 else "ETHUSDT", "profit": f"{(i % 1000) - 150}.37"} for i in range(size)]
+    return [
+        {
+            "position_id": batch * 1_000_000 + i + 1,
+            "account": f"ACC-{i % 5000:05d}",
+            "contract": "BTCUSDT" if i % 3 else "ETHUSDT",
+            "profit": f"{(i % 1000) - 150}.37",
+        }
+        for i in range(size)
+    ]
 
 
 def post(conn, token: str, path: str, body: dict) -> tuple[float, int, dict]:
     payload = json.dumps(body).encode()
     started = time.perf_counter()
-    conn.request("POST", path, payload, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        path,
+        payload,
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     response = conn.getresponse()
     answer = json.loads(response.read())
     return time.perf_counter() - started, response.status, answer
@@ -89,18 +110,74 @@ def copy_floor(size: int) -> dict[str, float]:
     started = time.perf_counter()
     with transaction.atomic():
         ids = reserve_ids(LiquidationTakeover, size)
-        insert_rows(LiquidationTakeover, ["id", "external_id", "contract_id", "fund_id", "side", "quantity", "takeover_price",
-                                          "close_price", "remaining_margin_units", "engine_result_units", "taken_over_at",
-                                          "closed_at", "cycle_id", "late", "received_at"],
-                    ((ids[i], f"floor-{i}", contract.id, fund.id, "long", 1, 60000, 60001, 1000, -5, now, now, cycle.id,
-                      False, now) for i in range(size)))
+        insert_rows(
+            LiquidationTakeover,
+            [
+                "id",
+                "external_id",
+                "contract_id",
+                "fund_id",
+                "side",
+                "quantity",
+                "takeover_price",
+                "close_price",
+                "remaining_margin_units",
+                "engine_result_units",
+                "taken_over_at",
+                "closed_at",
+                "cycle_id",
+                "late",
+                "received_at",
+            ],
+            (
+                (
+                    ids[i],
+                    f"floor-{i}",
+                    contract.id,
+                    fund.id,
+                    "long",
+                    1,
+                    60000,
+                    60001,
+                    1000,
+                    -5,
+                    now,
+                    now,
+                    cycle.id,
+                    False,
+                    now,
+                )
+                for i in range(size)
+            ),
+        )
     takeover_seconds = time.perf_counter() - started
     started = time.perf_counter()
     with transaction.atomic():
         ids = reserve_ids(PositionProfit, size)
-        insert_rows(PositionProfit, ["id", "cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
-                    ((ids[i], cycle.id, 900_000_000 + i, accounts[i % len(accounts)], contract.id, 1000 + i, now)
-                     for i in range(size)))
+        insert_rows(
+            PositionProfit,
+            [
+                "id",
+                "cycle_id",
+                "position_id",
+                "account_id",
+                "contract_id",
+                "profit_units",
+                "received_at",
+            ],
+            (
+                (
+                    ids[i],
+                    cycle.id,
+                    900_000_000 + i,
+                    accounts[i % len(accounts)],
+                    contract.id,
+                    1000 + i,
+                    now,
+                )
+                for i in range(size)
+            ),
+        )
     return {"takeovers": takeover_seconds, "profits": time.perf_counter() - started}
 
 
@@ -111,22 +188,47 @@ def main() -> None:
     args = parser.parse_args()
     token = setup()
     connection.close()
-    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": ""}
+    env = {
+        **os.environ,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "REDIS_URL": "",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{PORT}", "--workers", "2",
-         "--timeout", "120", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            "2",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         for _ in range(100):
             try:
-                http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/api/v1/funds")
+                http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request(
+                    "GET", "/api/v1/funds"
+                )
                 break
             except OSError:
                 time.sleep(0.1)
         conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300)
         post(conn, token, "/api/v1/ingest/liquidations", {"items": takeovers(999, 100)})  # warm-up
-        cycle = SettlementCycle.objects.filter(status="open").order_by("starts_at").values_list("id", flat=True).first()
+        cycle = (
+            SettlementCycle.objects.filter(status="open")
+            .order_by("starts_at")
+            .values_list("id", flat=True)
+            .first()
+        )
         connection.close()
         results = {"takeovers": [], "profits": []}
         sent = []
@@ -135,11 +237,17 @@ def main() -> None:
             seconds, status, answer = post(conn, token, "/api/v1/ingest/liquidations", sent[-1])
             assert status == 201 and answer["created"] == args.size, (status, str(answer)[:300])
             results["takeovers"].append(seconds)
-            seconds, status, answer = post(conn, token, "/api/v1/ingest/position-profits",
-                                           {"cycle": cycle, "items": profits(batch, args.size)})
+            seconds, status, answer = post(
+                conn,
+                token,
+                "/api/v1/ingest/position-profits",
+                {"cycle": cycle, "items": profits(batch, args.size)},
+            )
             assert status == 201 and answer["created"] == args.size, (status, str(answer)[:300])
             results["profits"].append(seconds)
-        seconds, status, answer = post(conn, token, "/api/v1/ingest/liquidations", sent[0])  # the same batch again
+        seconds, status, answer = post(
+            conn, token, "/api/v1/ingest/liquidations", sent[0]
+        )  # the same batch again
         assert status == 200 and answer["existing"] == args.size, (status, str(answer)[:400])
         results["replay"] = [seconds]
     finally:

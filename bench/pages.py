@@ -28,6 +28,8 @@ def bench_redis() -> str:
     url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
     redis.Redis.from_url(url).flushdb()
     return url
+
+
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
@@ -46,23 +48,50 @@ from fund.services.ledger import Entry, ledger_append  # noqa: E402
 from statements.models import Asset  # noqa: E402
 
 PORT = int(os.environ.get("BENCH_PORT", "8098"))
-URLS = {"trivial view (/healthz)": "/healthz", "overview (/)": "/", "fund page (/funds/USDT/)": "/funds/USDT/"}
+URLS = {
+    "trivial view (/healthz)": "/healthz",
+    "overview (/)": "/",
+    "fund page (/funds/USDT/)": "/funds/USDT/",
+}
 
 
 def wrk(url: str, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url], capture_output=True, text=True
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non_2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p99_ms": float(p99.group(1)) * scale,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def page_speed(seconds: int) -> dict:
-    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_LOG_LEVEL": "WARNING", "REDIS_URL": bench_redis()}
+    env = {
+        **os.environ,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "REDIS_URL": bench_redis(),
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{PORT}", "--workers", "4",
-         "--log-level", "warning"], cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         base = f"http://127.0.0.1:{PORT}"
@@ -95,10 +124,18 @@ def fund_with_records(code: str, count: int) -> Fund:
         size = min(10_000, count - done)
         with transaction.atomic():
             locked = Fund.objects.select_for_update().get(pk=fund.pk)
-            ledger_append(fund=locked, entries=[
-                Entry(FundRecord.Kind.DEPOSIT, 1 + (done + i) % 1000, start + step * (done + i), reason="bench")
-                for i in range(size)
-            ])
+            ledger_append(
+                fund=locked,
+                entries=[
+                    Entry(
+                        FundRecord.Kind.DEPOSIT,
+                        1 + (done + i) % 1000,
+                        start + step * (done + i),
+                        reason="bench",
+                    )
+                    for i in range(size)
+                ],
+            )
         done += size
     return fund
 

@@ -35,10 +35,21 @@ def step_script(database_url: str, script: str, *args, keep_failed_result: bool 
     """One bench script in a fresh process; its result is the last line of its stdout. With
     keep_failed_result, a script that failed but still printed its result returns it, with its
     message under "failed" (the load run reports its figures and then fails)."""
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings.base",
-           "REDIS_URL": "", "DJANGO_LOG_LEVEL": "WARNING", "CELERY_TASK_ALWAYS_EAGER": "true"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)],
-                          env=env, cwd=ROOT, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "REDIS_URL": "",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *map(str, args)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode and not (keep_failed_result and lines and lines[-1].startswith("{")):
         sys.exit(f"bench {script} failed:\n{done.stderr[-3000:]}")
@@ -68,13 +79,39 @@ def recreate_sqlite(n: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pg", type=int, nargs="*", default=[100_000, 1_000_000], help="positions settled on PostgreSQL")
-    parser.add_argument("--sqlite", type=int, nargs="*", default=[100_000], help="positions settled on SQLite")
-    parser.add_argument("--ingest-batches", type=int, default=5, help="10,000-item batches sent to the API (0: none)")
-    parser.add_argument("--no-pages", action="store_true", help="skip the page-speed and history benchmarks")
-    parser.add_argument("--no-load", action="store_true", help="skip the load run (readers during settlement and ingestion)")
-    parser.add_argument("--load-positions", type=int, default=1_000_000, help="positions settled during the load run")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pg",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="positions settled on PostgreSQL",
+    )
+    parser.add_argument(
+        "--sqlite", type=int, nargs="*", default=[100_000], help="positions settled on SQLite"
+    )
+    parser.add_argument(
+        "--ingest-batches",
+        type=int,
+        default=5,
+        help="10,000-item batches sent to the API (0: none)",
+    )
+    parser.add_argument(
+        "--no-pages", action="store_true", help="skip the page-speed and history benchmarks"
+    )
+    parser.add_argument(
+        "--no-load",
+        action="store_true",
+        help="skip the load run (readers during settlement and ingestion)",
+    )
+    parser.add_argument(
+        "--load-positions",
+        type=int,
+        default=1_000_000,
+        help="positions settled during the load run",
+    )
     args = parser.parse_args()
     pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
 
@@ -98,54 +135,83 @@ def main() -> None:
     ingest = None
     if args.ingest_batches:
         recreate_postgres(pg_url)
-        print("PostgreSQL, ingestion through the HTTP API (gunicorn) …", file=sys.stderr, flush=True)
+        print(
+            "PostgreSQL, ingestion through the HTTP API (gunicorn) …", file=sys.stderr, flush=True
+        )
         ingest = step_script(pg_url, "ingest.py", "--batches", args.ingest_batches)
 
     pages = None
     if not args.no_pages:
         recreate_postgres(pg_url)
-        print("PostgreSQL, pages under 32 connections (gunicorn, wrk) and the history query …", file=sys.stderr, flush=True)
+        print(
+            "PostgreSQL, pages under 32 connections (gunicorn, wrk) and the history query …",
+            file=sys.stderr,
+            flush=True,
+        )
         pages = step_script(pg_url, "pages.py")
 
     load = None
     if not args.no_load:
         recreate_postgres(pg_url)
-        print(f"PostgreSQL, load run: readers while {args.load_positions:,} positions settle and takeovers are ingested …",
-              file=sys.stderr, flush=True)
-        load = step_script(pg_url, "load.py", "--positions", args.load_positions, keep_failed_result=True)
+        print(
+            f"PostgreSQL, load run: readers while {args.load_positions:,} positions settle and takeovers are ingested …",
+            file=sys.stderr,
+            flush=True,
+        )
+        load = step_script(
+            pg_url, "load.py", "--positions", args.load_positions, keep_failed_result=True
+        )
 
     if rows:
         print_settlement(rows, floors)
     if ingest:
         size = ingest["size"]
         print()
-        print(f"Ingestion through the HTTP API on PostgreSQL: {size:,}-item batches, client-side time per request")
+        print(
+            f"Ingestion through the HTTP API on PostgreSQL: {size:,}-item batches, client-side time per request"
+        )
         header = f"{'batch':<22} {'requests':>8} {'median s':>9} {'items/s':>9} {'best items/s':>13} {'COPY s':>7} {'COPY items/s':>13}"
         print(header)
         print("-" * len(header))
-        for name, label in (("takeovers", "liquidation takeovers"), ("profits", "position profits"), ("replay", "replayed takeovers")):
+        for name, label in (
+            ("takeovers", "liquidation takeovers"),
+            ("profits", "position profits"),
+            ("replay", "replayed takeovers"),
+        ):
             times = ingest[name]
             floor = ingest["floor"].get(name)
             median = statistics.median(times)
-            print(f"{label:<22} {len(times):>8} {median:>9.3f} {size / median:>9,.0f} {size / min(times):>13,.0f} "
-                  + (f"{floor:>7.3f} {size / floor:>13,.0f}" if floor else f"{'–':>7} {'–':>13}"))
-        print("Goal: at least 20,000 items/s. A replay answers every item as existing and writes nothing.")
+            print(
+                f"{label:<22} {len(times):>8} {median:>9.3f} {size / median:>9,.0f} {size / min(times):>13,.0f} "
+                + (f"{floor:>7.3f} {size / floor:>13,.0f}" if floor else f"{'–':>7} {'–':>13}")
+            )
+        print(
+            "Goal: at least 20,000 items/s. A replay answers every item as existing and writes nothing."
+        )
     if pages:
         print()
-        print("Pages on gunicorn (4 workers), 32 concurrent connections (wrk), 30 days of demo data on PostgreSQL")
+        print(
+            "Pages on gunicorn (4 workers), 32 concurrent connections (wrk), 30 days of demo data on PostgreSQL"
+        )
         header = f"{'page':<26} {'requests/s':>11} {'p99 ms':>8} {'of trivial':>11}"
         print(header)
         print("-" * len(header))
         trivial = pages["pages"]["trivial view (/healthz)"]["rps"]
         for name, r in pages["pages"].items():
-            print(f"{name:<26} {r['rps']:>11,.0f} {r['p99_ms']:>8.1f} {r['rps'] / trivial:>10.0%}"
-                  + (f"  ({r['non_2xx']} non-2xx!)" if r["non_2xx"] else ""))
+            print(
+                f"{name:<26} {r['rps']:>11,.0f} {r['p99_ms']:>8.1f} {r['rps'] / trivial:>10.0%}"
+                + (f"  ({r['non_2xx']} non-2xx!)" if r["non_2xx"] else "")
+            )
         print("Goal: the overview at 70 % or more of the trivial view's throughput.")
         small, large = pages["history"]["1000"], pages["history"]["1000000"]
         print()
-        print("Balance-history query (day buckets + the chart's hourly series), funds with records in the same 1,000 hours")
-        print(f"  1,000 records: {small * 1000:.1f} ms   1,000,000 records: {large * 1000:.1f} ms   ratio {large / small:.2f}x"
-              "   (goal: within 1.5x)")
+        print(
+            "Balance-history query (day buckets + the chart's hourly series), funds with records in the same 1,000 hours"
+        )
+        print(
+            f"  1,000 records: {small * 1000:.1f} ms   1,000,000 records: {large * 1000:.1f} ms   ratio {large / small:.2f}x"
+            "   (goal: within 1.5x)"
+        )
     if load:
         print_load(load)
         if load.get("failed"):
@@ -154,18 +220,26 @@ def main() -> None:
 
 def print_settlement(rows, floors) -> None:
     print()
-    print("Settlement of one cycle (statements + apportionments + coverage record, one transaction)")
-    header = f"{'database':<11} {'positions':>10} {'participants':>12} {'settle s':>9} {'positions/s':>12} " \
-             f"{'peak MiB':>9} {'COPY s':>7} {'settle/COPY':>11}"
+    print(
+        "Settlement of one cycle (statements + apportionments + coverage record, one transaction)"
+    )
+    header = (
+        f"{'database':<11} {'positions':>10} {'participants':>12} {'settle s':>9} {'positions/s':>12} "
+        f"{'peak MiB':>9} {'COPY s':>7} {'settle/COPY':>11}"
+    )
     print(header)
     print("-" * len(header))
     for database, n, r in rows:
         floor = floors.get(n)
         ratio = f"{r['seconds'] / floor:.2f}×" if floor else "–"
-        print(f"{database:<11} {n:>10,} {r['participants']:>12,} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} "
-              f"{r['peak_rss_mib']:>9.0f} {floor or 0:>7.2f} {ratio:>11}")
+        print(
+            f"{database:<11} {n:>10,} {r['participants']:>12,} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} "
+            f"{r['peak_rss_mib']:>9.0f} {floor or 0:>7.2f} {ratio:>11}"
+        )
     print()
-    print("COPY s: PostgreSQL COPY of the same number of statement rows into the empty statements table, committed\n(foreign keys checked): the floor. The settlement writes as many statements and apportionments.")
+    print(
+        "COPY s: PostgreSQL COPY of the same number of statement rows into the empty statements table, committed\n(foreign keys checked): the floor. The settlement writes as many statements and apportionments."
+    )
     print("peak MiB: the settling process's peak resident memory, Python and Django included.")
     print("Goal: 1,000,000 positions settle on PostgreSQL in under 3x the COPY time, within 1 GiB.")
 
@@ -174,36 +248,62 @@ def print_load(load: dict) -> None:
     settlement, ingest = load["settlement"], load["ingest"]
     print()
     print(f"Load: readers while a {load['positions']:,}-position settlement and ingestion run")
-    print(f"(gunicorn {load['workers']} workers on PostgreSQL, {load['readers']} readers one request at a time each, "
-          f"{load['window_seconds']:.0f} s; history of {load['history_records']:,} records)")
+    print(
+        f"(gunicorn {load['workers']} workers on PostgreSQL, {load['readers']} readers one request at a time each, "
+        f"{load['window_seconds']:.0f} s; history of {load['history_records']:,} records)"
+    )
     header = f"{'readers: URL':<30} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     print(header)
     print("-" * len(header))
     for name, r in load["per_url"].items():
-        print(f"{name:<30} {r['requests']:>9,} {r['rps']:>7.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} {r['max_ms']:>8.0f}")
-    print(f"{'all':<30} {load['requests']:>9,} {load['rps']:>7.1f} {load['p50_ms']:>8.0f} {load['p99_ms']:>8.0f} {load['max_ms']:>8.0f}")
+        print(
+            f"{name:<30} {r['requests']:>9,} {r['rps']:>7.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} {r['max_ms']:>8.0f}"
+        )
+    print(
+        f"{'all':<30} {load['requests']:>9,} {load['rps']:>7.1f} {load['p50_ms']:>8.0f} {load['p99_ms']:>8.0f} {load['max_ms']:>8.0f}"
+    )
     if load.get("rps_during_settlement") is not None:
-        print(f"  readers' requests/s while the settlement ran: {load['rps_during_settlement']:.1f}")
-    errors = {"readers": load["reader_errors"], "checkers": load["checker_errors"], "ingestion": load["ingest_errors"]}
-    print(f"  errors (non-2xx or connection): {load['errors']}"
-          + "".join(f"   {who}: {e['count']} {e['statuses'] or ''}{e['connection_errors'] or ''}" for who, e in errors.items() if e["count"]))
+        print(
+            f"  readers' requests/s while the settlement ran: {load['rps_during_settlement']:.1f}"
+        )
+    errors = {
+        "readers": load["reader_errors"],
+        "checkers": load["checker_errors"],
+        "ingestion": load["ingest_errors"],
+    }
+    print(
+        f"  errors (non-2xx or connection): {load['errors']}"
+        + "".join(
+            f"   {who}: {e['count']} {e['statuses'] or ''}{e['connection_errors'] or ''}"
+            for who, e in errors.items()
+            if e["count"]
+        )
+    )
     if settlement:
-        print(f"  settlement under load: {settlement['seconds']:.2f} s ({settlement['participants']:,} participants, "
-              f"{settlement['wall_seconds']:.2f} s with the process's start-up, peak {settlement['peak_rss_mib']:.0f} MiB)")
+        print(
+            f"  settlement under load: {settlement['seconds']:.2f} s ({settlement['participants']:,} participants, "
+            f"{settlement['wall_seconds']:.2f} s with the process's start-up, peak {settlement['peak_rss_mib']:.0f} MiB)"
+        )
     else:
         print("  settlement under load: did not finish")
     batch = max(ingest["batch_seconds"], default=0)
-    print(f"  ingestion under load: {ingest['items']:,} takeovers in {ingest['batches']} batches, {ingest['seconds']:.2f} s, "
-          f"{ingest['items_per_s']:,.0f} items/s (slowest batch {batch:.2f} s)")
+    print(
+        f"  ingestion under load: {ingest['items']:,} takeovers in {ingest['batches']} batches, {ingest['seconds']:.2f} s, "
+        f"{ingest['items_per_s']:,.0f} items/s (slowest batch {batch:.2f} s)"
+    )
     checks = ", ".join(f"{n} {what}" for what, n in load["checks"].items())
-    print(f"  consistency checks: {load['checks_total']:,} ({load['checks_per_s']:.1f}/s: {checks}); "
-          f"cycle seen as {' → '.join(load['cycle_statuses_seen'])}; violations: {load['violations']}")
+    print(
+        f"  consistency checks: {load['checks_total']:,} ({load['checks_per_s']:.1f}/s: {checks}); "
+        f"cycle seen as {' → '.join(load['cycle_statuses_seen'])}; violations: {load['violations']}"
+    )
     for violation in load["violation_samples"]:
         print(f"    ! {violation}")
     final = load.get("final") or {}
     if final.get("fund_page_reads"):
-        print(f"  after the run: /funds/USDT/ showed a stale balance in {final['fund_page_stale']} of {final['fund_page_reads']} "
-              "reads after the run (pages cached in Redis, as in production)")
+        print(
+            f"  after the run: /funds/USDT/ showed a stale balance in {final['fund_page_stale']} of {final['fund_page_reads']} "
+            "reads after the run (pages cached in Redis, as in production)"
+        )
     print("Goal: no errors, no half-settled cycle visible.")
 
 

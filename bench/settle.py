@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -51,15 +51,27 @@ def prepare(n: int) -> dict:
     # Every position participates (screening ratio 1): the most rows a settlement can write.
     fund = Fund.objects.create(asset=asset, anchor=ANCHOR, screening_ratio=Decimal(1))
     contract = Contract.objects.create(symbol="BTCUSDT", margin_asset=asset, kind="linear")
-    TraderAccount.objects.bulk_create([TraderAccount(external_id=f"B-{i:06d}") for i in range(ACCOUNTS)], batch_size=5000)
+    TraderAccount.objects.bulk_create(
+        [TraderAccount(external_id=f"B-{i:06d}") for i in range(ACCOUNTS)], batch_size=5000
+    )
     account_ids = list(TraderAccount.objects.values_list("id", flat=True))
-    fund_deposit(asset_code="USDT", amount="50000000", reason="benchmark", now=ANCHOR + timedelta(minutes=1))
+    fund_deposit(
+        asset_code="USDT", amount="50000000", reason="benchmark", now=ANCHOR + timedelta(minutes=1)
+    )
     loss = liquidations_record(
-        items=[TakeoverInput(
-            external_id="bench-loss", contract="BTCUSDT", side="long", quantity="1", takeover_price="3000000",
-            close_price="1000000", remaining_margin="0", taken_over_at=ANCHOR + timedelta(hours=1),
-            closed_at=ANCHOR + timedelta(hours=1, seconds=5),
-        )],
+        items=[
+            TakeoverInput(
+                external_id="bench-loss",
+                contract="BTCUSDT",
+                side="long",
+                quantity="1",
+                takeover_price="3000000",
+                close_price="1000000",
+                remaining_margin="0",
+                taken_over_at=ANCHOR + timedelta(hours=1),
+                closed_at=ANCHOR + timedelta(hours=1, seconds=5),
+            )
+        ],
         now=ANCHOR + timedelta(hours=2),
     ).rows[0]
     cycle = loss.cycle
@@ -70,8 +82,14 @@ def prepare(n: int) -> dict:
             PositionProfit,
             ["cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
             (
-                (cycle.id, 10_000_000 + i, account_ids[i % ACCOUNTS], contract.id,
-                 int(rng.paretovariate(1.2) * 10**9) + rng.randrange(10**6), received)
+                (
+                    cycle.id,
+                    10_000_000 + i,
+                    account_ids[i % ACCOUNTS],
+                    contract.id,
+                    int(rng.paretovariate(1.2) * 10**9) + rng.randrange(10**6),
+                    received,
+                )
                 for i in range(n)
             ),
         )
@@ -113,8 +131,18 @@ def copy(n: int) -> dict:
         insert_rows(
             Statement,
             ["id", "account_id", "asset_id", "type", "amount_units", "description", "created_at"],
-            ((1 + i, account_ids[i % len(account_ids)], asset_id, "apportionment", -(i % 10**9), description, created)
-             for i in range(n)),
+            (
+                (
+                    1 + i,
+                    account_ids[i % len(account_ids)],
+                    asset_id,
+                    "apportionment",
+                    -(i % 10**9),
+                    description,
+                    created,
+                )
+                for i in range(n)
+            ),
         )
     seconds = time.perf_counter() - started
     with connection.cursor() as cursor:

@@ -19,23 +19,33 @@ import hashlib
 import json
 import sys
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 GENESIS = "0" * 64
 
 
 def get(url: str) -> dict:
-    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=60) as r:
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=60
+    ) as r:
         return json.load(r, parse_float=Decimal)
 
 
 def record_hash(previous: str, record: dict) -> str:
-    moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00")).astimezone(timezone.utc)
-    fields = [record["asset"], str(record["seq"]), record["kind"], record["amount"], record["balance_after"],
-              moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), record["takeover"] or "",
-              "" if record["cycle"] is None else str(record["cycle"]),
-              "" if record["corrects"] is None else str(record["corrects"]), record["reason"] or ""]
+    moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00")).astimezone(UTC)
+    fields = [
+        record["asset"],
+        str(record["seq"]),
+        record["kind"],
+        record["amount"],
+        record["balance_after"],
+        moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        record["takeover"] or "",
+        "" if record["cycle"] is None else str(record["cycle"]),
+        "" if record["corrects"] is None else str(record["corrects"]),
+        record["reason"] or "",
+    ]
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
 
@@ -54,15 +64,24 @@ def check(base: str, asset: str) -> tuple[bool, str]:
             return False, f"record #{expected_seq} is missing (found #{record['seq']})"
         balance += Decimal(record["amount"])
         if Decimal(record["balance_after"]) != balance:
-            return False, f"record #{record['seq']}: balance after does not follow from the records before it"
+            return (
+                False,
+                f"record #{record['seq']}: balance after does not follow from the records before it",
+            )
         if record_hash(previous, record) != record["hash"]:
-            return False, f"record #{record['seq']}: its hash does not match its content or its place"
+            return (
+                False,
+                f"record #{record['seq']}: its hash does not match its content or its place",
+            )
         previous = record["hash"]
     if records and previous != fund["chain_head"]:
         return False, "the published chain head is not the last record's hash"
     if Decimal(fund["balance"]) != balance:
         return False, "the published balance is not the sum of the records"
-    return True, f"{asset}: {len(records)} records, chain intact, head {previous}, balance {fund['balance']}"
+    return (
+        True,
+        f"{asset}: {len(records)} records, chain intact, head {previous}, balance {fund['balance']}",
+    )
 
 
 def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
@@ -71,8 +90,14 @@ def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
     places = proof["precision"]
     for name in ("profit", "amount"):
         if Decimal(proof[name]).scaleb(places) != proof[f"{name}_units"]:
-            return False, f"the proof's {name} {proof[name]} is not its {name}_units {proof[f'{name}_units']}"
-    text = "|".join(str(proof[k]) for k in ("asset", "cycle", "rank", "position_id", "profit_units", "amount_units"))
+            return (
+                False,
+                f"the proof's {name} {proof[name]} is not its {name}_units {proof[f'{name}_units']}",
+            )
+    text = "|".join(
+        str(proof[k])
+        for k in ("asset", "cycle", "rank", "position_id", "profit_units", "amount_units")
+    )
     node = hashlib.sha256(b"\x00" + text.encode()).digest()
     if node.hex() != proof["leaf"]:
         return False, "the proof's leaf is not the hash of its apportionment"
@@ -87,7 +112,9 @@ def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
             if step is None or step["side"] != ("left" if index % 2 else "right"):
                 return False, "the proof's path does not fit its rank among the participants"
             sibling = bytes.fromhex(step["hash"])
-            node = hashlib.sha256(b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)).digest()
+            node = hashlib.sha256(
+                b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)
+            ).digest()
         index, size = index // 2, (size + 1) // 2
     if next(steps, None) is not None:
         return False, "the proof's path is longer than its participants allow"
@@ -103,8 +130,10 @@ def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
         return False, "the cycle publishes another number of participants than the proof counts"
     if published.get("status") != "settled" or published.get("apportionment_root") != node.hex():
         return False, f"the root is not the one the cycle publishes at {url}"
-    return True, (f"{proof['asset']} cycle {proof['cycle']}: apportionment of {proof['amount']} (rank {proof['rank']}, "
-                  f"position {proof['position_id']}) is included in the published root {node.hex()}")
+    return True, (
+        f"{proof['asset']} cycle {proof['cycle']}: apportionment of {proof['amount']} (rank {proof['rank']}, "
+        f"position {proof['position_id']}) is included in the published root {node.hex()}"
+    )
 
 
 if __name__ == "__main__":

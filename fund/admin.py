@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from fund.models import AdminAction, Apportionment, Contract, Fund, FundRecord, LiquidationTakeover, SettlementCycle
+from fund.models import (
+    AdminAction,
+    Apportionment,
+    Contract,
+    Fund,
+    FundRecord,
+    LiquidationTakeover,
+    SettlementCycle,
+)
 from statements.admin import ReadOnlyAdmin
 
 
@@ -11,14 +19,25 @@ class ContractAdmin(admin.ModelAdmin):
     search_fields = ["symbol"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["symbol", "margin_asset", "kind", "multiplier"] if obj and obj.takeovers.exists() else []
+        return (
+            ["symbol", "margin_asset", "kind", "multiplier"]
+            if obj and obj.takeovers.exists()
+            else []
+        )
 
 
 @admin.register(Fund)
 class FundAdmin(ReadOnlyAdmin):
     """Schedules are edited in the settlement console (/ops/), which records the change."""
 
-    list_display = ["asset", "balance_units", "cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"]
+    list_display = [
+        "asset",
+        "balance_units",
+        "cycle_seconds",
+        "grace_seconds",
+        "fund_ratio",
+        "screening_ratio",
+    ]
 
 
 @admin.register(FundRecord)
@@ -30,14 +49,30 @@ class FundRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(SettlementCycle)
 class SettlementCycleAdmin(ReadOnlyAdmin):
-    list_display = ["id", "fund", "starts_at", "ends_at", "status", "loss_units", "participant_count"]
+    list_display = [
+        "id",
+        "fund",
+        "starts_at",
+        "ends_at",
+        "status",
+        "loss_units",
+        "participant_count",
+    ]
     list_filter = ["status", "fund"]
     list_select_related = ["fund__asset"]
 
 
 @admin.register(LiquidationTakeover)
 class LiquidationTakeoverAdmin(ReadOnlyAdmin):
-    list_display = ["external_id", "contract", "side", "engine_result_units", "closed_at", "cycle", "late"]
+    list_display = [
+        "external_id",
+        "contract",
+        "side",
+        "engine_result_units",
+        "closed_at",
+        "cycle",
+        "late",
+    ]
     list_filter = ["late", "contract"]
     search_fields = ["external_id"]
 
@@ -52,6 +87,7 @@ class ApportionmentAdmin(ReadOnlyAdmin):
 class AdminActionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor", "action", "fund", "cycle", "ip_address"]
     list_filter = ["action"]
+
 
 admin.site.site_header = "Insurance Fund administration"
 admin.site.site_title = "Insurance Fund admin"

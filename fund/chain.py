@@ -21,13 +21,31 @@ GENESIS = "0" * 64
 
 
 def record_hash(
-    *, previous: str, asset: str, precision: int, seq: int, kind: str, amount_units: int, balance_after_units: int,
-    created_at: datetime, takeover: str = "", cycle_id: int | None = None, corrects_id: int | None = None, reason: str = "",
+    *,
+    previous: str,
+    asset: str,
+    precision: int,
+    seq: int,
+    kind: str,
+    amount_units: int,
+    balance_after_units: int,
+    created_at: datetime,
+    takeover: str = "",
+    cycle_id: int | None = None,
+    corrects_id: int | None = None,
+    reason: str = "",
 ) -> str:
     fields = [
-        asset, str(seq), kind, format_units(amount_units, precision), format_units(balance_after_units, precision),
-        created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), takeover or "",
-        "" if cycle_id is None else str(cycle_id), "" if corrects_id is None else str(corrects_id), reason or "",
+        asset,
+        str(seq),
+        kind,
+        format_units(amount_units, precision),
+        format_units(balance_after_units, precision),
+        created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        takeover or "",
+        "" if cycle_id is None else str(cycle_id),
+        "" if corrects_id is None else str(corrects_id),
+        reason or "",
     ]
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()

@@ -4,10 +4,10 @@ All amounts are integers of the asset's smallest unit, so every step is exact; r
 Decimals. The same function settles cycles, previews them and backs `manage.py settlement_calc`.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable
 
 
 @dataclass(frozen=True, slots=True)

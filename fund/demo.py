@@ -10,10 +10,10 @@ date always give the same history.
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Callable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -36,7 +36,12 @@ TRADERS = 300
 TRADER_PASSWORD = "demo-trader-2026"
 ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "demo-admin-2026"
 
-ASSETS = [("USDT", "Tether USD", 8), ("USDC", "USD Coin", 8), ("BTC", "Bitcoin", 8), ("ETH", "Ether", 8)]
+ASSETS = [
+    ("USDT", "Tether USD", 8),
+    ("USDC", "USD Coin", 8),
+    ("BTC", "Bitcoin", 8),
+    ("ETH", "Ether", 8),
+]
 # symbol, margin asset, kind, multiplier, underlying, takeovers per calm hour, typical contracts
 CONTRACTS = [
     ("BTCUSDT", "USDT", Contract.Kind.LINEAR, "0.001", "BTC", 0.9, 900),
@@ -69,11 +74,17 @@ def _users(rng: random.Random) -> list[TraderAccount]:
     User = get_user_model()
     password = make_password(TRADER_PASSWORD)
     users = User.objects.bulk_create(
-        [User(username=f"trader{i:03d}", password=password, first_name=f"Trader {i:03d}") for i in range(1, TRADERS + 1)]
+        [
+            User(username=f"trader{i:03d}", password=password, first_name=f"Trader {i:03d}")
+            for i in range(1, TRADERS + 1)
+        ]
     )
     users = list(User.objects.filter(username__startswith="trader").order_by("username"))
     TraderAccount.objects.bulk_create(
-        [TraderAccount(external_id=f"ACC-{100000 + i * 37:06d}", user=u) for i, u in enumerate(users, start=1)]
+        [
+            TraderAccount(external_id=f"ACC-{100000 + i * 37:06d}", user=u)
+            for i, u in enumerate(users, start=1)
+        ]
     )
     if not User.objects.filter(username=ADMIN_USERNAME).exists():
         User.objects.create_superuser(ADMIN_USERNAME, "ops@example.com", ADMIN_PASSWORD)
@@ -125,7 +136,9 @@ class _Market:
             count = _poisson(rng, rate * (1 + stress**2))
             for _ in range(count):
                 # In a falling hour mostly longs are liquidated, in a rising one shorts.
-                side = "long" if rng.random() < (0.5 - max(-0.45, min(0.45, move * 40))) else "short"
+                side = (
+                    "long" if rng.random() < (0.5 - max(-0.45, min(0.45, move * 40))) else "short"
+                )
                 against = -1 if side == "long" else 1
                 minute = rng.uniform(7.0, 58.0)  # after the previous cycle's settlement
                 taken = self.start + timedelta(hours=hour, minutes=minute)
@@ -134,7 +147,9 @@ class _Market:
                     continue
                 price = path[hour] * math.exp(move * minute / 60)
                 quantity = max(1, round(rng.lognormvariate(math.log(size), 0.9)))
-                notional_usd = quantity * float(multiplier) * (price if kind == Contract.Kind.LINEAR else 1)
+                notional_usd = (
+                    quantity * float(multiplier) * (price if kind == Contract.Kind.LINEAR else 1)
+                )
                 margin_rate = rng.uniform(0.0015, 0.006)
                 slippage = rng.gauss(0.0009, 0.0012) + stress * rng.uniform(0.0, 0.0009)
                 close_price = price * (1 + against * slippage)
@@ -169,7 +184,9 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def _position_profits(rng, accounts, position_ids, asset_code, day, stressed) -> dict[str, list[PositionProfitInput]]:
+def _position_profits(
+    rng, accounts, position_ids, asset_code, day, stressed
+) -> dict[str, list[PositionProfitInput]]:
     """One day's reported position profits of a fund: a long tail of small winners, a few big
     ones, and some losing positions (which take no part in a settlement)."""
     count, typical = POSITIONS[asset_code]
@@ -195,7 +212,11 @@ def _position_profits(rng, accounts, position_ids, asset_code, day, stressed) ->
 
 
 def load_demo(
-    *, seed: int = 2026, end: datetime, days: int = DAYS, progress: Callable[[int], object] | None = None
+    *,
+    seed: int = 2026,
+    end: datetime,
+    days: int = DAYS,
+    progress: Callable[[int], object] | None = None,
 ) -> DemoSummary:
     """Builds `days` days of history ending at `end` (the current cycle stays open)."""
     rng = random.Random(seed)
@@ -210,13 +231,20 @@ def load_demo(
             Fund.objects.create(asset=asset, anchor=start, cycle_seconds=86400, grace_seconds=300)
         for symbol, margin, kind, multiplier, *_ in CONTRACTS:
             Contract.objects.create(
-                symbol=symbol, margin_asset=Asset.objects.get(code=margin), kind=kind, multiplier=Decimal(multiplier)
+                symbol=symbol,
+                margin_asset=Asset.objects.get(code=margin),
+                kind=kind,
+                multiplier=Decimal(multiplier),
             )
         accounts = _users(rng)
 
     for code, amount in OPENING_DEPOSIT.items():
-        fund_deposit(asset_code=code, amount=amount, reason="Opening balance of the insurance fund",
-                     now=start + timedelta(minutes=1))
+        fund_deposit(
+            asset_code=code,
+            amount=amount,
+            reason="Opening balance of the insurance fund",
+            now=start + timedelta(minutes=1),
+        )
 
     market = _Market(rng, start, market_hours)
     position_ids = iter(range(7_000_001, 10**12))
@@ -240,18 +268,28 @@ def load_demo(
                 takeovers += liquidations_record(items=items, now=now).created_count
             # The exchange's own moves, on the hour, between two hours of takeovers.
             if (day, hour) == (33, 9):
-                fund_deposit(asset_code="USDT", amount="750000", now=at,
-                             reason="Top-up by the exchange after the market crash of day 31")
+                fund_deposit(
+                    asset_code="USDT",
+                    amount="750000",
+                    now=at,
+                    reason="Top-up by the exchange after the market crash of day 31",
+                )
             if (day, hour) == (58, 10):
-                fund_withdraw(asset_code="BTC", amount="4.5", now=at,
-                              reason="Reserve above the target ratio returned to the exchange treasury")
+                fund_withdraw(
+                    asset_code="BTC",
+                    amount="4.5",
+                    now=at,
+                    reason="Reserve above the target ratio returned to the exchange treasury",
+                )
 
         # The engine reports the day's position profits at its end (today's: so far).
         report_at = min(day_start + timedelta(hours=23, minutes=59), end)
         cycles = {c.fund.asset.code: c for c in _open_cycles(day_start)}
         for code in POSITIONS:
             items = _position_profits(rng, accounts, position_ids, code, day, day in crash_days)
-            positions += position_profits_record(cycle_id=cycles[code].id, items=items, now=report_at).created_count
+            positions += position_profits_record(
+                cycle_id=cycles[code].id, items=items, now=report_at
+            ).created_count
         if day == days:
             break
 
@@ -266,7 +304,11 @@ def load_demo(
 
     cycles_close_due(now=end)
     return DemoSummary(
-        funds=len(ASSETS), traders=len(accounts), takeovers=takeovers, position_profits=positions, cycles_settled=settled
+        funds=len(ASSETS),
+        traders=len(accounts),
+        takeovers=takeovers,
+        position_profits=positions,
+        cycles_settled=settled,
     )
 
 

@@ -19,7 +19,9 @@ from collections.abc import Iterable
 LEAF, NODE = b"\x00", b"\x01"
 
 
-def leaf_text(*, asset: str, cycle_id: int, rank: int, position_id: int, profit_units: int, amount_units: int) -> str:
+def leaf_text(
+    *, asset: str, cycle_id: int, rank: int, position_id: int, profit_units: int, amount_units: int
+) -> str:
     return f"{asset}|{cycle_id}|{rank}|{position_id}|{profit_units}|{amount_units}"
 
 
@@ -27,11 +29,15 @@ def leaf_hash(text: str) -> bytes:
     return hashlib.sha256(LEAF + text.encode()).digest()
 
 
-def cycle_leaves(asset: str, cycle_id: int, rows: Iterable[tuple[int, int, int, int]]) -> list[bytes]:
+def cycle_leaves(
+    asset: str, cycle_id: int, rows: Iterable[tuple[int, int, int, int]]
+) -> list[bytes]:
     """rows: (rank, position id, profit units, amount units), in rank order."""
     sha, prefix = hashlib.sha256, f"{asset}|{cycle_id}|"
-    return [sha(LEAF + f"{prefix}{rank}|{position}|{profit}|{amount}".encode()).digest()
-            for rank, position, profit, amount in rows]
+    return [
+        sha(LEAF + f"{prefix}{rank}|{position}|{profit}|{amount}".encode()).digest()
+        for rank, position, profit, amount in rows
+    ]
 
 
 def _parents(level: list[bytes]) -> list[bytes]:
@@ -58,7 +64,9 @@ def merkle_path(leaves: list[bytes], index: int) -> list[dict]:
     while len(level) > 1:
         sibling = index ^ 1
         if sibling < len(level):
-            path.append({"side": "left" if sibling < index else "right", "hash": level[sibling].hex()})
+            path.append(
+                {"side": "left" if sibling < index else "right", "hash": level[sibling].hex()}
+            )
         level, index = _parents(level), index // 2
     return path
 
@@ -93,7 +101,9 @@ def block_roots(leaves, block: int = BLOCK) -> list[bytes]:
     return roots
 
 
-def merkle_path_in_blocks(block_leaves: list[bytes], index: int, roots: list[bytes], block: int = BLOCK) -> list[dict]:
+def merkle_path_in_blocks(
+    block_leaves: list[bytes], index: int, roots: list[bytes], block: int = BLOCK
+) -> list[dict]:
     """The path of leaf `index` (0-based, over the whole list) from the leaves of its block and the
     roots of all blocks: the same as merkle_path over every leaf."""
     return merkle_path(block_leaves, index % block) + merkle_path(roots, index // block)

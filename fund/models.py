@@ -38,7 +38,9 @@ class Contract(models.Model):
     class Meta:
         ordering = ["symbol"]
         constraints = [
-            models.CheckConstraint(condition=Q(multiplier__gt=0), name="contract_multiplier_positive"),
+            models.CheckConstraint(
+                condition=Q(multiplier__gt=0), name="contract_multiplier_positive"
+            ),
         ]
 
     def __str__(self):
@@ -54,11 +56,15 @@ class Fund(models.Model):
 
     asset = models.OneToOneField(Asset, on_delete=models.PROTECT, related_name="fund")
     balance_units = models.BigIntegerField(default=0)
-    head_hash = models.CharField(max_length=64, default="", help_text="The hash of the newest record: the chain's head.")
+    head_hash = models.CharField(
+        max_length=64, default="", help_text="The hash of the newest record: the chain's head."
+    )
     cycle_seconds = models.PositiveIntegerField(
         default=86400, validators=[MinValueValidator(60)], help_text="Length of a settlement cycle."
     )
-    anchor = models.DateTimeField(help_text="Start of the fund's first cycle; cycles follow without gaps.")
+    anchor = models.DateTimeField(
+        help_text="Start of the fund's first cycle; cycles follow without gaps."
+    )
     grace_seconds = models.PositiveIntegerField(
         default=300, help_text="Wait after a cycle's end before sharing its losses."
     )
@@ -73,10 +79,19 @@ class Fund(models.Model):
     class Meta:
         ordering = ["asset__code"]
         constraints = [
-            models.CheckConstraint(condition=Q(balance_units__gte=0), name="fund_balance_not_negative"),
-            models.CheckConstraint(condition=Q(cycle_seconds__gte=60), name="fund_cycle_length_min"),
             models.CheckConstraint(
-                condition=Q(fund_ratio__gte=0, fund_ratio__lte=1, screening_ratio__gte=0, screening_ratio__lte=1),
+                condition=Q(balance_units__gte=0), name="fund_balance_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(cycle_seconds__gte=60), name="fund_cycle_length_min"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    fund_ratio__gte=0,
+                    fund_ratio__lte=1,
+                    screening_ratio__gte=0,
+                    screening_ratio__lte=1,
+                ),
                 name="fund_ratios_in_range",
             ),
         ]
@@ -108,7 +123,9 @@ class SettlementCycle(models.Model):
     # Parameters, copied from the fund when the cycle opens, so history never changes.
     grace_seconds = models.PositiveIntegerField()
     fund_ratio = models.DecimalField(max_digits=5, decimal_places=4, validators=RATIO_VALIDATORS)
-    screening_ratio = models.DecimalField(max_digits=5, decimal_places=4, validators=RATIO_VALIDATORS)
+    screening_ratio = models.DecimalField(
+        max_digits=5, decimal_places=4, validators=RATIO_VALIDATORS
+    )
     # The totals of RULES.md section 2, step 8, written when the cycle settles.
     loss_units = models.BigIntegerField(null=True, blank=True, help_text="L")
     balance_before_units = models.BigIntegerField(null=True, blank=True, help_text="B")
@@ -123,14 +140,18 @@ class SettlementCycle(models.Model):
     profitable_count = models.PositiveIntegerField(null=True, blank=True)
     participant_count = models.PositiveIntegerField(null=True, blank=True)
     apportionment_root = models.CharField(
-        max_length=64, blank=True, default="",
+        max_length=64,
+        blank=True,
+        default="",
         help_text="Merkle root over the apportionments (fund/merkle.py), published when the cycle settles.",
     )
     # Life cycle.
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     settle_requested_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the scheduler last sent this cycle's settlement to a worker."
+        null=True,
+        blank=True,
+        help_text="When the scheduler last sent this cycle's settlement to a worker.",
     )
     settling_started_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
@@ -144,10 +165,14 @@ class SettlementCycle(models.Model):
             models.UniqueConstraint(fields=["fund", "ends_at"], name="cycle_unique_end"),
             # The target of the takeovers' composite foreign key.
             models.UniqueConstraint(fields=["id", "fund"], name="cycle_id_fund"),
-            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="cycle_period_positive"),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="cycle_period_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(status="settled")
-                | Q(loss_units__isnull=True, participant_count__isnull=True, settled_at__isnull=True),
+                | Q(
+                    loss_units__isnull=True, participant_count__isnull=True, settled_at__isnull=True
+                ),
                 name="cycle_totals_only_when_settled",
             ),
             models.CheckConstraint(
@@ -163,7 +188,10 @@ class SettlementCycle(models.Model):
         ]
         indexes = [models.Index(fields=["status", "ends_at"], name="cycle_status_end")]
         permissions = [
-            ("settle_cycles", "Can preview and settle cycles, deposit to and withdraw from funds, edit schedules"),
+            (
+                "settle_cycles",
+                "Can preview and settle cycles, deposit to and withdraw from funds, edit schedules",
+            ),
         ]
 
     def __str__(self):
@@ -203,10 +231,18 @@ class FundRecord(models.Model):
     balance_after_units = models.BigIntegerField()
     created_at = models.DateTimeField(db_index=True)
     takeover = models.OneToOneField(
-        "LiquidationTakeover", on_delete=models.PROTECT, null=True, blank=True, related_name="fund_record"
+        "LiquidationTakeover",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="fund_record",
     )
     cycle = models.ForeignKey(
-        SettlementCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="fund_records"
+        SettlementCycle,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="fund_records",
     )
     corrects = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections"
@@ -215,17 +251,23 @@ class FundRecord(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    hash = models.CharField(max_length=64, default="", help_text="SHA-256 chained to the previous record (fund.chain).")
+    hash = models.CharField(
+        max_length=64, default="", help_text="SHA-256 chained to the previous record (fund.chain)."
+    )
 
     class Meta:
         ordering = ["fund", "-seq"]
         constraints = [
             models.UniqueConstraint(fields=["fund", "seq"], name="fund_record_unique_seq"),
             models.UniqueConstraint(
-                fields=["cycle"], condition=Q(kind="settlement_coverage"), name="fund_record_one_coverage_per_cycle"
+                fields=["cycle"],
+                condition=Q(kind="settlement_coverage"),
+                name="fund_record_one_coverage_per_cycle",
             ),
             models.CheckConstraint(condition=~Q(amount_units=0), name="fund_record_amount_nonzero"),
-            models.CheckConstraint(condition=Q(balance_after_units__gte=0), name="fund_record_balance_not_negative"),
+            models.CheckConstraint(
+                condition=Q(balance_after_units__gte=0), name="fund_record_balance_not_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(kind__in=["liquidation_profit", "deposit"], amount_units__gt=0)
                 | Q(kind__in=["withdrawal", "settlement_coverage"], amount_units__lt=0)
@@ -260,14 +302,18 @@ class FundBalanceHour(models.Model):
     low_units = models.BigIntegerField()
     high_units = models.BigIntegerField()
     inflow_units = models.BigIntegerField(default=0)
-    outflow_units = models.BigIntegerField(default=0, help_text="Sum of the hour's outflows, as a positive amount.")
+    outflow_units = models.BigIntegerField(
+        default=0, help_text="Sum of the hour's outflows, as a positive amount."
+    )
     records = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["fund", "hour"]
         constraints = [
             models.UniqueConstraint(fields=["fund", "hour"], name="fund_balance_hour_unique"),
-            models.CheckConstraint(condition=Q(low_units__gte=0), name="fund_balance_hour_not_negative"),
+            models.CheckConstraint(
+                condition=Q(low_units__gte=0), name="fund_balance_hour_not_negative"
+            ),
         ]
 
     def __str__(self):
@@ -285,7 +331,9 @@ class FundKindTotal(models.Model):
 
     class Meta:
         ordering = ["fund", "kind"]
-        constraints = [models.UniqueConstraint(fields=["fund", "kind"], name="fund_kind_total_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["fund", "kind"], name="fund_kind_total_unique")
+        ]
 
     def __str__(self):
         return f"{self.fund_id} {self.kind}"
@@ -306,7 +354,9 @@ class LiquidationTakeover(models.Model):
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="takeovers")
     # On PostgreSQL one composite foreign key, (cycle, fund) → the cycle's (id, fund), checks
     # both columns and that the cycle is this fund's (migration 0006): one check per row, not two.
-    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="takeovers", db_constraint=False)
+    fund = models.ForeignKey(
+        Fund, on_delete=models.PROTECT, related_name="takeovers", db_constraint=False
+    )
     side = models.CharField(max_length=5, choices=Side.choices)
     quantity = models.DecimalField(max_digits=15, decimal_places=6)
     takeover_price = models.DecimalField(max_digits=15, decimal_places=8)
@@ -316,9 +366,15 @@ class LiquidationTakeover(models.Model):
     taken_over_at = models.DateTimeField()
     closed_at = models.DateTimeField()
     cycle = models.ForeignKey(
-        SettlementCycle, on_delete=models.PROTECT, related_name="takeovers", db_constraint=False, db_index=False
+        SettlementCycle,
+        on_delete=models.PROTECT,
+        related_name="takeovers",
+        db_constraint=False,
+        db_index=False,
     )  # the (cycle, result) index serves lookups by cycle
-    late = models.BooleanField(default=False, help_text="Closed in a cycle that was already settling.")
+    late = models.BooleanField(
+        default=False, help_text="Closed in a cycle that was already settling."
+    )
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -326,11 +382,15 @@ class LiquidationTakeover(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="takeover_quantity_positive"),
             models.CheckConstraint(
-                condition=Q(takeover_price__gt=0, close_price__gt=0), name="takeover_prices_positive"
+                condition=Q(takeover_price__gt=0, close_price__gt=0),
+                name="takeover_prices_positive",
             ),
-            models.CheckConstraint(condition=Q(remaining_margin_units__gte=0), name="takeover_margin_not_negative"),
             models.CheckConstraint(
-                condition=Q(closed_at__gte=F("taken_over_at")), name="takeover_closed_after_taken_over"
+                condition=Q(remaining_margin_units__gte=0), name="takeover_margin_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__gte=F("taken_over_at")),
+                name="takeover_closed_after_taken_over",
             ),
         ]
         indexes = [
@@ -344,9 +404,15 @@ class LiquidationTakeover(models.Model):
 class PositionProfit(models.Model):
     """A position's profit for one settlement cycle, as reported by the trading engine."""
 
-    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="position_profits")
-    position_id = models.PositiveBigIntegerField(help_text="The engine's position id; ties rank lower ids first.")
-    account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="position_profits")
+    cycle = models.ForeignKey(
+        SettlementCycle, on_delete=models.PROTECT, related_name="position_profits"
+    )
+    position_id = models.PositiveBigIntegerField(
+        help_text="The engine's position id; ties rank lower ids first."
+    )
+    account = models.ForeignKey(
+        TraderAccount, on_delete=models.PROTECT, related_name="position_profits"
+    )
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="+")
     profit_units = models.BigIntegerField()
     received_at = models.DateTimeField(auto_now_add=True)
@@ -360,7 +426,10 @@ class PositionProfit(models.Model):
         ]
         indexes = [
             models.Index(
-                F("cycle"), F("profit_units").desc(), F("position_id"), name="position_profit_ranking"
+                F("cycle"),
+                F("profit_units").desc(),
+                F("position_id"),
+                name="position_profit_ranking",
             ),
         ]
 
@@ -376,23 +445,32 @@ class Apportionment(models.Model):
     # (migration 0003); it replaces the two single-column keys, one check per row instead of two.
     # The unique (cycle, rank) index serves every lookup by cycle.
     cycle = models.ForeignKey(
-        SettlementCycle, on_delete=models.PROTECT, related_name="apportionments", db_index=False, db_constraint=False
+        SettlementCycle,
+        on_delete=models.PROTECT,
+        related_name="apportionments",
+        db_index=False,
+        db_constraint=False,
     )
     position = models.OneToOneField(
         PositionProfit, on_delete=models.PROTECT, related_name="apportionment", db_constraint=False
     )
-    statement = models.OneToOneField(Statement, on_delete=models.PROTECT, related_name="apportionment")
+    statement = models.OneToOneField(
+        Statement, on_delete=models.PROTECT, related_name="apportionment"
+    )
     rank = models.PositiveIntegerField(help_text="1 = the largest profit of the cycle.")
     amount_units = models.BigIntegerField()
     rounding_unit = models.BooleanField(
-        default=False, help_text="Received one leftover smallest unit in the largest-remainder step."
+        default=False,
+        help_text="Received one leftover smallest unit in the largest-remainder step.",
     )
 
     class Meta:
         ordering = ["cycle", "rank"]
         constraints = [
             models.UniqueConstraint(fields=["cycle", "rank"], name="apportionment_unique_rank"),
-            models.CheckConstraint(condition=Q(amount_units__gte=0), name="apportionment_not_negative"),
+            models.CheckConstraint(
+                condition=Q(amount_units__gte=0), name="apportionment_not_negative"
+            ),
         ]
 
     def __str__(self):
@@ -411,9 +489,15 @@ class AdminAction(models.Model):
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=16, choices=Action.choices)
-    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    record = models.ForeignKey(FundRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    fund = models.ForeignKey(
+        Fund, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cycle = models.ForeignKey(
+        SettlementCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    record = models.ForeignKey(
+        FundRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     details = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
@@ -438,7 +522,9 @@ class IdempotentRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_unique_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_unique_key")
+        ]
 
     def __str__(self):
         return f"{self.user} {self.key}"

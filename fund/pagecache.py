@@ -88,7 +88,9 @@ def cached_page(view):
             if body is None and (body := cache.get(key)) is not None:
                 _local_put(key, body)
         except Exception:
-            logger.warning("page cache unavailable: rendering %s uncached", request.path, exc_info=True)
+            logger.warning(
+                "page cache unavailable: rendering %s uncached", request.path, exc_info=True
+            )
             return view(request, *args, **kwargs)
         if body is not None:
             return HttpResponse(body)

@@ -11,7 +11,14 @@ from django.db.models.functions import TruncDay
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from fund.merkle import BLOCK, block_roots, cycle_leaves, leaf_hash, leaf_text, merkle_path_in_blocks
+from fund.merkle import (
+    BLOCK,
+    block_roots,
+    cycle_leaves,
+    leaf_hash,
+    leaf_text,
+    merkle_path_in_blocks,
+)
 from fund.models import (
     AdminAction,
     Apportionment,
@@ -45,20 +52,32 @@ def fund_overview() -> list[dict]:
     cycles = SettlementCycle.objects.filter(fund=OuterRef("pk")).values("id")
     funds = list(
         funds_public().annotate(
-            current_id=Subquery(cycles.filter(status=SettlementCycle.Status.OPEN).order_by("starts_at")[:1]),
-            latest_id=Subquery(cycles.filter(status=SettlementCycle.Status.SETTLED).order_by("-starts_at")[:1]),
+            current_id=Subquery(
+                cycles.filter(status=SettlementCycle.Status.OPEN).order_by("starts_at")[:1]
+            ),
+            latest_id=Subquery(
+                cycles.filter(status=SettlementCycle.Status.SETTLED).order_by("-starts_at")[:1]
+            ),
         )
     )
-    found = SettlementCycle.objects.in_bulk([i for f in funds for i in (f.current_id, f.latest_id) if i])
+    found = SettlementCycle.objects.in_bulk(
+        [i for f in funds for i in (f.current_id, f.latest_id) if i]
+    )
     return [
-        {"fund": fund, "current": found.get(fund.current_id), "latest_settled": found.get(fund.latest_id)}
+        {
+            "fund": fund,
+            "current": found.get(fund.current_id),
+            "latest_settled": found.get(fund.latest_id),
+        }
         for fund in funds
     ]
 
 
 def records_latest(*, limit: int = 12) -> list[FundRecord]:
     """The newest fund records of all funds, newest first."""
-    return list(FundRecord.objects.select_related("fund__asset").order_by("-created_at", "-id")[:limit])
+    return list(
+        FundRecord.objects.select_related("fund__asset").order_by("-created_at", "-id")[:limit]
+    )
 
 
 def cycles_latest_settled(*, limit: int = 12) -> list[SettlementCycle]:
@@ -69,7 +88,9 @@ def cycles_latest_settled(*, limit: int = 12) -> list[SettlementCycle]:
     )
 
 
-def fund_records(*, fund: Fund, kinds: list[str] | None = None, start=None, end=None) -> QuerySet[FundRecord]:
+def fund_records(
+    *, fund: Fund, kinds: list[str] | None = None, start=None, end=None
+) -> QuerySet[FundRecord]:
     """A fund's public records, newest first; the takeover's and cycle's ids come along."""
     records = FundRecord.objects.filter(fund=fund).select_related("fund__asset")
     if kinds:
@@ -113,7 +134,14 @@ def fund_history(*, fund: Fund, bucket: str = "day", start=None, end=None) -> li
         hours = hours.filter(hour__lt=end)
     merged: dict[datetime, list[int]] = {}
     for row in hours.order_by("hour").values_list(
-        "hour", "open_units", "close_units", "low_units", "high_units", "inflow_units", "outflow_units", "records"
+        "hour",
+        "open_units",
+        "close_units",
+        "low_units",
+        "high_units",
+        "inflow_units",
+        "outflow_units",
+        "records",
     ):
         key = bucket_start(row[0], bucket)
         acc = merged.get(key)
@@ -128,7 +156,9 @@ def fund_history(*, fund: Fund, bucket: str = "day", start=None, end=None) -> li
     return [Bucket(key, *values) for key, values in merged.items()]
 
 
-def cycles_public(*, asset_code: str | None = None, statuses: list[str] | None = None) -> QuerySet[SettlementCycle]:
+def cycles_public(
+    *, asset_code: str | None = None, statuses: list[str] | None = None
+) -> QuerySet[SettlementCycle]:
     cycles = SettlementCycle.objects.select_related("fund__asset")
     if asset_code:
         cycles = cycles.filter(fund__asset__code=asset_code.upper())
@@ -212,14 +242,17 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
 
 def _cycle_leaf_rows(cycle: SettlementCycle):
     return (
-        Apportionment.objects.filter(cycle=cycle).order_by("rank")
+        Apportionment.objects.filter(cycle=cycle)
+        .order_by("rank")
         .values_list("rank", "position__position_id", "position__profit_units", "amount_units")
     )
 
 
 def cycle_apportionment_leaves(*, cycle: SettlementCycle) -> list[bytes]:
     """The Merkle leaves of a settled cycle, recomputed from its apportionments in rank order."""
-    return cycle_leaves(cycle.fund.asset.code, cycle.id, _cycle_leaf_rows(cycle).iterator(chunk_size=10_000))
+    return cycle_leaves(
+        cycle.fund.asset.code, cycle.id, _cycle_leaf_rows(cycle).iterator(chunk_size=10_000)
+    )
 
 
 def cycle_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
@@ -232,9 +265,12 @@ def cycle_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
     except Exception:  # the cache is an optimisation
         cached = None
     if cached is not None:
-        return [cached[i:i + 32] for i in range(0, len(cached), 32)]
+        return [cached[i : i + 32] for i in range(0, len(cached), 32)]
     code, rows = cycle.fund.asset.code, _cycle_leaf_rows(cycle).iterator(chunk_size=10 * BLOCK)
-    roots = block_roots((leaf for batch in batched(rows, BLOCK) for leaf in cycle_leaves(code, cycle.id, batch)), BLOCK)
+    roots = block_roots(
+        (leaf for batch in batched(rows, BLOCK) for leaf in cycle_leaves(code, cycle.id, batch)),
+        BLOCK,
+    )
     try:
         cache.set(key, b"".join(roots), timeout=7 * 86400)
     except Exception:
@@ -250,8 +286,14 @@ def apportionment_proof(*, apportionment: Apportionment) -> dict:
     index = apportionment.rank - 1
     first = index - index % BLOCK
     block_rows = _cycle_leaf_rows(cycle).filter(rank__gt=first, rank__lte=first + BLOCK)
-    text = leaf_text(asset=asset.code, cycle_id=cycle.id, rank=apportionment.rank, position_id=position.position_id,
-                     profit_units=position.profit_units, amount_units=apportionment.amount_units)
+    text = leaf_text(
+        asset=asset.code,
+        cycle_id=cycle.id,
+        rank=apportionment.rank,
+        position_id=position.position_id,
+        profit_units=position.profit_units,
+        amount_units=apportionment.amount_units,
+    )
     return {
         "format": "insurance-fund-apportionment-proof/1",
         "asset": asset.code,
@@ -266,14 +308,20 @@ def apportionment_proof(*, apportionment: Apportionment) -> dict:
         "participant_count": cycle.participant_count,
         "leaf_text": text,
         "leaf": leaf_hash(text).hex(),
-        "path": merkle_path_in_blocks(cycle_leaves(asset.code, cycle.id, block_rows), index, cycle_block_roots(cycle=cycle),
-                                      BLOCK),
+        "path": merkle_path_in_blocks(
+            cycle_leaves(asset.code, cycle.id, block_rows),
+            index,
+            cycle_block_roots(cycle=cycle),
+            BLOCK,
+        ),
         "root": cycle.apportionment_root,
     }
 
 
 def admin_actions() -> QuerySet[AdminAction]:
-    return AdminAction.objects.select_related("actor", "fund__asset", "cycle", "record").order_by("-created_at", "-id")
+    return AdminAction.objects.select_related("actor", "fund__asset", "cycle", "record").order_by(
+        "-created_at", "-id"
+    )
 
 
 def balance_at(*, fund: Fund, moment: datetime) -> int | None:
@@ -281,27 +329,43 @@ def balance_at(*, fund: Fund, moment: datetime) -> int | None:
     None when the fund had no record yet then."""
     return (
         FundBalanceHour.objects.filter(fund=fund, hour__lte=moment - timedelta(hours=1))
-        .order_by("-hour").values_list("close_units", flat=True).first()
+        .order_by("-hour")
+        .values_list("close_units", flat=True)
+        .first()
     )
 
 
 def fund_changes(*, fund: Fund, now: datetime) -> list[dict]:
     """The balance's change over 24 hours, 7 and 30 days (from the hourly rows)."""
     changes = []
-    for label, delta in (("24 h", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30))):
+    for label, delta in (
+        ("24 h", timedelta(hours=24)),
+        ("7 days", timedelta(days=7)),
+        ("30 days", timedelta(days=30)),
+    ):
         before = balance_at(fund=fund, moment=now - delta)
         if before is None:  # the fund is younger than that
             changes.append({"label": label, "units": None, "percent": None})
             continue
         change = fund.balance_units - before
-        changes.append({"label": label, "units": change, "percent": (change * 100 / before) if before else None})
+        changes.append(
+            {
+                "label": label,
+                "units": change,
+                "percent": (change * 100 / before) if before else None,
+            }
+        )
     return changes
 
 
 def balance_series(*, fund: Fund) -> dict:
     """The fund's balance after each hour with records, for a chart (floats only here)."""
-    rows = FundBalanceHour.objects.filter(fund=fund).order_by("hour").values_list("hour", "close_units")
-    scale = 10 ** fund.asset.precision
+    rows = (
+        FundBalanceHour.objects.filter(fund=fund)
+        .order_by("hour")
+        .values_list("hour", "close_units")
+    )
+    scale = 10**fund.asset.precision
     return {"x": [hour.isoformat() for hour, _ in rows], "y": [units / scale for _, units in rows]}
 
 
@@ -311,10 +375,12 @@ def flows_by_kind(*, fund: Fund, days: int = 90, now: datetime | None = None) ->
     since = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = (
         FundRecord.objects.filter(fund=fund, created_at__gte=since)
-        .annotate(day=TruncDay("created_at")).values("day", "kind").annotate(total=Sum("amount_units"))
+        .annotate(day=TruncDay("created_at"))
+        .values("day", "kind")
+        .annotate(total=Sum("amount_units"))
         .order_by("day", "kind")
     )
-    scale = 10 ** fund.asset.precision
+    scale = 10**fund.asset.precision
     series: dict[str, dict] = {}
     labels = dict(FundRecord.Kind.choices)
     for row in rows:
@@ -336,7 +402,7 @@ def distribution_from_amounts(amounts: list[int], precision: int) -> dict:
     return {
         "x": list(range(1, len(amounts) + 1, group)),
         "last": [min(i + group, len(amounts)) for i in range(0, len(amounts), group)],
-        "y": [max(amounts[i:i + group]) / scale for i in range(0, len(amounts), group)],
+        "y": [max(amounts[i : i + group]) / scale for i in range(0, len(amounts), group)],
         "group": group,
     }
 
@@ -346,25 +412,43 @@ def cycle_distribution(*, cycle: SettlementCycle) -> dict:
     in the database for large cycles (see distribution_from_amounts)."""
     count = cycle.participant_count or 0
     group = max(1, -(-count // DISTRIBUTION_BARS))
-    scale = 10 ** cycle.fund.asset.precision
+    scale = 10**cycle.fund.asset.precision
     rows = (
-        cycle.apportionments.annotate(bucket=(F("rank") - 1) / group).values("bucket")
-        .annotate(first=Min("rank"), last=Max("rank"), largest=Max("amount_units")).order_by("bucket")
+        cycle.apportionments.annotate(bucket=(F("rank") - 1) / group)
+        .values("bucket")
+        .annotate(first=Min("rank"), last=Max("rank"), largest=Max("amount_units"))
+        .order_by("bucket")
         .values_list("first", "last", "largest")
     )
-    return {"x": [row[0] for row in rows], "last": [row[1] for row in rows], "y": [row[2] / scale for row in rows],
-            "group": group}
+    return {
+        "x": [row[0] for row in rows],
+        "last": [row[1] for row in rows],
+        "y": [row[2] / scale for row in rows],
+        "group": group,
+    }
 
 
 def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20) -> dict:
     """A settlement preview's figures as decimal text, with the largest apportionments by rank."""
     p, fmt = cycle.fund.asset.precision, cycle.fund.asset.format
     return {
-        "cycle": cycle.id, "asset": cycle.fund.asset.code, "loss": fmt(result.loss), "balance": fmt(result.balance),
-        "fund_share": fmt(result.fund_share), "users_share": fmt(result.users_share),
-        "total_profit": fmt(result.total_profit), "participants_profit": fmt(result.participants_profit),
-        "threshold_profit": fmt(result.threshold_profit), "profitable_count": result.profitable_count,
-        "participant_count": len(result.participants), "backstop": fmt(result.backstop), "uncovered": fmt(result.uncovered),
-        "largest": [{"rank": i + 1, "position_id": pid, "amount": format_units(a, p)}
-                    for i, (pid, a) in enumerate(zip(result.participants[:largest], result.amounts[:largest]))],
+        "cycle": cycle.id,
+        "asset": cycle.fund.asset.code,
+        "loss": fmt(result.loss),
+        "balance": fmt(result.balance),
+        "fund_share": fmt(result.fund_share),
+        "users_share": fmt(result.users_share),
+        "total_profit": fmt(result.total_profit),
+        "participants_profit": fmt(result.participants_profit),
+        "threshold_profit": fmt(result.threshold_profit),
+        "profitable_count": result.profitable_count,
+        "participant_count": len(result.participants),
+        "backstop": fmt(result.backstop),
+        "uncovered": fmt(result.uncovered),
+        "largest": [
+            {"rank": i + 1, "position_id": pid, "amount": format_units(a, p)}
+            for i, (pid, a) in enumerate(
+                zip(result.participants[:largest], result.amounts[:largest])
+            )
+        ],
     }

@@ -3,17 +3,23 @@
 import logging
 
 from celery import shared_task
+from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from django.core.exceptions import ValidationError
-from django.db import InterfaceError, OperationalError
 
 from fund.services.cycles import cycles_close_due, cycles_release_claim
 from fund.services.settlement import settlement_cycle_settle
 
 logger = logging.getLogger(__name__)
-BROKER_ERRORS = (KombuOperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+BROKER_ERRORS = (
+    KombuOperationalError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 @shared_task(name="fund.tasks.close_due_cycles", ignore_result=True)
@@ -46,7 +52,10 @@ def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
             if eager or not _unreachable(exc):
                 raise
             unsent = list(cycle_ids[i:])
-            logger.exception("broker unreachable: settlements of cycles %s not sent; the next run sends them", unsent)
+            logger.exception(
+                "broker unreachable: settlements of cycles %s not sent; the next run sends them",
+                unsent,
+            )
             cycles_release_claim(cycle_ids=unsent)
             return list(cycle_ids[:i]), unsent
     return list(cycle_ids), []

@@ -24,24 +24,41 @@ def my_statements(request):
     asset = request.GET.get("asset", "")
     types = [t for t in request.GET.getlist("type") if t in Statement.Type.values]
     start, end = _day(request, "from"), _day(request, "to")
-    rows = selectors.statements_of(account=account, asset_code=asset or None, types=types, start=start, end=end)
+    rows = selectors.statements_of(
+        account=account, asset_code=asset or None, types=types, start=start, end=end
+    )
     assets = Asset.objects.in_bulk()
     totals = [
         {"asset": assets[row["asset_id"]], "units": row["total"], "count": row["count"]}
-        for row in rows.order_by().values("asset_id").annotate(total=Sum("amount_units"), count=Count("id"))
+        for row in rows.order_by()
+        .values("asset_id")
+        .annotate(total=Sum("amount_units"), count=Count("id"))
     ]
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "statements/my_statements.html", {
-        "page": page, "totals": sorted(totals, key=lambda t: t["asset"].code), "query": query.urlencode(),
-        "assets": Asset.objects.order_by("code"), "asset": asset, "types": Statement.Type.choices, "selected_types": types,
-    })
+    return render(
+        request,
+        "statements/my_statements.html",
+        {
+            "page": page,
+            "totals": sorted(totals, key=lambda t: t["asset"].code),
+            "query": query.urlencode(),
+            "assets": Asset.objects.order_by("code"),
+            "asset": asset,
+            "types": Statement.Type.choices,
+            "selected_types": types,
+        },
+    )
 
 
 @login_required
 def my_statement(request, pk):
     statement = selectors.statement_of(account=_account(request), statement_id=pk)
     apportionment = getattr(statement, "apportionment", None)
-    computation = selectors.apportionment_computation(apportionment=apportionment) if apportionment else None
-    return render(request, "statements/statement_detail.html", {"statement": statement, "c": computation})
+    computation = (
+        selectors.apportionment_computation(apportionment=apportionment) if apportionment else None
+    )
+    return render(
+        request, "statements/statement_detail.html", {"statement": statement, "c": computation}
+    )

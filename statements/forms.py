@@ -45,7 +45,9 @@ class ThrottledAuthenticationForm(AuthenticationForm):
                 except ValueError:
                     cache.set(key, 1, timeout=LOCKOUT_SECONDS)
             except Exception:
-                logger.warning("login throttle cache unavailable: a failure was not counted", exc_info=True)
+                logger.warning(
+                    "login throttle cache unavailable: a failure was not counted", exc_info=True
+                )
             raise
         try:
             cache.delete(key)

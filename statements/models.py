@@ -70,7 +70,9 @@ class Statement(models.Model):
         APPORTIONMENT = "apportionment", "Apportionment"
 
     # No index of its own: the (account, time) index below serves every lookup by account.
-    account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="statements", db_index=False)
+    account = models.ForeignKey(
+        TraderAccount, on_delete=models.PROTECT, related_name="statements", db_index=False
+    )
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="statements")
     type = models.CharField(max_length=32, choices=Type.choices)
     amount_units = models.BigIntegerField(help_text="Signed, in the asset's smallest units.")
@@ -79,7 +81,9 @@ class Statement(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["account", "-created_at", "-id"], name="statement_account_time")]
+        indexes = [
+            models.Index(fields=["account", "-created_at", "-id"], name="statement_account_time")
+        ]
         constraints = [
             # An apportionment takes from a profit: never a credit (it may be zero after rounding).
             models.CheckConstraint(
@@ -107,7 +111,9 @@ class ApiToken(models.Model):
         ENGINE = "engine", "Trading engine (ingestion)"
         PERSONAL = "personal", "Personal"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens"
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)

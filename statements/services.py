@@ -27,7 +27,9 @@ def api_token_create(*, user, kind: str, name: str) -> tuple[ApiToken, str]:
         raise ValidationError({"kind": f"Must be one of {', '.join(ApiToken.Kind.values)}."})
     prefix = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiToken.objects.create(user=user, kind=kind, name=name, prefix=prefix, digest=token_digest(token))
+    row = ApiToken.objects.create(
+        user=user, kind=kind, name=name, prefix=prefix, digest=token_digest(token)
+    )
     return row, token
 
 
@@ -36,7 +38,11 @@ def api_token_find(token: str) -> ApiToken | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    row = ApiToken.objects.select_related("user").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    row = (
+        ApiToken.objects.select_related("user")
+        .filter(prefix=parts[1], revoked_at__isnull=True)
+        .first()
+    )
     if row is None or not hmac.compare_digest(row.digest, token_digest(token)):
         return None
     return row

@@ -18,7 +18,9 @@ ON_REDIS = bool(os.environ.get("REDIS_URL"))
 
 def pytest_collection_modifyitems(config, items):
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (see .ci/run)")
-    skip_redis = pytest.mark.skip(reason="needs Redis and PostgreSQL: set REDIS_URL and DATABASE_URL (see .ci/run)")
+    skip_redis = pytest.mark.skip(
+        reason="needs Redis and PostgreSQL: set REDIS_URL and DATABASE_URL (see .ci/run)"
+    )
     for item in items:
         if "postgres" in item.keywords and not ON_POSTGRES:
             item.add_marker(skip_pg)
@@ -77,7 +79,6 @@ def world(usdt_fund, linear) -> World:
     return World(cycle=cycle, trader=trader, other=other)
 
 
-
 @pytest.fixture(autouse=True)
 def fresh_cache():
     """Each test starts with an empty cache: cached pages must not leak between tests."""
@@ -101,5 +102,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
     if not ON_POSTGRES:
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" SET fund.allow_maintenance = \'on\'')
+        cursor.execute(
+            f"ALTER DATABASE \"{connection.settings_dict['NAME']}\" SET fund.allow_maintenance = 'on'"
+        )
         cursor.execute("SET fund.allow_maintenance = 'on'")

@@ -3,9 +3,9 @@
 import itertools
 import threading
 import time
-from itertools import batched
 from datetime import timedelta
 from decimal import Decimal
+from itertools import batched
 
 from fund.services.ledger import fund_deposit
 from fund.services.liquidations import (
@@ -57,7 +57,12 @@ def book_profit(contract, profit, closed_at, *, external_id=None):
 def report_profits(cycle, contract, profits: dict[int, str], account_prefix="acct"):
     """Position profits {position id: profit} for a cycle, one account per position."""
     items = [
-        PositionProfitInput(position_id=pid, account=f"{account_prefix}-{pid}", contract=contract.symbol, profit=str(p))
+        PositionProfitInput(
+            position_id=pid,
+            account=f"{account_prefix}-{pid}",
+            contract=contract.symbol,
+            profit=str(p),
+        )
         for pid, p in profits.items()
     ]
     return position_profits_record(cycle_id=cycle.id, items=items)
@@ -122,7 +127,9 @@ def assert_books_hold(fund) -> None:
 
     fund.refresh_from_db()
     records = FundRecord.objects.filter(fund=fund)
-    totals = records.aggregate(total=Sum("amount_units"), lowest=Min("balance_after_units"), n=Count("id"))
+    totals = records.aggregate(
+        total=Sum("amount_units"), lowest=Min("balance_after_units"), n=Count("id")
+    )
     assert fund.balance_units == (totals["total"] or 0), "the balance is not the sum of the records"
     assert fund.balance_units >= 0 and (totals["lowest"] or 0) >= 0, "the balance went below zero"
     chain = ledger_verify(fund=fund)
@@ -130,30 +137,61 @@ def assert_books_hold(fund) -> None:
     cycles = cycles_verify(fund=fund)
     assert cycles.ok, cycles.problem
     for cycle in SettlementCycle.objects.filter(fund=fund):
-        coverage = list(records.filter(cycle=cycle, kind=FundRecord.Kind.SETTLEMENT_COVERAGE).values_list("amount_units", flat=True))
+        coverage = list(
+            records.filter(cycle=cycle, kind=FundRecord.Kind.SETTLEMENT_COVERAGE).values_list(
+                "amount_units", flat=True
+            )
+        )
         apportionments = Apportionment.objects.filter(cycle=cycle)
         if cycle.status != SettlementCycle.Status.SETTLED:
-            assert not coverage and not apportionments.exists(), f"cycle {cycle.id} is {cycle.status} but has postings"
+            assert not coverage and not apportionments.exists(), (
+                f"cycle {cycle.id} is {cycle.status} but has postings"
+            )
             continue
-        assert cycle.fund_share_units + cycle.backstop_units + cycle.apportioned_units + cycle.uncovered_units == cycle.loss_units
+        assert (
+            cycle.fund_share_units
+            + cycle.backstop_units
+            + cycle.apportioned_units
+            + cycle.uncovered_units
+            == cycle.loss_units
+        )
         # F = min(L × ratio, B) and backstop = min(U − Σ a, B − F) for the published balance B ...
-        assert cycle.fund_share_units == fund_share_of(loss=cycle.loss_units, balance=cycle.balance_before_units,
-                                                       fund_ratio=cycle.fund_ratio), f"cycle {cycle.id}: F"
-        assert cycle.backstop_units == min(cycle.users_share_units - cycle.apportioned_units,
-                                           cycle.balance_before_units - cycle.fund_share_units), f"cycle {cycle.id}: backstop"
+        assert cycle.fund_share_units == fund_share_of(
+            loss=cycle.loss_units, balance=cycle.balance_before_units, fund_ratio=cycle.fund_ratio
+        ), f"cycle {cycle.id}: F"
+        assert cycle.backstop_units == min(
+            cycle.users_share_units - cycle.apportioned_units,
+            cycle.balance_before_units - cycle.fund_share_units,
+        ), f"cycle {cycle.id}: backstop"
         paid = cycle.fund_share_units + cycle.backstop_units
-        assert coverage == ([-paid] if paid else []), f"cycle {cycle.id}: coverage records {coverage}, fund paid {paid}"
+        assert coverage == ([-paid] if paid else []), (
+            f"cycle {cycle.id}: coverage records {coverage}, fund paid {paid}"
+        )
         if paid:  # ... and B is the balance the coverage record was taken from
-            after = records.get(cycle=cycle, kind=FundRecord.Kind.SETTLEMENT_COVERAGE).balance_after_units
-            assert after + paid == cycle.balance_before_units, f"cycle {cycle.id}: B is not the balance it was paid from"
-        booked = apportionments.aggregate(n=Count("id"), positions=Count("position", distinct=True),
-                                          statements=Count("statement", distinct=True), total=Sum("amount_units"))
-        assert booked["n"] == booked["positions"] == booked["statements"] == cycle.participant_count, (cycle.id, booked)
+            after = records.get(
+                cycle=cycle, kind=FundRecord.Kind.SETTLEMENT_COVERAGE
+            ).balance_after_units
+            assert after + paid == cycle.balance_before_units, (
+                f"cycle {cycle.id}: B is not the balance it was paid from"
+            )
+        booked = apportionments.aggregate(
+            n=Count("id"),
+            positions=Count("position", distinct=True),
+            statements=Count("statement", distinct=True),
+            total=Sum("amount_units"),
+        )
+        assert (
+            booked["n"] == booked["positions"] == booked["statements"] == cycle.participant_count
+        ), (cycle.id, booked)
         assert (booked["total"] or 0) == cycle.apportioned_units
         assert not apportionments.filter(amount_units__gt=F("position__profit_units")).exists()
         statements = Statement.objects.filter(apportionment__cycle=cycle)
-        assert statements.aggregate(total=Sum("amount_units"))["total"] == (-cycle.apportioned_units if booked["n"] else None)
-    orphans = Statement.objects.filter(type=Statement.Type.APPORTIONMENT, apportionment__isnull=True, asset=fund.asset_id)
+        assert statements.aggregate(total=Sum("amount_units"))["total"] == (
+            -cycle.apportioned_units if booked["n"] else None
+        )
+    orphans = Statement.objects.filter(
+        type=Statement.Type.APPORTIONMENT, apportionment__isnull=True, asset=fund.asset_id
+    )
     assert not orphans.exists(), "an apportionment statement without its apportionment"
 
 
@@ -179,8 +217,10 @@ def settle_in_background(cycle):
     deadline = time.monotonic() + 60
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
-                           "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
+                "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()"
+            )
             if cursor.fetchone()[0]:
                 return thread, outcomes
             time.sleep(0.001)

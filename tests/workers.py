@@ -20,8 +20,10 @@ def database_url_of_test_database(application_name: str = APPLICATION_NAME) -> s
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     # The test database lifts the books' triggers for its own flush (tests/conftest.py); the
     # processes under test run with them on, as production does.
-    return (f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-            f"?application_name={application_name}&options=-c%20fund.allow_maintenance%3Doff")
+    return (
+        f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+        f"?application_name={application_name}&options=-c%20fund.allow_maintenance%3Doff"
+    )
 
 
 class CeleryProcess:
@@ -32,7 +34,10 @@ class CeleryProcess:
         self._log = log.open("a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", *args],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={
                 **os.environ,
                 "DATABASE_URL": database_url_of_test_database(),
@@ -67,9 +72,20 @@ class CeleryProcess:
         return text if whole else text[-6000:]
 
 
-def worker(queue: str, log: Path, *, pool: str = "solo", env: dict | None = None, beat: bool = False) -> CeleryProcess:
-    args = ["worker", f"--pool={pool}", "--concurrency=1", "--without-mingle", "--without-gossip",
-            "--without-heartbeat", "-Q", queue, "--loglevel=INFO"]
+def worker(
+    queue: str, log: Path, *, pool: str = "solo", env: dict | None = None, beat: bool = False
+) -> CeleryProcess:
+    args = [
+        "worker",
+        f"--pool={pool}",
+        "--concurrency=1",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+        "-Q",
+        queue,
+        "--loglevel=INFO",
+    ]
     return CeleryProcess(args, log, env)
 
 
@@ -100,8 +116,11 @@ def worker_phase(cycle_id: int) -> int:
             return len(SETTLE_PHASES)
         if status != "settling":
             return -1
-        cursor.execute("SELECT state, query FROM pg_stat_activity WHERE application_name = %s "
-                       "AND datname = current_database()", [APPLICATION_NAME])
+        cursor.execute(
+            "SELECT state, query FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database()",
+            [APPLICATION_NAME],
+        )
         phase = 0
         for state, query in cursor.fetchall():
             if query.startswith("SELECT position_id, profit_units") and state == "active":

@@ -79,7 +79,9 @@ DATABASES = {
 }
 # Persistent connections (checked before reuse) save a new PostgreSQL connection per request.
 _ON_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60 if _ON_POSTGRES else 0))
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60 if _ON_POSTGRES else 0)
+)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue instead of failing at once; IMMEDIATE takes the write lock at BEGIN, so a
@@ -155,7 +157,9 @@ LOGIN_REDIRECT_URL = "fund:my-statements"
 LOGOUT_REDIRECT_URL = "fund:overview"
 
 # A 10,000-item ingestion batch is a few MB of JSON; larger bodies are refused with 413.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -200,8 +204,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
     # Short socket timeouts: an unreachable cache costs a request half a second, not minutes.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Public pages are cached only in a cache every web process shares (fund/pagecache.py): with a
@@ -231,7 +240,8 @@ CELERY_BEAT_SCHEDULE = {
     "close-due-cycles": {
         "task": "fund.tasks.close_due_cycles",
         # Every minute; CELERY_BEAT_SECONDS sets a shorter period (the fault tests use one second).
-        "schedule": timedelta(seconds=env.int("CELERY_BEAT_SECONDS")) if env.str("CELERY_BEAT_SECONDS", default="")
+        "schedule": timedelta(seconds=env.int("CELERY_BEAT_SECONDS"))
+        if env.str("CELERY_BEAT_SECONDS", default="")
         else crontab(minute="*"),
     },
 }

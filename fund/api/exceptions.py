@@ -15,12 +15,17 @@ from fund.services.liquidations import BatchTooLarge
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
-            body = {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
+            body = {
+                field: [str(m) for m in messages] for field, messages in exc.message_dict.items()
+            }
         else:
             body = {"non_field_errors": exc.messages}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ConflictError):
-        return Response({"detail": exc.message, "code": exc.code, **exc.details}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            {"detail": exc.message, "code": exc.code, **exc.details},
+            status=status.HTTP_409_CONFLICT,
+        )
     if isinstance(exc, BatchTooLarge):
         exc = PayloadTooLarge(str(exc))
     if isinstance(exc, RequestDataTooBig):

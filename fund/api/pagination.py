@@ -17,15 +17,21 @@ class Cursor(CursorPagination):
         if raw is None:
             return self.page_size
         if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= self.max_page_size:
-            raise ValidationError({self.page_size_query_param: f"Give a whole number from 1 to {self.max_page_size}."})
+            raise ValidationError(
+                {self.page_size_query_param: f"Give a whole number from 1 to {self.max_page_size}."}
+            )
         return int(raw)
 
     def decode_cursor(self, request):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({"cursor": "This cursor is not valid: follow the next and previous links."}) from None
+            raise ValidationError(
+                {"cursor": "This cursor is not valid: follow the next and previous links."}
+            ) from None
 
 
 def cursor(ordering, size: int = 100, max_size: int = 1000) -> type[Cursor]:
-    return type("Cursor", (Cursor,), {"ordering": ordering, "page_size": size, "max_page_size": max_size})
+    return type(
+        "Cursor", (Cursor,), {"ordering": ordering, "page_size": size, "max_page_size": max_size}
+    )

@@ -10,7 +10,6 @@ from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser, get_encoding
 
 
-
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request is too large."
@@ -29,6 +28,8 @@ class ExactJSONParser(JSONParser):
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
         try:
-            return json.loads(body.decode(encoding), parse_float=Decimal, parse_constant=_refuse_constant)
+            return json.loads(
+                body.decode(encoding), parse_float=Decimal, parse_constant=_refuse_constant
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None

@@ -42,7 +42,13 @@ class IsTrader(PersonPermission):
 
 
 def can_settle(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm(SETTLE_PERMISSION))
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(SETTLE_PERMISSION)
+    )
 
 
 class IsSettlementStaff(PersonPermission):

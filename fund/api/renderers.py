@@ -17,8 +17,10 @@ class CSVRenderer(BaseRenderer):
         if isinstance(data, dict) and "results" in data:
             data = data["results"]
         if isinstance(data, dict):  # an error: one row per field
-            data = [{"field": key, "message": "; ".join(map(str, v)) if isinstance(v, list) else str(v)}
-                    for key, v in data.items()]
+            data = [
+                {"field": key, "message": "; ".join(map(str, v)) if isinstance(v, list) else str(v)}
+                for key, v in data.items()
+            ]
         rows = list(data or [])
         out = io.StringIO()
         if rows:
@@ -33,11 +35,15 @@ class FormatNegotiation(DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         if request.query_params.get(self.settings.URL_FORMAT_OVERRIDE) == "":
-            raise ValidationError({"format": f"Choose one of {', '.join(r.format for r in renderers)}."})
+            raise ValidationError(
+                {"format": f"Choose one of {', '.join(r.format for r in renderers)}."}
+            )
         return super().select_renderer(request, renderers, format_suffix)
 
     def filter_renderers(self, renderers, format):
         found = [renderer for renderer in renderers if renderer.format == format]
         if not found:
-            raise ValidationError({"format": f"Choose one of {', '.join(r.format for r in renderers)}."})
+            raise ValidationError(
+                {"format": f"Choose one of {', '.join(r.format for r in renderers)}."}
+            )
         return found

@@ -38,35 +38,56 @@ DECIMAL_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
 
 def decimal_text(help_text: str, *, signed: bool = False) -> serializers.RegexField:
     """A decimal amount as text (JSON numbers are read exactly too)."""
-    return serializers.RegexField(DECIMAL_TEXT if signed else DECIMAL_TEXT.replace("-?", ""), help_text=help_text)
+    return serializers.RegexField(
+        DECIMAL_TEXT if signed else DECIMAL_TEXT.replace("-?", ""), help_text=help_text
+    )
 
 
 class TakeoverIn(serializers.Serializer):
-    external_id = serializers.CharField(max_length=64, help_text="The engine's id of the takeover: the idempotency key.")
+    external_id = serializers.CharField(
+        max_length=64, help_text="The engine's id of the takeover: the idempotency key."
+    )
     contract = serializers.CharField(help_text="Contract symbol, e.g. BTCUSDT.")
-    side = serializers.ChoiceField(choices=LiquidationTakeover.Side.choices, help_text="The taken-over position's side.")
+    side = serializers.ChoiceField(
+        choices=LiquidationTakeover.Side.choices, help_text="The taken-over position's side."
+    )
     quantity = decimal_text("Contracts, > 0, at most 6 decimals and 15 digits.")
     takeover_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
     close_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
-    remaining_margin = decimal_text("Margin taken over with the position, in the margin asset, ≥ 0, at most the asset's decimals.")
+    remaining_margin = decimal_text(
+        "Margin taken over with the position, in the margin asset, ≥ 0, at most the asset's decimals."
+    )
     taken_over_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone.")
-    closed_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone; not before taken_over_at, not in the future.")
+    closed_at = serializers.DateTimeField(
+        help_text="ISO 8601 with a time zone; not before taken_over_at, not in the future."
+    )
 
 
 class TakeoverBatchIn(serializers.Serializer):
-    items = TakeoverIn(many=True, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH:,} closed takeovers; all or nothing.")
+    items = TakeoverIn(
+        many=True,
+        max_length=MAX_BATCH,
+        help_text=f"1 to {MAX_BATCH:,} closed takeovers; all or nothing.",
+    )
 
 
 class PositionProfitIn(serializers.Serializer):
-    position_id = serializers.IntegerField(min_value=1, help_text="The engine's position id (ties rank lower ids first).")
+    position_id = serializers.IntegerField(
+        min_value=1, help_text="The engine's position id (ties rank lower ids first)."
+    )
     account = serializers.CharField(max_length=64, help_text="The engine's account id.")
     contract = serializers.CharField(help_text="A contract margined in the cycle's asset.")
-    profit = decimal_text("The position's profit for the cycle, at most the asset's decimals; ≤ 0 takes no part.", signed=True)
+    profit = decimal_text(
+        "The position's profit for the cycle, at most the asset's decimals; ≤ 0 takes no part.",
+        signed=True,
+    )
 
 
 class PositionProfitBatchIn(serializers.Serializer):
     cycle = serializers.IntegerField(help_text="The settlement cycle's id (see /api/v1/cycles).")
-    items = PositionProfitIn(many=True, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH:,} positions; all or nothing.")
+    items = PositionProfitIn(
+        many=True, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH:,} positions; all or nothing."
+    )
 
 
 class IntakeItemOut(serializers.Serializer):
@@ -91,6 +112,7 @@ class ConflictOut(serializers.Serializer):
 
 
 # --- public ----------------------------------------------------------------------------------
+
 
 class ContractOut(serializers.Serializer):
     symbol = serializers.CharField()
@@ -117,7 +139,9 @@ class FundOut(serializers.Serializer):
     fund_ratio = serializers.DecimalField(max_digits=5, decimal_places=4)
     screening_ratio = serializers.DecimalField(max_digits=5, decimal_places=4)
     updated_at = serializers.DateTimeField()
-    chain_head = serializers.CharField(source="head_hash", help_text="The hash of the newest record (see fund.chain).")
+    chain_head = serializers.CharField(
+        source="head_hash", help_text="The hash of the newest record (see fund.chain)."
+    )
 
     @extend_schema_field(KindTotalOut(many=True))
     def get_inflows(self, fund):
@@ -128,7 +152,9 @@ class FundOut(serializers.Serializer):
         return self._totals(fund, positive=False)
 
     def _totals(self, fund, *, positive):
-        rows = [t for t in fund.kind_totals.all() if (t.total_units > 0) == positive and t.total_units]
+        rows = [
+            t for t in fund.kind_totals.all() if (t.total_units > 0) == positive and t.total_units
+        ]
         return KindTotalOut(rows, many=True).data
 
 
@@ -151,8 +177,19 @@ class RecordOut(serializers.ModelSerializer):
 
     class Meta:
         model = FundRecord
-        fields = ["asset", "seq", "kind", "amount", "balance_after", "created_at", "takeover", "cycle", "corrects", "reason",
-                  "hash"]
+        fields = [
+            "asset",
+            "seq",
+            "kind",
+            "amount",
+            "balance_after",
+            "created_at",
+            "takeover",
+            "cycle",
+            "corrects",
+            "reason",
+            "hash",
+        ]
 
 
 class CycleOut(serializers.ModelSerializer):
@@ -173,24 +210,55 @@ class CycleOut(serializers.ModelSerializer):
     class Meta:
         model = SettlementCycle
         fields = [
-            "id", "asset", "starts_at", "ends_at", "status", "grace_seconds", "fund_ratio", "screening_ratio",
-            "loss", "balance_before", "fund_share", "users_share", "total_profit", "participants_profit",
-            "threshold_profit", "apportioned", "backstop", "uncovered", "profitable_count", "participant_count",
-            "apportionment_root", "closed_at", "settled_at",
+            "id",
+            "asset",
+            "starts_at",
+            "ends_at",
+            "status",
+            "grace_seconds",
+            "fund_ratio",
+            "screening_ratio",
+            "loss",
+            "balance_before",
+            "fund_share",
+            "users_share",
+            "total_profit",
+            "participants_profit",
+            "threshold_profit",
+            "apportioned",
+            "backstop",
+            "uncovered",
+            "profitable_count",
+            "participant_count",
+            "apportionment_root",
+            "closed_at",
+            "settled_at",
         ]
 
 
 # --- traders ---------------------------------------------------------------------------------
 
+
 class StatementOut(serializers.ModelSerializer):
     asset = serializers.CharField(source="asset.code")
     amount = Amount("amount_units", asset="asset")
     cycle = serializers.IntegerField(source="apportionment.cycle_id", default=None, allow_null=True)
-    position_id = serializers.IntegerField(source="apportionment.position.position_id", default=None, allow_null=True)
+    position_id = serializers.IntegerField(
+        source="apportionment.position.position_id", default=None, allow_null=True
+    )
 
     class Meta:
         model = Statement
-        fields = ["id", "type", "asset", "amount", "description", "created_at", "cycle", "position_id"]
+        fields = [
+            "id",
+            "type",
+            "asset",
+            "amount",
+            "description",
+            "created_at",
+            "cycle",
+            "position_id",
+        ]
 
 
 class ComputationOut(serializers.Serializer):
@@ -206,18 +274,30 @@ class ComputationOut(serializers.Serializer):
     participant_count = serializers.IntegerField()
     threshold_profit = Amount("threshold_profit_units", asset="cycle.fund.asset")
     participants_profit = Amount("participants_profit_units", asset="cycle.fund.asset")
-    fraction = serializers.SerializerMethodField(help_text="U / S as an exact fraction, capped at 1.")
-    fraction_decimal = serializers.SerializerMethodField(help_text="U / S to 12 decimal places, for reading.")
-    exact_share = serializers.SerializerMethodField(help_text="U × profit / S before rounding, as an exact fraction of units.")
+    fraction = serializers.SerializerMethodField(
+        help_text="U / S as an exact fraction, capped at 1."
+    )
+    fraction_decimal = serializers.SerializerMethodField(
+        help_text="U / S to 12 decimal places, for reading."
+    )
+    exact_share = serializers.SerializerMethodField(
+        help_text="U × profit / S before rounding, as an exact fraction of units."
+    )
     amount = Amount("amount_units", asset="cycle.fund.asset")
-    rounding_unit = serializers.BooleanField(help_text="Received one leftover smallest unit (largest remainder).")
+    rounding_unit = serializers.BooleanField(
+        help_text="Received one leftover smallest unit (largest remainder)."
+    )
     profit_after = Amount("profit_after_units", asset="cycle.fund.asset")
 
     def get_fraction(self, c) -> str:
         return f"{c.fraction.numerator}/{c.fraction.denominator}"
 
     def get_fraction_decimal(self, c) -> str:
-        return f"{c.fraction.numerator * 10**12 // c.fraction.denominator / 10**12:.12f}" if c.fraction else "0"
+        return (
+            f"{c.fraction.numerator * 10**12 // c.fraction.denominator / 10**12:.12f}"
+            if c.fraction
+            else "0"
+        )
 
     def get_exact_share(self, c) -> str:
         return f"{c.exact_share.numerator}/{c.exact_share.denominator}"
@@ -235,7 +315,9 @@ class StatementDetailOut(StatementOut):
 
 
 class ProofStepOut(serializers.Serializer):
-    side = serializers.ChoiceField(choices=["left", "right"], help_text="Where the sibling hash goes.")
+    side = serializers.ChoiceField(
+        choices=["left", "right"], help_text="Where the sibling hash goes."
+    )
     hash = serializers.CharField(help_text="64 hex digits.")
 
 
@@ -254,11 +336,15 @@ class ProofOut(serializers.Serializer):
     profit_units = serializers.IntegerField()
     amount_units = serializers.IntegerField()
     participant_count = serializers.IntegerField()
-    leaf_text = serializers.CharField(help_text='"asset|cycle|rank|position|profit units|amount units"')
+    leaf_text = serializers.CharField(
+        help_text='"asset|cycle|rank|position|profit units|amount units"'
+    )
     leaf = serializers.CharField(help_text="SHA-256 of 0x00 + leaf_text, hex.")
     path = ProofStepOut(many=True)
     root = serializers.CharField()
-    cycle_url = serializers.CharField(help_text="The public cycle whose apportionment_root this proof must reach.")
+    cycle_url = serializers.CharField(
+        help_text="The public cycle whose apportionment_root this proof must reach."
+    )
 
 
 class TokenIn(serializers.Serializer):
@@ -280,6 +366,7 @@ class TokenCreatedOut(TokenOut):
 
 # --- admins ----------------------------------------------------------------------------------
 
+
 class PreviewOut(serializers.Serializer):
     cycle = serializers.IntegerField()
     asset = serializers.CharField()
@@ -294,11 +381,15 @@ class PreviewOut(serializers.Serializer):
     participant_count = serializers.IntegerField()
     backstop = serializers.CharField()
     uncovered = serializers.CharField()
-    largest = serializers.ListField(child=serializers.DictField(), help_text="The largest apportionments, by rank.")
+    largest = serializers.ListField(
+        child=serializers.DictField(), help_text="The largest apportionments, by rank."
+    )
 
 
 class MoneyMoveIn(serializers.Serializer):
-    amount = serializers.CharField(help_text="A positive decimal string, at most the asset's decimals.")
+    amount = serializers.CharField(
+        help_text="A positive decimal string, at most the asset's decimals."
+    )
     reason = serializers.CharField(max_length=2000, help_text="Published with the record.")
 
 
@@ -314,4 +405,15 @@ class AdminActionOut(serializers.ModelSerializer):
 
     class Meta:
         model = AdminAction
-        fields = ["id", "created_at", "actor", "action", "asset", "cycle", "record", "details", "ip_address", "user_agent"]
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "asset",
+            "cycle",
+            "record",
+            "details",
+            "ip_address",
+            "user_agent",
+        ]

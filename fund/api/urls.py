@@ -1,11 +1,19 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from fund.api import views
 
 v1 = [
     path("ingest/liquidations", views.LiquidationIntakeView.as_view(), name="ingest-liquidations"),
-    path("ingest/position-profits", views.PositionProfitIntakeView.as_view(), name="ingest-position-profits"),
+    path(
+        "ingest/position-profits",
+        views.PositionProfitIntakeView.as_view(),
+        name="ingest-position-profits",
+    ),
     path("funds", views.FundListView.as_view(), name="funds"),
     path("funds/<str:asset>", views.FundDetailView.as_view(), name="fund"),
     path("funds/<str:asset>/history", views.FundHistoryView.as_view(), name="fund-history"),
@@ -14,13 +22,31 @@ v1 = [
     path("cycles/<int:pk>", views.CycleDetailView.as_view(), name="cycle"),
     path("me/statements", views.MyStatementsView.as_view(), name="my-statements"),
     path("me/statements/<int:pk>", views.MyStatementView.as_view(), name="my-statement"),
-    path("me/statements/<int:pk>/proof", views.MyStatementProofView.as_view(), name="my-statement-proof"),
+    path(
+        "me/statements/<int:pk>/proof",
+        views.MyStatementProofView.as_view(),
+        name="my-statement-proof",
+    ),
     path("me/tokens", views.MyTokensView.as_view(), name="my-tokens"),
     path("me/tokens/<str:prefix>", views.MyTokenView.as_view(), name="my-token"),
-    path("admin/cycles/<int:pk>/preview", views.CyclePreviewView.as_view(), name="admin-cycle-preview"),
-    path("admin/cycles/<int:pk>/settle", views.CycleSettleView.as_view(), name="admin-cycle-settle"),
-    path("admin/funds/<str:asset>/deposits", views.FundDepositView.as_view(), name="admin-fund-deposit"),
-    path("admin/funds/<str:asset>/withdrawals", views.FundWithdrawView.as_view(), name="admin-fund-withdraw"),
+    path(
+        "admin/cycles/<int:pk>/preview",
+        views.CyclePreviewView.as_view(),
+        name="admin-cycle-preview",
+    ),
+    path(
+        "admin/cycles/<int:pk>/settle", views.CycleSettleView.as_view(), name="admin-cycle-settle"
+    ),
+    path(
+        "admin/funds/<str:asset>/deposits",
+        views.FundDepositView.as_view(),
+        name="admin-fund-deposit",
+    ),
+    path(
+        "admin/funds/<str:asset>/withdrawals",
+        views.FundWithdrawView.as_view(),
+        name="admin-fund-withdraw",
+    ),
     path("admin/actions", views.AdminActionsView.as_view(), name="admin-actions"),
 ]
 

@@ -4,8 +4,9 @@ import csv
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -42,12 +43,18 @@ from statements.models import ApiToken, Statement
 from statements.services import api_token_create, api_token_revoke
 
 ERROR = OpenApiResponse(description="Field messages: {field: [message, …]} or {detail: …}.")
-DENIED = {401: OpenApiResponse(description="Not logged in / no valid token."),
-          403: OpenApiResponse(description="Logged in, but not allowed.")}
+DENIED = {
+    401: OpenApiResponse(description="Not logged in / no valid token."),
+    403: OpenApiResponse(description="Logged in, but not allowed."),
+}
 CSV_ROWS_MAX = 100_000
 # Public reads: no login needed, but a token that is sent must be valid; anonymous clients are throttled.
-PUBLIC = {401: OpenApiResponse(description="A token was sent and is not valid."),
-          429: OpenApiResponse(description="Too many requests from an anonymous client: retry after Retry-After seconds.")}
+PUBLIC = {
+    401: OpenApiResponse(description="A token was sent and is not valid."),
+    429: OpenApiResponse(
+        description="Too many requests from an anonymous client: retry after Retry-After seconds."
+    ),
+}
 
 
 class PublicMixin:
@@ -72,7 +79,9 @@ def _when(request, name: str) -> datetime | None:
     except (ValueError, OverflowError):
         value = None
     if value is None or value.tzinfo is None:
-        raise ValidationError({name: f"Give an ISO 8601 date or date and time with a time zone, not {raw!r}."})
+        raise ValidationError(
+            {name: f"Give an ISO 8601 date or date and time with a time zone, not {raw!r}."}
+        )
     return value
 
 
@@ -80,7 +89,9 @@ def _choices(request, name: str, allowed: Iterable[str]) -> list[str]:
     values = [v for raw in request.query_params.getlist(name) for v in raw.split(",")]
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise ValidationError({name: f"Unknown {name} {bad[0]!r}; choose from {', '.join(allowed)}."})
+        raise ValidationError(
+            {name: f"Unknown {name} {bad[0]!r}; choose from {', '.join(allowed)}."}
+        )
     return values
 
 
@@ -91,7 +102,8 @@ def _csv(filename: str, header: list[str], rows: Iterable[list[Any]]) -> Streami
 
     writer = csv.writer(Echo(), lineterminator="\n")
     response = StreamingHttpResponse(
-        (writer.writerow(row) for row in _chain([header], rows)), content_type="text/csv; charset=utf-8"
+        (writer.writerow(row) for row in _chain([header], rows)),
+        content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -106,10 +118,16 @@ def _wants_csv(request) -> bool:
     return getattr(request.accepted_renderer, "format", None) == "csv"
 
 
-CSV_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the whole selection as CSV (at most 100,000 rows).")
+CSV_PARAMETER = OpenApiParameter(
+    "format",
+    str,
+    enum=["json", "csv"],
+    description="csv: the whole selection as CSV (at most 100,000 rows).",
+)
 
 
 # --- ingestion (the trading engine) -----------------------------------------------------------
+
 
 def _items(data, required: tuple[str, ...]) -> list[dict]:
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
@@ -124,7 +142,9 @@ def _items(data, required: tuple[str, ...]) -> list[dict]:
         for name in required:
             if item.get(name) in (None, ""):
                 ident = item.get("external_id", item.get("position_id"))
-                errors[f"items[{index}].{name}"] = f"Item {index} ({ident!r}): this field is required."
+                errors[f"items[{index}].{name}"] = (
+                    f"Item {index} ({ident!r}): this field is required."
+                )
         unknown = sorted(set(item) - fields)
         if unknown:
             errors[f"items[{index}].{unknown[0]}"] = f"Item {index}: unknown field {unknown[0]!r}."
@@ -149,17 +169,27 @@ def _intake_response(intake, ids) -> Response:
         "received": len(ids),
         "created": created,
         "existing": len(ids) - created,
-        "items": [{"index": i, "id": str(ident), "status": "created" if new else "existing"}
-                  for i, (ident, new) in enumerate(zip(ids, intake.created))],
+        "items": [
+            {"index": i, "id": str(ident), "status": "created" if new else "existing"}
+            for i, (ident, new) in enumerate(zip(ids, intake.created))
+        ],
     }
     return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 INTAKE_RESPONSES = {
-    200: OpenApiResponse(s.IntakeOut, description="Every item existed already with the same content: nothing new."),
-    201: OpenApiResponse(s.IntakeOut, description="Booked; each item says whether it was new or existed."),
-    400: ERROR, **DENIED,
-    409: OpenApiResponse(s.ConflictOut, description="An id was booked before with other content, or the cycle is settled."),
+    200: OpenApiResponse(
+        s.IntakeOut, description="Every item existed already with the same content: nothing new."
+    ),
+    201: OpenApiResponse(
+        s.IntakeOut, description="Booked; each item says whether it was new or existed."
+    ),
+    400: ERROR,
+    **DENIED,
+    409: OpenApiResponse(
+        s.ConflictOut,
+        description="An id was booked before with other content, or the cycle is settled.",
+    ),
     413: OpenApiResponse(description="More than 10,000 items, or a body too large."),
 }
 
@@ -169,16 +199,36 @@ class LiquidationIntakeView(APIView):
     throttle_classes = []
 
     @extend_schema(
-        tags=["ingestion"], request=s.TakeoverBatchIn, responses=INTAKE_RESPONSES,
+        tags=["ingestion"],
+        request=s.TakeoverBatchIn,
+        responses=INTAKE_RESPONSES,
         summary="Report closed liquidation takeovers (exactly once by external_id, all or nothing)",
     )
     def post(self, request):
-        fields = ("external_id", "contract", "side", "quantity", "takeover_price", "close_price", "remaining_margin",
-                  "taken_over_at", "closed_at")
+        fields = (
+            "external_id",
+            "contract",
+            "side",
+            "quantity",
+            "takeover_price",
+            "close_price",
+            "remaining_margin",
+            "taken_over_at",
+            "closed_at",
+        )
         items = _items(request.data, fields)
         inputs = [
-            TakeoverInput(i["external_id"], i["contract"], i["side"], i["quantity"], i["takeover_price"],
-                          i["close_price"], i["remaining_margin"], _moment(i["taken_over_at"]), _moment(i["closed_at"]))
+            TakeoverInput(
+                i["external_id"],
+                i["contract"],
+                i["side"],
+                i["quantity"],
+                i["takeover_price"],
+                i["close_price"],
+                i["remaining_margin"],
+                _moment(i["taken_over_at"]),
+                _moment(i["closed_at"]),
+            )
             for i in items
         ]
         intake = liquidations_record(items=inputs)
@@ -190,7 +240,9 @@ class PositionProfitIntakeView(APIView):
     throttle_classes = []
 
     @extend_schema(
-        tags=["ingestion"], request=s.PositionProfitBatchIn, responses=INTAKE_RESPONSES,
+        tags=["ingestion"],
+        request=s.PositionProfitBatchIn,
+        responses=INTAKE_RESPONSES,
         summary="Report position profits for a cycle (exactly once by position_id, until the cycle settles)",
     )
     def post(self, request):
@@ -205,6 +257,7 @@ class PositionProfitIntakeView(APIView):
 
 # --- public --------------------------------------------------------------------------------
 
+
 class FundListView(PublicMixin, generics.ListAPIView):
     serializer_class = s.FundOut
     pagination_class = None
@@ -212,8 +265,11 @@ class FundListView(PublicMixin, generics.ListAPIView):
     def get_queryset(self):
         return selectors.funds_public()
 
-    @extend_schema(tags=["public"], summary="Every insurance fund: balance, contracts, inflows and outflows by kind",
-                   responses={200: s.FundOut(many=True), **PUBLIC})
+    @extend_schema(
+        tags=["public"],
+        summary="Every insurance fund: balance, contracts, inflows and outflows by kind",
+        responses={200: s.FundOut(many=True), **PUBLIC},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -224,7 +280,11 @@ class FundDetailView(PublicMixin, generics.RetrieveAPIView):
     def get_object(self):
         return selectors.fund_get(asset_code=self.kwargs["asset"])
 
-    @extend_schema(tags=["public"], summary="One fund, by margin asset code", responses={200: s.FundOut, 404: ERROR, **PUBLIC})
+    @extend_schema(
+        tags=["public"],
+        summary="One fund, by margin asset code",
+        responses={200: s.FundOut, 404: ERROR, **PUBLIC},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -233,15 +293,23 @@ class FundHistoryView(PublicMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
 
     @extend_schema(
-        tags=["public"], summary="A fund's balance history in hour, day or week buckets",
+        tags=["public"],
+        summary="A fund's balance history in hour, day or week buckets",
         parameters=[
-            OpenApiParameter("bucket", str, enum=list(selectors.BUCKETS), description="Default: day."),
+            OpenApiParameter(
+                "bucket", str, enum=list(selectors.BUCKETS), description="Default: day."
+            ),
             OpenApiParameter("from", OpenApiTypes.DATETIME, description="Inclusive (ISO 8601)."),
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="Exclusive (ISO 8601)."),
             CSV_PARAMETER,
         ],
-        responses={(200, "application/json"): s.BucketOut(many=True), (200, "text/csv"): OpenApiTypes.STR,
-                   400: ERROR, 404: ERROR, **PUBLIC},
+        responses={
+            (200, "application/json"): s.BucketOut(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: ERROR,
+            404: ERROR,
+            **PUBLIC,
+        },
     )
     def get(self, request, asset):
         fund = selectors.fund_get(asset_code=asset)
@@ -249,11 +317,18 @@ class FundHistoryView(PublicMixin, APIView):
         if bucket not in selectors.BUCKETS:
             raise ValidationError({"bucket": f"Choose one of {', '.join(selectors.BUCKETS)}."})
         start, end = _when(request, "from"), _when(request, "to")
-        rows = [{**vars(b), "asset": fund.asset} for b in selectors.fund_history(fund=fund, bucket=bucket, start=start, end=end)]
+        rows = [
+            {**vars(b), "asset": fund.asset}
+            for b in selectors.fund_history(fund=fund, bucket=bucket, start=start, end=end)
+        ]
         data = s.BucketOut(rows, many=True).data
         if _wants_csv(request):
             header = ["start", "open", "close", "low", "high", "inflow", "outflow", "records"]
-            return _csv(f"{fund.asset.code}-balance-{bucket}.csv", header, ([r[h] for h in header] for r in data))
+            return _csv(
+                f"{fund.asset.code}-balance-{bucket}.csv",
+                header,
+                ([r[h] for h in header] for r in data),
+            )
         return Response(data)
 
 
@@ -269,15 +344,25 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
     def get_queryset(self):
         fund = selectors.fund_get(asset_code=self.kwargs["asset"])
         return selectors.fund_records(
-            fund=fund, kinds=_choices(self.request, "kind", FundRecord.Kind.values),
-            start=_when(self.request, "from"), end=_when(self.request, "to"),
+            fund=fund,
+            kinds=_choices(self.request, "kind", FundRecord.Kind.values),
+            start=_when(self.request, "from"),
+            end=_when(self.request, "to"),
         ).select_related("takeover")
 
     @extend_schema(
-        tags=["public"], summary="A fund's ledger records, newest first (cursor pagination)",
+        tags=["public"],
+        summary="A fund's ledger records, newest first (cursor pagination)",
         parameters=[
-            OpenApiParameter("kind", str, many=True, enum=FundRecord.Kind.values, description="One or more kinds."),
-            OpenApiParameter("from", OpenApiTypes.DATETIME), OpenApiParameter("to", OpenApiTypes.DATETIME),
+            OpenApiParameter(
+                "kind",
+                str,
+                many=True,
+                enum=FundRecord.Kind.values,
+                description="One or more kinds.",
+            ),
+            OpenApiParameter("from", OpenApiTypes.DATETIME),
+            OpenApiParameter("to", OpenApiTypes.DATETIME),
             CSV_PARAMETER,
         ],
         responses={200: s.RecordOut(many=True), 400: ERROR, 404: ERROR, **PUBLIC},
@@ -286,13 +371,35 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
         if _wants_csv(request):
             self.paginator.get_page_size(request)  # the same parameters are checked for CSV
             records = self.get_queryset()[:CSV_ROWS_MAX]
-            header = ["seq", "created_at", "kind", "amount", "balance_after", "takeover", "cycle", "corrects", "reason"]
-            return _csv(f"{self.kwargs['asset'].upper()}-records.csv", header, (
-                [r.seq, r.created_at.isoformat(), r.kind, r.fund.asset.format(r.amount_units),
-                 r.fund.asset.format(r.balance_after_units), r.takeover.external_id if r.takeover_id else "",
-                 r.cycle_id or "", r.corrects_id or "", r.reason]
-                for r in records.iterator(chunk_size=2000)
-            ))
+            header = [
+                "seq",
+                "created_at",
+                "kind",
+                "amount",
+                "balance_after",
+                "takeover",
+                "cycle",
+                "corrects",
+                "reason",
+            ]
+            return _csv(
+                f"{self.kwargs['asset'].upper()}-records.csv",
+                header,
+                (
+                    [
+                        r.seq,
+                        r.created_at.isoformat(),
+                        r.kind,
+                        r.fund.asset.format(r.amount_units),
+                        r.fund.asset.format(r.balance_after_units),
+                        r.takeover.external_id if r.takeover_id else "",
+                        r.cycle_id or "",
+                        r.corrects_id or "",
+                        r.reason,
+                    ]
+                    for r in records.iterator(chunk_size=2000)
+                ),
+            )
         return super().get(request, *args, **kwargs)
 
 
@@ -310,8 +417,12 @@ class CycleListView(PublicMixin, generics.ListAPIView):
         )
 
     @extend_schema(
-        tags=["public"], summary="Settlement cycles, newest first",
-        parameters=[OpenApiParameter("asset", str), OpenApiParameter("status", str, many=True, enum=SettlementCycle.Status.values)],
+        tags=["public"],
+        summary="Settlement cycles, newest first",
+        parameters=[
+            OpenApiParameter("asset", str),
+            OpenApiParameter("status", str, many=True, enum=SettlementCycle.Status.values),
+        ],
         responses={200: s.CycleOut(many=True), 400: ERROR, **PUBLIC},
     )
     def get(self, request, *args, **kwargs):
@@ -324,15 +435,20 @@ class CycleDetailView(PublicMixin, generics.RetrieveAPIView):
     def get_object(self):
         return selectors.cycle_get(cycle_id=self.kwargs["pk"])
 
-    @extend_schema(tags=["public"], summary="A cycle's public report (no trader identity)",
-                   responses={200: s.CycleOut, 404: ERROR, **PUBLIC})
+    @extend_schema(
+        tags=["public"],
+        summary="A cycle's public report (no trader identity)",
+        responses={200: s.CycleOut, 404: ERROR, **PUBLIC},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
 # --- traders --------------------------------------------------------------------------------
 
-StatementPagination = cursor("-id", size=50, max_size=500)  # a unique key: pages never skip or repeat
+StatementPagination = cursor(
+    "-id", size=50, max_size=500
+)  # a unique key: pages never skip or repeat
 
 
 class MyStatementsView(generics.ListAPIView):
@@ -347,44 +463,81 @@ class MyStatementsView(generics.ListAPIView):
         if cycle is not None and not DIGITS.fullmatch(cycle):
             raise ValidationError({"cycle": "Give a cycle id, a whole number."})
         return selectors.statements_of(
-            account=self.request.user.trader_account, asset_code=self.request.query_params.get("asset"),
-            types=_choices(self.request, "type", Statement.Type.values), cycle_id=int(cycle) if cycle else None,
-            start=_when(self.request, "from"), end=_when(self.request, "to"),
+            account=self.request.user.trader_account,
+            asset_code=self.request.query_params.get("asset"),
+            types=_choices(self.request, "type", Statement.Type.values),
+            cycle_id=int(cycle) if cycle else None,
+            start=_when(self.request, "from"),
+            end=_when(self.request, "to"),
         )
 
     @extend_schema(
-        tags=["traders"], summary="My statements, newest first",
-        parameters=[OpenApiParameter("asset", str), OpenApiParameter("type", str, many=True, enum=Statement.Type.values),
-                    OpenApiParameter("cycle", int), OpenApiParameter("from", OpenApiTypes.DATETIME),
-                    OpenApiParameter("to", OpenApiTypes.DATETIME), CSV_PARAMETER],
+        tags=["traders"],
+        summary="My statements, newest first",
+        parameters=[
+            OpenApiParameter("asset", str),
+            OpenApiParameter("type", str, many=True, enum=Statement.Type.values),
+            OpenApiParameter("cycle", int),
+            OpenApiParameter("from", OpenApiTypes.DATETIME),
+            OpenApiParameter("to", OpenApiTypes.DATETIME),
+            CSV_PARAMETER,
+        ],
         responses={200: s.StatementOut(many=True), 400: ERROR, **DENIED},
     )
     def get(self, request, *args, **kwargs):
         if _wants_csv(request):
             self.paginator.get_page_size(request)  # the same parameters are checked for CSV
             rows = self.get_queryset()[:CSV_ROWS_MAX]
-            header = ["id", "created_at", "type", "asset", "amount", "cycle", "position_id", "description"]
-            return _csv("statements.csv", header, (
-                [r.id, r.created_at.isoformat(), r.type, r.asset.code, r.asset.format(r.amount_units),
-                 getattr(getattr(r, "apportionment", None), "cycle_id", ""),
-                 getattr(getattr(getattr(r, "apportionment", None), "position", None), "position_id", ""),
-                 r.description]
-                for r in rows.iterator(chunk_size=2000)
-            ))
+            header = [
+                "id",
+                "created_at",
+                "type",
+                "asset",
+                "amount",
+                "cycle",
+                "position_id",
+                "description",
+            ]
+            return _csv(
+                "statements.csv",
+                header,
+                (
+                    [
+                        r.id,
+                        r.created_at.isoformat(),
+                        r.type,
+                        r.asset.code,
+                        r.asset.format(r.amount_units),
+                        getattr(getattr(r, "apportionment", None), "cycle_id", ""),
+                        getattr(
+                            getattr(getattr(r, "apportionment", None), "position", None),
+                            "position_id",
+                            "",
+                        ),
+                        r.description,
+                    ]
+                    for r in rows.iterator(chunk_size=2000)
+                ),
+            )
         return super().get(request, *args, **kwargs)
 
 
 class MyStatementView(APIView):
     permission_classes = [IsTrader]
 
-    @extend_schema(tags=["traders"], summary="One of my statements, with how an apportionment was computed",
-                   responses={200: s.StatementDetailOut, 404: ERROR, **DENIED})
+    @extend_schema(
+        tags=["traders"],
+        summary="One of my statements, with how an apportionment was computed",
+        responses={200: s.StatementDetailOut, 404: ERROR, **DENIED},
+    )
     def get(self, request, pk):
         statement = selectors.statement_of(account=request.user.trader_account, statement_id=pk)
         apportionment = getattr(statement, "apportionment", None)
         computation = None
         if apportionment is not None:
-            computation = s.ComputationOut(selectors.apportionment_computation(apportionment=apportionment)).data
+            computation = s.ComputationOut(
+                selectors.apportionment_computation(apportionment=apportionment)
+            ).data
         return Response(s.StatementDetailOut(statement, context={"computation": computation}).data)
 
 
@@ -393,9 +546,18 @@ class MyStatementProofView(APIView):
     renderer_classes = [JSONRenderer]  # a download, whatever the browser's Accept header says
     throttle_classes = [ProofThrottle]
 
-    @extend_schema(tags=["traders"], summary="The inclusion proof of my apportionment in its cycle's Merkle root",
-                   responses={200: s.ProofOut, 404: ERROR, **DENIED,
-                              429: OpenApiResponse(description="More than 30 proofs a minute: retry after Retry-After seconds.")})
+    @extend_schema(
+        tags=["traders"],
+        summary="The inclusion proof of my apportionment in its cycle's Merkle root",
+        responses={
+            200: s.ProofOut,
+            404: ERROR,
+            **DENIED,
+            429: OpenApiResponse(
+                description="More than 30 proofs a minute: retry after Retry-After seconds."
+            ),
+        },
+    )
     def get(self, request, pk):
         statement = selectors.statement_of(account=request.user.trader_account, statement_id=pk)
         apportionment = getattr(statement, "apportionment", None)
@@ -413,13 +575,19 @@ class MyStatementProofView(APIView):
 class MyTokensView(APIView):
     permission_classes = [IsTrader]
 
-    @extend_schema(tags=["traders"], summary="My API tokens", responses={200: s.TokenOut(many=True), **DENIED})
+    @extend_schema(
+        tags=["traders"], summary="My API tokens", responses={200: s.TokenOut(many=True), **DENIED}
+    )
     def get(self, request):
         tokens = ApiToken.objects.filter(user=request.user, kind=ApiToken.Kind.PERSONAL)
         return Response(s.TokenOut(tokens, many=True).data)
 
-    @extend_schema(tags=["traders"], summary="Make an API token (shown once)", request=s.TokenIn,
-                   responses={201: s.TokenCreatedOut, 400: ERROR, **DENIED})
+    @extend_schema(
+        tags=["traders"],
+        summary="Make an API token (shown once)",
+        request=s.TokenIn,
+        responses={201: s.TokenCreatedOut, 400: ERROR, **DENIED},
+    )
     def post(self, request):
         name = request.data.get("name") if isinstance(request.data, dict) else None
         if not isinstance(name, str):
@@ -431,7 +599,11 @@ class MyTokensView(APIView):
 class MyTokenView(APIView):
     permission_classes = [IsTrader]
 
-    @extend_schema(tags=["traders"], summary="Revoke one of my API tokens", responses={204: None, 404: ERROR, **DENIED})
+    @extend_schema(
+        tags=["traders"],
+        summary="Revoke one of my API tokens",
+        responses={204: None, 404: ERROR, **DENIED},
+    )
     def delete(self, request, prefix):
         try:
             api_token_revoke(prefix=prefix, user=request.user)
@@ -441,6 +613,7 @@ class MyTokenView(APIView):
 
 
 # --- admins ---------------------------------------------------------------------------------
+
 
 def idempotent(view_method):
     """Money-moving POSTs with an Idempotency-Key: the key is claimed before the work (a unique
@@ -454,7 +627,9 @@ def idempotent(view_method):
         if len(key) > 128:
             raise ValidationError({"Idempotency-Key": "At most 128 characters."})
         body = json.dumps(request.data, sort_keys=True, default=str)
-        fingerprint = hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            f"{request.method} {request.path}\n{body}".encode()
+        ).hexdigest()
         try:
             with transaction.atomic():
                 claim = IdempotentRequest.objects.create(
@@ -463,19 +638,35 @@ def idempotent(view_method):
         except IntegrityError:
             previous = IdempotentRequest.objects.get(user=request.user, key=key)
             if previous.fingerprint != fingerprint:
-                return Response({"detail": "This Idempotency-Key was used for another request.",
-                                 "code": "idempotency_key_reused"}, status=status.HTTP_409_CONFLICT)
+                return Response(
+                    {
+                        "detail": "This Idempotency-Key was used for another request.",
+                        "code": "idempotency_key_reused",
+                    },
+                    status=status.HTTP_409_CONFLICT,
+                )
             if previous.status_code == 0:
-                return Response({"detail": "A request with this Idempotency-Key is still running.",
-                                 "code": "idempotency_key_in_use"}, status=status.HTTP_409_CONFLICT)
-            return Response(previous.response, status=previous.status_code, headers={"Idempotent-Replayed": "true"})
+                return Response(
+                    {
+                        "detail": "A request with this Idempotency-Key is still running.",
+                        "code": "idempotency_key_in_use",
+                    },
+                    status=status.HTTP_409_CONFLICT,
+                )
+            return Response(
+                previous.response,
+                status=previous.status_code,
+                headers={"Idempotent-Replayed": "true"},
+            )
         try:
             response = view_method(self, request, *args, **kwargs)
         except BaseException:
             claim.delete()  # nothing was done: the same request may be sent again
             raise
         if response.status_code < 400:
-            IdempotentRequest.objects.filter(pk=claim.pk).update(status_code=response.status_code, response=response.data)
+            IdempotentRequest.objects.filter(pk=claim.pk).update(
+                status_code=response.status_code, response=response.data
+            )
         else:
             claim.delete()
         return response
@@ -485,37 +676,55 @@ def idempotent(view_method):
     return wrapper
 
 
-IDEMPOTENCY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                               description="Repeat a request safely: the same key and body get the same answer.")
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Repeat a request safely: the same key and body get the same answer.",
+)
 
 
 class CyclePreviewView(APIView):
     permission_classes = [IsSettlementStaff]
 
-    @extend_schema(tags=["admin"], summary="Preview a cycle's settlement now (nothing written but the audit row)",
-                   responses={200: s.PreviewOut, 404: ERROR, **DENIED})
+    @extend_schema(
+        tags=["admin"],
+        summary="Preview a cycle's settlement now (nothing written but the audit row)",
+        responses={200: s.PreviewOut, 404: ERROR, **DENIED},
+    )
     def get(self, request, pk):
         cycle = selectors.cycle_get(cycle_id=pk)
         result = settlement_preview(cycle_id=cycle.id)
-        admin_action_record(audit=Audit.from_request(request), action=AdminAction.Action.PREVIEW, fund=cycle.fund,
-                            cycle=cycle, details={"loss": cycle.fund.asset.format(result.loss)})
+        admin_action_record(
+            audit=Audit.from_request(request),
+            action=AdminAction.Action.PREVIEW,
+            fund=cycle.fund,
+            cycle=cycle,
+            details={"loss": cycle.fund.asset.format(result.loss)},
+        )
         return Response(selectors.settlement_preview_data(cycle=cycle, result=result))
 
 
 class CycleSettleView(APIView):
     permission_classes = [IsSettlementStaff]
 
-    @extend_schema(tags=["admin"], summary="Settle a cycle now (an open one is closed early); runs on a worker",
-                   request=None, parameters=[IDEMPOTENCY],
-                   responses={202: s.SettleOut, 400: ERROR, 404: ERROR, 409: s.ConflictOut, **DENIED})
+    @extend_schema(
+        tags=["admin"],
+        summary="Settle a cycle now (an open one is closed early); runs on a worker",
+        request=None,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.SettleOut, 400: ERROR, 404: ERROR, 409: s.ConflictOut, **DENIED},
+    )
     @idempotent
     def post(self, request, pk):
         selectors.cycle_get(cycle_id=pk)
         cycle = settlement_cycle_close_now(cycle_id=pk, audit=Audit.from_request(request))
         task = settle_cycle.delay(cycle.id, ignore_grace=True)
         cycle.refresh_from_db()
-        return Response({"cycle": cycle.id, "status": cycle.status, "task_id": getattr(task, "id", None)},
-                        status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"cycle": cycle.id, "status": cycle.status, "task_id": getattr(task, "id", None)},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class FundMoveView(APIView):
@@ -527,9 +736,15 @@ class FundMoveView(APIView):
         data = request.data if isinstance(request.data, dict) else {}
         reason = data.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 2000:
-            raise ValidationError({"reason": "Give the reason as text of at most 2,000 characters."})
-        record = type(self).service(asset_code=asset.upper(), amount=data.get("amount"), reason=reason,
-                                    audit=Audit.from_request(request))
+            raise ValidationError(
+                {"reason": "Give the reason as text of at most 2,000 characters."}
+            )
+        record = type(self).service(
+            asset_code=asset.upper(),
+            amount=data.get("amount"),
+            reason=reason,
+            audit=Audit.from_request(request),
+        )
         record = FundRecord.objects.select_related("fund__asset", "takeover").get(pk=record.pk)
         return Response(s.RecordOut(record).data, status=status.HTTP_201_CREATED)
 
@@ -537,8 +752,13 @@ class FundMoveView(APIView):
 class FundDepositView(FundMoveView):
     service = staticmethod(fund_deposit)
 
-    @extend_schema(tags=["admin"], summary="Deposit to a fund, with a published reason", request=s.MoneyMoveIn,
-                   parameters=[IDEMPOTENCY], responses={201: s.RecordOut, 400: ERROR, 404: ERROR, 409: s.ConflictOut, **DENIED})
+    @extend_schema(
+        tags=["admin"],
+        summary="Deposit to a fund, with a published reason",
+        request=s.MoneyMoveIn,
+        parameters=[IDEMPOTENCY],
+        responses={201: s.RecordOut, 400: ERROR, 404: ERROR, 409: s.ConflictOut, **DENIED},
+    )
     @idempotent
     def post(self, request, asset):
         return super().post(request, asset)
@@ -547,9 +767,13 @@ class FundDepositView(FundMoveView):
 class FundWithdrawView(FundMoveView):
     service = staticmethod(fund_withdraw)
 
-    @extend_schema(tags=["admin"], summary="Withdraw from a fund (never below zero), with a published reason",
-                   request=s.MoneyMoveIn, parameters=[IDEMPOTENCY],
-                   responses={201: s.RecordOut, 400: ERROR, 404: ERROR, 409: s.ConflictOut, **DENIED})
+    @extend_schema(
+        tags=["admin"],
+        summary="Withdraw from a fund (never below zero), with a published reason",
+        request=s.MoneyMoveIn,
+        parameters=[IDEMPOTENCY],
+        responses={201: s.RecordOut, 400: ERROR, 404: ERROR, 409: s.ConflictOut, **DENIED},
+    )
     @idempotent
     def post(self, request, asset):
         return super().post(request, asset)
@@ -566,6 +790,10 @@ class AdminActionsView(generics.ListAPIView):
     def get_queryset(self):
         return selectors.admin_actions()
 
-    @extend_schema(tags=["admin"], summary="The audit trail of admin actions", responses={200: s.AdminActionOut(many=True), 400: ERROR, **DENIED})
+    @extend_schema(
+        tags=["admin"],
+        summary="The audit trail of admin actions",
+        responses={200: s.AdminActionOut(many=True), 400: ERROR, **DENIED},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

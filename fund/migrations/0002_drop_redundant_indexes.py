@@ -5,15 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fund', '0001_initial'),
+        ("fund", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='apportionment',
-            name='cycle',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='apportionments', to='fund.settlementcycle'),
+            model_name="apportionment",
+            name="cycle",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="apportionments",
+                to="fund.settlementcycle",
+            ),
         ),
     ]

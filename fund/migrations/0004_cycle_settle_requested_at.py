@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fund', '0003_apportionment_composite_key'),
+        ("fund", "0003_apportionment_composite_key"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='settlementcycle',
-            name='settle_requested_at',
-            field=models.DateTimeField(blank=True, help_text="When the scheduler last sent this cycle's settlement to a worker.", null=True),
+            model_name="settlementcycle",
+            name="settle_requested_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the scheduler last sent this cycle's settlement to a worker.",
+                null=True,
+            ),
         ),
     ]

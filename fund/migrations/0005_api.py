@@ -6,81 +6,217 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fund', '0004_cycle_settle_requested_at'),
+        ("fund", "0004_cycle_settle_requested_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='settlementcycle',
-            options={'ordering': ['fund', '-starts_at'], 'permissions': [('settle_cycles', 'Can preview and settle cycles, deposit to and withdraw from funds, edit schedules')]},
-        ),
-        migrations.CreateModel(
-            name='AdminAction',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('preview', 'Previewed a settlement'), ('settle', 'Settled a cycle'), ('deposit', 'Deposited to a fund'), ('withdraw', 'Withdrew from a fund'), ('schedule', "Changed a fund's schedule")], max_length=16)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('cycle', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='fund.settlementcycle')),
-                ('fund', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='fund.fund')),
-                ('record', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='fund.fundrecord')),
-            ],
+            name="settlementcycle",
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["fund", "-starts_at"],
+                "permissions": [
+                    (
+                        "settle_cycles",
+                        "Can preview and settle cycles, deposit to and withdraw from funds, edit schedules",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='FundBalanceHour',
+            name="AdminAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField(help_text='Start of the hour (UTC).')),
-                ('open_units', models.BigIntegerField(help_text="Balance before the hour's first record.")),
-                ('close_units', models.BigIntegerField(help_text="Balance after the hour's last record.")),
-                ('low_units', models.BigIntegerField()),
-                ('high_units', models.BigIntegerField()),
-                ('inflow_units', models.BigIntegerField(default=0)),
-                ('outflow_units', models.BigIntegerField(default=0, help_text="Sum of the hour's outflows, as a positive amount.")),
-                ('records', models.PositiveIntegerField(default=0)),
-                ('fund', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='balance_hours', to='fund.fund')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("preview", "Previewed a settlement"),
+                            ("settle", "Settled a cycle"),
+                            ("deposit", "Deposited to a fund"),
+                            ("withdraw", "Withdrew from a fund"),
+                            ("schedule", "Changed a fund's schedule"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "cycle",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="fund.settlementcycle",
+                    ),
+                ),
+                (
+                    "fund",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="fund.fund",
+                    ),
+                ),
+                (
+                    "record",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="fund.fundrecord",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['fund', 'hour'],
-                'constraints': [models.UniqueConstraint(fields=('fund', 'hour'), name='fund_balance_hour_unique'), models.CheckConstraint(condition=models.Q(('low_units__gte', 0)), name='fund_balance_hour_not_negative')],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='FundKindTotal',
+            name="FundBalanceHour",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('liquidation_profit', 'Liquidation profit'), ('deposit', 'Deposit'), ('withdrawal', 'Withdrawal'), ('settlement_coverage', "Settlement: fund's share of losses"), ('correction', 'Correction')], max_length=24)),
-                ('total_units', models.BigIntegerField(default=0)),
-                ('records', models.PositiveBigIntegerField(default=0)),
-                ('fund', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='kind_totals', to='fund.fund')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField(help_text="Start of the hour (UTC).")),
+                (
+                    "open_units",
+                    models.BigIntegerField(help_text="Balance before the hour's first record."),
+                ),
+                (
+                    "close_units",
+                    models.BigIntegerField(help_text="Balance after the hour's last record."),
+                ),
+                ("low_units", models.BigIntegerField()),
+                ("high_units", models.BigIntegerField()),
+                ("inflow_units", models.BigIntegerField(default=0)),
+                (
+                    "outflow_units",
+                    models.BigIntegerField(
+                        default=0, help_text="Sum of the hour's outflows, as a positive amount."
+                    ),
+                ),
+                ("records", models.PositiveIntegerField(default=0)),
+                (
+                    "fund",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="balance_hours",
+                        to="fund.fund",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['fund', 'kind'],
-                'constraints': [models.UniqueConstraint(fields=('fund', 'kind'), name='fund_kind_total_unique')],
+                "ordering": ["fund", "hour"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("fund", "hour"), name="fund_balance_hour_unique"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("low_units__gte", 0)),
+                        name="fund_balance_hour_not_negative",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='IdempotentRequest',
+            name="FundKindTotal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=128)),
-                ('fingerprint', models.CharField(help_text='SHA-256 of the method, path and body.', max_length=64)),
-                ('status_code', models.PositiveSmallIntegerField()),
-                ('response', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("liquidation_profit", "Liquidation profit"),
+                            ("deposit", "Deposit"),
+                            ("withdrawal", "Withdrawal"),
+                            ("settlement_coverage", "Settlement: fund's share of losses"),
+                            ("correction", "Correction"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("total_units", models.BigIntegerField(default=0)),
+                ("records", models.PositiveBigIntegerField(default=0)),
+                (
+                    "fund",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="kind_totals",
+                        to="fund.fund",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='idempotent_request_unique_key')],
+                "ordering": ["fund", "kind"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("fund", "kind"), name="fund_kind_total_unique")
+                ],
+            },
+        ),
+        migrations.CreateModel(
+            name="IdempotentRequest",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=128)),
+                (
+                    "fingerprint",
+                    models.CharField(
+                        help_text="SHA-256 of the method, path and body.", max_length=64
+                    ),
+                ),
+                ("status_code", models.PositiveSmallIntegerField()),
+                ("response", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "key"), name="idempotent_request_unique_key"
+                    )
+                ],
             },
         ),
     ]

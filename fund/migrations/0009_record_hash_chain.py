@@ -10,36 +10,80 @@ def backfill(apps, schema_editor):
     Fund = apps.get_model("fund", "Fund")
     FundRecord = apps.get_model("fund", "FundRecord")
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("SET LOCAL fund.allow_maintenance = 'on'")  # the books refuse UPDATE otherwise
+        schema_editor.execute(
+            "SET LOCAL fund.allow_maintenance = 'on'"
+        )  # the books refuse UPDATE otherwise
     for fund in Fund.objects.select_related("asset"):
         previous = GENESIS
-        rows = FundRecord.objects.filter(fund=fund).order_by("seq").values_list(
-            "id", "seq", "kind", "amount_units", "balance_after_units", "created_at", "takeover__external_id",
-            "cycle_id", "corrects_id", "reason")
-        for pk, seq, kind, amount, after, created_at, takeover, cycle_id, corrects_id, reason in rows.iterator(chunk_size=5000):
-            previous = record_hash(previous=previous, asset=fund.asset.code, precision=fund.asset.precision, seq=seq,
-                                   kind=kind, amount_units=amount, balance_after_units=after, created_at=created_at,
-                                   takeover=takeover or "", cycle_id=cycle_id, corrects_id=corrects_id, reason=reason)
+        rows = (
+            FundRecord.objects.filter(fund=fund)
+            .order_by("seq")
+            .values_list(
+                "id",
+                "seq",
+                "kind",
+                "amount_units",
+                "balance_after_units",
+                "created_at",
+                "takeover__external_id",
+                "cycle_id",
+                "corrects_id",
+                "reason",
+            )
+        )
+        for (
+            pk,
+            seq,
+            kind,
+            amount,
+            after,
+            created_at,
+            takeover,
+            cycle_id,
+            corrects_id,
+            reason,
+        ) in rows.iterator(chunk_size=5000):
+            previous = record_hash(
+                previous=previous,
+                asset=fund.asset.code,
+                precision=fund.asset.precision,
+                seq=seq,
+                kind=kind,
+                amount_units=amount,
+                balance_after_units=after,
+                created_at=created_at,
+                takeover=takeover or "",
+                cycle_id=cycle_id,
+                corrects_id=corrects_id,
+                reason=reason,
+            )
             FundRecord.objects.filter(pk=pk).update(hash=previous)
         Fund.objects.filter(pk=fund.pk).update(head_hash=previous if previous != GENESIS else "")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fund', '0008_append_only_books'),
+        ("fund", "0008_append_only_books"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fund',
-            name='head_hash',
-            field=models.CharField(default='', help_text="The hash of the newest record: the chain's head.", max_length=64),
+            model_name="fund",
+            name="head_hash",
+            field=models.CharField(
+                default="",
+                help_text="The hash of the newest record: the chain's head.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='fundrecord',
-            name='hash',
-            field=models.CharField(default='', help_text='SHA-256 chained to the previous record (fund.chain).', max_length=64),
+            model_name="fundrecord",
+            name="hash",
+            field=models.CharField(
+                default="",
+                help_text="SHA-256 chained to the previous record (fund.chain).",
+                max_length=64,
+            ),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]

@@ -12,13 +12,18 @@ from fund.merkle import cycle_leaves, merkle_root
 def backfill(apps, schema_editor):
     Cycle = apps.get_model("fund", "SettlementCycle")
     Apportionment = apps.get_model("fund", "Apportionment")
-    settled = Cycle.objects.filter(status="settled", participant_count__gt=0).select_related("fund__asset")
+    settled = Cycle.objects.filter(status="settled", participant_count__gt=0).select_related(
+        "fund__asset"
+    )
     for cycle in settled.iterator(chunk_size=500):
         rows = (
-            Apportionment.objects.filter(cycle_id=cycle.id).order_by("rank")
+            Apportionment.objects.filter(cycle_id=cycle.id)
+            .order_by("rank")
             .values_list("rank", "position__position_id", "position__profit_units", "amount_units")
         )
-        root = merkle_root(cycle_leaves(cycle.fund.asset.code, cycle.id, rows.iterator(chunk_size=10_000)))
+        root = merkle_root(
+            cycle_leaves(cycle.fund.asset.code, cycle.id, rows.iterator(chunk_size=10_000))
+        )
         Cycle.objects.filter(pk=cycle.pk).update(apportionment_root=root)
 
 
@@ -33,7 +38,9 @@ def freeze_settled(apps, schema_editor):
 
 def unfreeze_settled(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("DROP TRIGGER IF EXISTS fund_settlementcycle_settled_frozen ON fund_settlementcycle")
+        schema_editor.execute(
+            "DROP TRIGGER IF EXISTS fund_settlementcycle_settled_frozen ON fund_settlementcycle"
+        )
 
 
 class Migration(migrations.Migration):
@@ -44,7 +51,9 @@ class Migration(migrations.Migration):
             model_name="settlementcycle",
             name="apportionment_root",
             field=models.CharField(
-                blank=True, default="", max_length=64,
+                blank=True,
+                default="",
+                max_length=64,
                 help_text="Merkle root over the apportionments (fund/merkle.py), published when the cycle settles.",
             ),
         ),

@@ -24,11 +24,19 @@ class Audit:
         )
 
 
-def admin_action_record(*, audit: Audit, action: str, fund=None, cycle=None, record=None, details=None) -> AdminAction:
+def admin_action_record(
+    *, audit: Audit, action: str, fund=None, cycle=None, record=None, details=None
+) -> AdminAction:
     """Writes one audit row; inside the caller's transaction when there is one, so that the
     action and its record commit together."""
     assert connection.in_atomic_block or action == AdminAction.Action.PREVIEW
     return AdminAction.objects.create(
-        actor=audit.actor, action=action, fund=fund, cycle=cycle, record=record, details=details or {},
-        ip_address=audit.ip_address, user_agent=audit.user_agent,
+        actor=audit.actor,
+        action=action,
+        fund=fund,
+        cycle=cycle,
+        record=record,
+        details=details or {},
+        ip_address=audit.ip_address,
+        user_agent=audit.user_agent,
     )

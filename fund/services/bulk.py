@@ -1,9 +1,9 @@
 """Set-based inserts for the settlement's large writes: COPY on PostgreSQL, executemany on
 SQLite. They bypass Model.save() on purpose; the database constraints still hold every row."""
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Iterable, Sequence
 
 from django.db import connection
 
@@ -22,7 +22,9 @@ def reserve_ids(model, count: int) -> list[int]:
             # The sequence's name is looked up once: inside the series it would be per row.
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
             (sequence,) = cursor.fetchone()
-            cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
+            cursor.execute(
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
+            )
             return [row[0] for row in cursor.fetchall()]
         # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so no one
         # else can take these ids before they are written.
@@ -40,13 +42,17 @@ def insert_rows(model, columns: Sequence[str], rows: Iterable[tuple]) -> None:
         if connection.vendor == "postgresql":
             # Raw psycopg COPY: its errors are turned into Django's (OperationalError on a lost
             # connection, which the settle task retries), as the ORM's would be.
-            with connection.wrap_database_errors, cursor.cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN') as copy:
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN') as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             cursor.executemany(
-                f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})', [_sqlite_row(row) for row in rows]
+                f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})',
+                [_sqlite_row(row) for row in rows],
             )
 
 
@@ -55,5 +61,6 @@ def _sqlite_row(row: tuple) -> tuple:
     text (the column's NUMERIC affinity then stores them as the ORM would)."""
     adapt = connection.ops.adapt_datetimefield_value
     return tuple(
-        adapt(v) if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v for v in row
+        adapt(v) if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v
+        for v in row
     )

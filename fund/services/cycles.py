@@ -71,7 +71,9 @@ def cycle_first_start(*, fund: Fund) -> datetime:
     return first if first is not None else fund.anchor
 
 
-def cycles_for_takeovers(*, fund: Fund, closed_at: list[datetime]) -> list[tuple[SettlementCycle, bool]]:
+def cycles_for_takeovers(
+    *, fund: Fund, closed_at: list[datetime]
+) -> list[tuple[SettlementCycle, bool]]:
     """The cycle each takeover belongs to, and whether it is late, for a batch (fund locked).
 
     A takeover belongs to the cycle that holds its close time; when that cycle is already
@@ -127,7 +129,9 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
             if now >= fund.anchor:
                 last_id = fund.cycles.order_by("-id").values_list("id", flat=True).first() or 0
                 cycle_covering(fund=fund, at=now)
-                due.opened.extend(fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True))
+                due.opened.extend(
+                    fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True)
+                )
             ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
             due.closed.extend(ended.order_by("starts_at").values_list("id", flat=True))
             if ended.update(status=Status.CLOSED, closed_at=now) or due.opened:
@@ -144,7 +148,8 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
                     continue
                 if claim:
                     claimed = SettlementCycle.objects.filter(
-                        Q(settle_requested_at__isnull=True) | Q(settle_requested_at__lte=now - resend),
+                        Q(settle_requested_at__isnull=True)
+                        | Q(settle_requested_at__lte=now - resend),
                         pk=cycle.pk,
                     ).update(settle_requested_at=now)
                     if not claimed:
@@ -155,22 +160,37 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
 
 def cycles_release_claim(*, cycle_ids: list[int]) -> None:
     """Gives back the claims of cycles whose settlement could not be sent (cycles_close_due)."""
-    SettlementCycle.objects.filter(pk__in=cycle_ids).exclude(status=SettlementCycle.Status.SETTLED).update(
-        settle_requested_at=None
-    )
+    SettlementCycle.objects.filter(pk__in=cycle_ids).exclude(
+        status=SettlementCycle.Status.SETTLED
+    ).update(settle_requested_at=None)
 
 
 @transaction.atomic(durable=True)
 def fund_schedule_update(
-    *, asset_code: str, cycle_seconds, grace_seconds, fund_ratio, screening_ratio, audit, anchor=None
+    *,
+    asset_code: str,
+    cycle_seconds,
+    grace_seconds,
+    fund_ratio,
+    screening_ratio,
+    audit,
+    anchor=None,
 ) -> Fund:
     """Changes a fund's schedule and ratios; they apply from the next cycle opened (each cycle
     keeps the values it was opened with). Recorded in the audit trail with before and after."""
-    fund = Fund.objects.select_for_update().select_related("asset").filter(asset__code=asset_code).first()
+    fund = (
+        Fund.objects.select_for_update()
+        .select_related("asset")
+        .filter(asset__code=asset_code)
+        .first()
+    )
     if fund is None:
         raise ValidationError({"asset": f"There is no insurance fund for {asset_code!r}."})
     errors, values = {}, {}
-    for name, raw, low, high in (("cycle_seconds", cycle_seconds, 60, 366 * 86400), ("grace_seconds", grace_seconds, 0, 86400)):
+    for name, raw, low, high in (
+        ("cycle_seconds", cycle_seconds, 60, 366 * 86400),
+        ("grace_seconds", grace_seconds, 0, 86400),
+    ):
         try:
             values[name] = int(str(raw).strip())
             if not low <= values[name] <= high:
@@ -180,17 +200,25 @@ def fund_schedule_update(
     for name, raw in (("fund_ratio", fund_ratio), ("screening_ratio", screening_ratio)):
         try:
             values[name] = Decimal(str(raw).strip())
-            if not values[name].is_finite() or not 0 <= values[name] <= 1 or values[name] != values[name].quantize(Decimal("0.0001")):
+            if (
+                not values[name].is_finite()
+                or not 0 <= values[name] <= 1
+                or values[name] != values[name].quantize(Decimal("0.0001"))
+            ):
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
             errors[name] = "Enter a ratio from 0 to 1 with at most 4 decimals."
     if anchor is not None and anchor != fund.anchor:
-        earliest = timezone.now() - timedelta(seconds=values.get("cycle_seconds", fund.cycle_seconds))
+        earliest = timezone.now() - timedelta(
+            seconds=values.get("cycle_seconds", fund.cycle_seconds)
+        )
         if anchor < earliest:
             errors["anchor"] = "The first cycle may start at most one cycle length ago."
         elif fund.cycles.exists():
-            errors["anchor"] = ("The anchor only places a fund's first cycle; this fund's cycles have started, "
-                                "so a new schedule simply applies from the next cycle.")
+            errors["anchor"] = (
+                "The anchor only places a fund's first cycle; this fund's cycles have started, "
+                "so a new schedule simply applies from the next cycle."
+            )
         else:
             values["anchor"] = anchor
     if errors:
@@ -199,7 +227,11 @@ def fund_schedule_update(
     for name, value in values.items():
         setattr(fund, name, value)
     fund.save(update_fields=[*values, "updated_at"])
-    admin_action_record(audit=audit, action=AdminAction.Action.SCHEDULE, fund=fund,
-                        details={"before": before, "after": {k: str(v) for k, v in values.items()}})
+    admin_action_record(
+        audit=audit,
+        action=AdminAction.Action.SCHEDULE,
+        fund=fund,
+        details={"before": before, "after": {k: str(v) for k, v in values.items()}},
+    )
     books_changed()
     return fund

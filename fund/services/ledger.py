@@ -8,10 +8,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord
-from fund.services.audit import Audit, admin_action_record
 from fund.chain import GENESIS, record_hash
+from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord
 from fund.pagecache import books_changed
+from fund.services.audit import Audit, admin_action_record
 from fund.services.bulk import insert_rows, reserve_ids
 from statements.money import MAX_UNITS, MoneyError, to_units
 
@@ -40,8 +40,21 @@ class Posted:
     created_at: datetime
 
 
-RECORD_COLUMNS = ["id", "fund_id", "seq", "kind", "amount_units", "balance_after_units", "created_at", "takeover_id",
-                  "cycle_id", "corrects_id", "reason", "actor_id", "hash"]
+RECORD_COLUMNS = [
+    "id",
+    "fund_id",
+    "seq",
+    "kind",
+    "amount_units",
+    "balance_after_units",
+    "created_at",
+    "takeover_id",
+    "cycle_id",
+    "corrects_id",
+    "reason",
+    "actor_id",
+    "hash",
+]
 
 
 def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
@@ -55,7 +68,12 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
     assert connection.in_atomic_block, "ledger_append must run inside the caller's transaction"
     if not entries:
         return []
-    last = FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", "created_at", "hash").first()
+    last = (
+        FundRecord.objects.filter(fund=fund)
+        .order_by("-seq")
+        .values_list("seq", "created_at", "hash")
+        .first()
+    )
     last_seq, not_before, head = last or (0, None, GENESIS)
     balance = fund.balance_units
     ids = reserve_ids(FundRecord, len(entries))
@@ -68,25 +86,55 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
         balance += entry.amount_units
         if balance < 0:
             raise ValidationError(
-                {"amount": f"The fund holds {fund.asset.format(balance - entry.amount_units)} "
-                           f"{fund.asset.code}; it cannot go below zero."},
+                {
+                    "amount": f"The fund holds {fund.asset.format(balance - entry.amount_units)} "
+                    f"{fund.asset.code}; it cannot go below zero."
+                },
                 code="insufficient_balance",
             )
         if balance > MAX_UNITS:
-            raise ValidationError({"amount": "The fund's balance would exceed the largest amount the system books."})
+            raise ValidationError(
+                {"amount": "The fund's balance would exceed the largest amount the system books."}
+            )
         head = record_hash(
-            previous=head, asset=fund.asset.code, precision=fund.asset.precision, seq=last_seq + offset, kind=entry.kind,
-            amount_units=entry.amount_units, balance_after_units=balance, created_at=created_at,
-            takeover=entry.takeover_external_id, cycle_id=entry.cycle_id, corrects_id=entry.corrects_id, reason=entry.reason,
+            previous=head,
+            asset=fund.asset.code,
+            precision=fund.asset.precision,
+            seq=last_seq + offset,
+            kind=entry.kind,
+            amount_units=entry.amount_units,
+            balance_after_units=balance,
+            created_at=created_at,
+            takeover=entry.takeover_external_id,
+            cycle_id=entry.cycle_id,
+            corrects_id=entry.corrects_id,
+            reason=entry.reason,
         )
-        rows.append((record_id, fund.id, last_seq + offset, entry.kind, entry.amount_units, balance, created_at,
-                     entry.takeover_id, entry.cycle_id, entry.corrects_id, entry.reason, entry.actor_id, head))
+        rows.append(
+            (
+                record_id,
+                fund.id,
+                last_seq + offset,
+                entry.kind,
+                entry.amount_units,
+                balance,
+                created_at,
+                entry.takeover_id,
+                entry.cycle_id,
+                entry.corrects_id,
+                entry.reason,
+                entry.actor_id,
+                head,
+            )
+        )
         posted.append(Posted(record_id, entry.kind, entry.amount_units, balance, created_at))
     insert_rows(FundRecord, RECORD_COLUMNS, rows)
     _balance_hours_add(fund=fund, records=posted, balance_before=fund.balance_units)
     _kind_totals_add(fund=fund, records=posted)
     fund.balance_units, fund.head_hash = balance, head
-    Fund.objects.filter(pk=fund.pk).update(balance_units=balance, head_hash=head, updated_at=timezone.now())
+    Fund.objects.filter(pk=fund.pk).update(
+        balance_units=balance, head_hash=head, updated_at=timezone.now()
+    )
     books_changed()
     return ids
 
@@ -101,7 +149,12 @@ def _balance_hours_add(*, fund: Fund, records: list[Posted], balance_before: int
         row = hours.get(hour)
         if row is None:
             row = hours[hour] = FundBalanceHour(
-                fund=fund, hour=hour, open_units=balance, close_units=balance, low_units=balance, high_units=balance
+                fund=fund,
+                hour=hour,
+                open_units=balance,
+                close_units=balance,
+                low_units=balance,
+                high_units=balance,
             )
         balance = record.balance_after_units
         row.close_units = balance
@@ -144,7 +197,9 @@ def fund_lock(*, asset_code: str) -> Fund:
     try:
         return Fund.objects.select_for_update().select_related("asset").get(asset__code=asset_code)
     except Fund.DoesNotExist:
-        raise ValidationError({"asset": f"There is no insurance fund for the asset {asset_code!r}."}) from None
+        raise ValidationError(
+            {"asset": f"There is no insurance fund for the asset {asset_code!r}."}
+        ) from None
 
 
 def _manual_amount(fund: Fund, amount, reason: str) -> int:
@@ -164,13 +219,17 @@ def _manual_amount(fund: Fund, amount, reason: str) -> int:
 
 
 @transaction.atomic(durable=True)
-def fund_deposit(*, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None) -> FundRecord:
+def fund_deposit(
+    *, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None
+) -> FundRecord:
     """The exchange adds money to a fund; the reason is published with the record."""
     return _manual_move(FundRecord.Kind.DEPOSIT, asset_code, amount, reason, actor, now, audit)
 
 
 @transaction.atomic(durable=True)
-def fund_withdraw(*, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None) -> FundRecord:
+def fund_withdraw(
+    *, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None
+) -> FundRecord:
     """The exchange takes money out of a fund, never below zero; the reason is published."""
     return _manual_move(FundRecord.Kind.WITHDRAWAL, asset_code, amount, reason, actor, now, audit)
 
@@ -180,10 +239,25 @@ def _manual_move(kind, asset_code, amount, reason, actor, now, audit) -> FundRec
     units = _manual_amount(fund, amount, reason)
     actor = audit.actor if audit else actor
     signed = units if kind == FundRecord.Kind.DEPOSIT else -units
-    entry = Entry(kind, signed, now or timezone.now(), reason=reason.strip(), actor_id=getattr(actor, "pk", None))
+    entry = Entry(
+        kind,
+        signed,
+        now or timezone.now(),
+        reason=reason.strip(),
+        actor_id=getattr(actor, "pk", None),
+    )
     record = FundRecord.objects.get(pk=ledger_append(fund=fund, entries=[entry])[0])
     if audit:
-        action = AdminAction.Action.DEPOSIT if kind == FundRecord.Kind.DEPOSIT else AdminAction.Action.WITHDRAW
-        admin_action_record(audit=audit, action=action, fund=fund, record=record,
-                            details={"amount": fund.asset.format(units), "reason": entry.reason})
+        action = (
+            AdminAction.Action.DEPOSIT
+            if kind == FundRecord.Kind.DEPOSIT
+            else AdminAction.Action.WITHDRAW
+        )
+        admin_action_record(
+            audit=audit,
+            action=action,
+            fund=fund,
+            record=record,
+            details={"amount": fund.asset.format(units), "reason": entry.reason},
+        )
     return record

@@ -4,10 +4,11 @@ Both take batches, all or nothing, exactly once by the engine's ids: an item see
 the same content is answered as existing; with different content the whole batch is refused.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Sequence
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -15,9 +16,16 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from fund.errors import ConflictError
-from fund.models import Contract, Fund, FundRecord, LiquidationTakeover, PositionProfit, SettlementCycle
-from fund.services.cycles import cycle_first_start, cycles_for_takeovers
+from fund.models import (
+    Contract,
+    Fund,
+    FundRecord,
+    LiquidationTakeover,
+    PositionProfit,
+    SettlementCycle,
+)
 from fund.services.bulk import insert_rows, reserve_ids
+from fund.services.cycles import cycle_first_start, cycles_for_takeovers
 from fund.services.ledger import Entry, ledger_append
 from statements.models import TraderAccount
 from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
@@ -36,7 +44,9 @@ def _check_batch(items) -> None:
     if not items:
         raise ValidationError({"items": "Send at least one item."})
     if len(items) > MAX_BATCH:
-        raise BatchTooLarge(f"A batch carries at most {MAX_BATCH:,} items; this one has {len(items):,}.")
+        raise BatchTooLarge(
+            f"A batch carries at most {MAX_BATCH:,} items; this one has {len(items):,}."
+        )
 
 
 @dataclass(slots=True)
@@ -141,7 +151,9 @@ def _aware(value, name: str) -> datetime:
 
 def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tuple[dict, dict]:
     errors: dict[str, str] = {}
-    data: dict[str, Any] = {"external_id": item.external_id.strip() if isinstance(item.external_id, str) else ""}
+    data: dict[str, Any] = {
+        "external_id": item.external_id.strip() if isinstance(item.external_id, str) else ""
+    }
     if not data["external_id"] or len(data["external_id"]) > 64:
         errors["external_id"] = "Give the engine's id of the takeover (1 to 64 characters)."
     contract = contracts.get(item.contract) if isinstance(item.contract, str) else None
@@ -151,14 +163,20 @@ def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tupl
     if not isinstance(item.side, str) or item.side not in _SIDES:
         errors["side"] = "Must be 'long' or 'short'."
     data["side"] = item.side
-    for name, places in (("quantity", QUANTITY_PLACES), ("takeover_price", PRICE_PLACES), ("close_price", PRICE_PLACES)):
+    for name, places in (
+        ("quantity", QUANTITY_PLACES),
+        ("takeover_price", PRICE_PLACES),
+        ("close_price", PRICE_PLACES),
+    ):
         try:
             data[name] = _bounded_decimal(getattr(item, name), places=places, positive=True)
         except MoneyError as exc:
             errors[name] = f"The {name.replace('_', ' ')} {exc}."
     if contract is not None:
         try:
-            data["remaining_margin_units"] = to_units(item.remaining_margin, contract.margin_asset.precision)
+            data["remaining_margin_units"] = to_units(
+                item.remaining_margin, contract.margin_asset.precision
+            )
             if data["remaining_margin_units"] < 0:
                 errors["remaining_margin"] = "The remaining margin must not be negative."
         except MoneyError as exc:
@@ -170,7 +188,11 @@ def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tupl
                 errors[name] = "Must not be in the future."
         except MoneyError as exc:
             errors[name] = f"The time {exc}."
-    if "taken_over_at" in data and "closed_at" in data and data["closed_at"] < data["taken_over_at"]:
+    if (
+        "taken_over_at" in data
+        and "closed_at" in data
+        and data["closed_at"] < data["taken_over_at"]
+    ):
         errors["closed_at"] = "The takeover cannot close before it was taken over."
     if not errors:
         data["engine_result_units"] = engine_result_units(
@@ -191,8 +213,11 @@ def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tupl
 def _raise_item_errors(errors: dict[int, dict[str, str]], ids: Sequence[str]) -> None:
     if errors:
         raise ValidationError(
-            {f"items[{index}].{name}": f"Item {index} ({ids[index]!r}): {message}"
-             for index, fields in sorted(errors.items()) for name, message in fields.items()}
+            {
+                f"items[{index}].{name}": f"Item {index} ({ids[index]!r}): {message}"
+                for index, fields in sorted(errors.items())
+                for name, message in fields.items()
+            }
         )
 
 
@@ -202,18 +227,30 @@ def _check_cycle_totals(what: str, cycle_ids, existing, field: str, additions) -
     if not additions:
         return
     totals = dict(
-        existing.filter(cycle_id__in=cycle_ids).values_list("cycle_id").annotate(total=Sum(field)).values_list("cycle_id", "total")
+        existing.filter(cycle_id__in=cycle_ids)
+        .values_list("cycle_id")
+        .annotate(total=Sum(field))
+        .values_list("cycle_id", "total")
     )
     totals = {cycle_id: abs(total or 0) for cycle_id, total in totals.items()}
     for index, ident, cycle_id, amount in additions:
         totals[cycle_id] = totals.get(cycle_id, 0) + amount
         if totals[cycle_id] > MAX_UNITS:
-            raise ValidationError({f"items[{index}]": f"Item {index} ({ident!r}): the cycle's total {what} would exceed "
-                                                      "the largest amount the system books."})
+            raise ValidationError(
+                {
+                    f"items[{index}]": f"Item {index} ({ident!r}): the cycle's total {what} would exceed "
+                    "the largest amount the system books."
+                }
+            )
 
 
 def _lock_funds(asset_ids) -> dict[int, Fund]:
-    funds = Fund.objects.select_for_update().select_related("asset").filter(asset_id__in=asset_ids).order_by("id")
+    funds = (
+        Fund.objects.select_for_update()
+        .select_related("asset")
+        .filter(asset_id__in=asset_ids)
+        .order_by("id")
+    )
     locked = {fund.asset_id: fund for fund in funds}
     missing = set(asset_ids) - set(locked)
     if missing:
@@ -221,10 +258,32 @@ def _lock_funds(asset_ids) -> dict[int, Fund]:
     return locked
 
 
-_TAKEOVER_FIELDS = ("side", "quantity", "takeover_price", "close_price", "remaining_margin_units", "taken_over_at", "closed_at")
-_TAKEOVER_COLUMNS = ["id", "external_id", "contract_id", "fund_id", "side", "quantity", "takeover_price", "close_price",
-                     "remaining_margin_units", "engine_result_units", "taken_over_at", "closed_at", "cycle_id", "late",
-                     "received_at"]
+_TAKEOVER_FIELDS = (
+    "side",
+    "quantity",
+    "takeover_price",
+    "close_price",
+    "remaining_margin_units",
+    "taken_over_at",
+    "closed_at",
+)
+_TAKEOVER_COLUMNS = [
+    "id",
+    "external_id",
+    "contract_id",
+    "fund_id",
+    "side",
+    "quantity",
+    "takeover_price",
+    "close_price",
+    "remaining_margin_units",
+    "engine_result_units",
+    "taken_over_at",
+    "closed_at",
+    "cycle_id",
+    "late",
+    "received_at",
+]
 
 
 def _takeovers_by_external_id(external_ids: list[str]):
@@ -232,10 +291,13 @@ def _takeovers_by_external_id(external_ids: list[str]):
     On PostgreSQL the ids travel as one array parameter, not ten thousand."""
     columns = ["external_id", "id", "contract_id", *_TAKEOVER_FIELDS]
     if connection.vendor != "postgresql":
-        return LiquidationTakeover.objects.filter(external_id__in=external_ids).values_list(*columns)
+        return LiquidationTakeover.objects.filter(external_id__in=external_ids).values_list(
+            *columns
+        )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(columns)} FROM fund_liquidationtakeover WHERE external_id = ANY(%s)", [external_ids]
+            f"SELECT {', '.join(columns)} FROM fund_liquidationtakeover WHERE external_id = ANY(%s)",
+            [external_ids],
         )
         return cursor.fetchall()
 
@@ -246,7 +308,10 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
     _check_batch(items)
     now = now or timezone.now()
     symbols = {item.contract for item in items if isinstance(item.contract, str)}
-    contracts = {c.symbol: c for c in Contract.objects.select_related("margin_asset").filter(symbol__in=symbols)}
+    contracts = {
+        c.symbol: c
+        for c in Contract.objects.select_related("margin_asset").filter(symbol__in=symbols)
+    }
     cleaned, errors, seen = [], {}, {}
     for index, item in enumerate(items):
         data, item_errors = _clean_takeover(item, contracts, now)
@@ -263,8 +328,10 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
     for index, data in enumerate(cleaned):
         fund = funds[data["contract"].margin_asset_id]
         if data["closed_at"] < first_start[fund.id]:
-            errors[index] = {"closed_at": f"{data['closed_at']:%Y-%m-%d %H:%M:%S} UTC is before the fund's first "
-                                          f"settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."}
+            errors[index] = {
+                "closed_at": f"{data['closed_at']:%Y-%m-%d %H:%M:%S} UTC is before the fund's first "
+                f"settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."
+            }
     _raise_item_errors(errors, [item.external_id for item in items])
     existing = {row[0]: row[1:] for row in _takeovers_by_external_id(list(seen))}
     ids: list[int | None] = [None] * len(cleaned)
@@ -289,31 +356,71 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
 
     placed: dict[int, tuple] = {}  # item index → (fund, cycle, late)
     for fund in funds.values():
-        mine = [index for index in new if cleaned[index]["contract"].margin_asset_id == fund.asset_id]
-        cycles = cycles_for_takeovers(fund=fund, closed_at=[cleaned[index]["closed_at"] for index in mine])
+        mine = [
+            index for index in new if cleaned[index]["contract"].margin_asset_id == fund.asset_id
+        ]
+        cycles = cycles_for_takeovers(
+            fund=fund, closed_at=[cleaned[index]["closed_at"] for index in mine]
+        )
         for index, (cycle, late) in zip(mine, cycles):
             placed[index] = (fund, cycle, late)
-    new.sort(key=lambda index: cleaned[index]["closed_at"])  # the ledger's profit records in time order
+    new.sort(
+        key=lambda index: cleaned[index]["closed_at"]
+    )  # the ledger's profit records in time order
     _check_cycle_totals(
-        "losses", {placed[i][1].id for i in new}, LiquidationTakeover.objects.filter(engine_result_units__lt=0),
+        "losses",
+        {placed[i][1].id for i in new},
+        LiquidationTakeover.objects.filter(engine_result_units__lt=0),
         "engine_result_units",
-        [(i, cleaned[i]["external_id"], placed[i][1].id, -cleaned[i]["engine_result_units"])
-         for i in new if cleaned[i]["engine_result_units"] < 0],
+        [
+            (i, cleaned[i]["external_id"], placed[i][1].id, -cleaned[i]["engine_result_units"])
+            for i in new
+            if cleaned[i]["engine_result_units"] < 0
+        ],
     )
     for index, takeover_id in zip(new, reserve_ids(LiquidationTakeover, len(new))):
         ids[index] = takeover_id
-    insert_rows(LiquidationTakeover, _TAKEOVER_COLUMNS, (
-        (ids[i], d["external_id"], d["contract"].id, placed[i][0].id, d["side"], d["quantity"], d["takeover_price"],
-         d["close_price"], d["remaining_margin_units"], d["engine_result_units"], d["taken_over_at"], d["closed_at"],
-         placed[i][1].id, placed[i][2], now)
-        for i in new for d in (cleaned[i],)
-    ))
+    insert_rows(
+        LiquidationTakeover,
+        _TAKEOVER_COLUMNS,
+        (
+            (
+                ids[i],
+                d["external_id"],
+                d["contract"].id,
+                placed[i][0].id,
+                d["side"],
+                d["quantity"],
+                d["takeover_price"],
+                d["close_price"],
+                d["remaining_margin_units"],
+                d["engine_result_units"],
+                d["taken_over_at"],
+                d["closed_at"],
+                placed[i][1].id,
+                placed[i][2],
+                now,
+            )
+            for i in new
+            for d in (cleaned[i],)
+        ),
+    )
     for fund in funds.values():
-        ledger_append(fund=fund, entries=[
-            Entry(FundRecord.Kind.LIQUIDATION_PROFIT, cleaned[i]["engine_result_units"], now, takeover_id=ids[i],
-                  cycle_id=placed[i][1].id, takeover_external_id=cleaned[i]["external_id"])
-            for i in new if placed[i][0] is fund and cleaned[i]["engine_result_units"] > 0
-        ])
+        ledger_append(
+            fund=fund,
+            entries=[
+                Entry(
+                    FundRecord.Kind.LIQUIDATION_PROFIT,
+                    cleaned[i]["engine_result_units"],
+                    now,
+                    takeover_id=ids[i],
+                    cycle_id=placed[i][1].id,
+                    takeover_external_id=cleaned[i]["external_id"],
+                )
+                for i in new
+                if placed[i][0] is fund and cleaned[i]["engine_result_units"] > 0
+            ],
+        )
     return Intake(model=LiquidationTakeover, ids=ids, created=created)
 
 
@@ -336,13 +443,20 @@ def position_profits_record(
         )
     precision = fund.asset.precision
     contracts = {
-        c.symbol: c for c in Contract.objects.filter(symbol__in={item.contract for item in items if isinstance(item.contract, str)})
+        c.symbol: c
+        for c in Contract.objects.filter(
+            symbol__in={item.contract for item in items if isinstance(item.contract, str)}
+        )
     }
     cleaned, errors, seen = [], {}, {}
     for index, item in enumerate(items):
         item_errors: dict[str, str] = {}
         position_id = item.position_id
-        if isinstance(position_id, bool) or not isinstance(position_id, int) or not 0 < position_id < 2**63:
+        if (
+            isinstance(position_id, bool)
+            or not isinstance(position_id, int)
+            or not 0 < position_id < 2**63
+        ):
             item_errors["position_id"] = "Give the engine's position id, a positive whole number."
         elif position_id in seen:
             item_errors["position_id"] = f"Repeats item {seen[position_id]} of this batch."
@@ -369,9 +483,9 @@ def position_profits_record(
     accounts = _accounts({account for _, account, _, _ in cleaned})
     existing = {
         row[0]: row[1:]
-        for row in PositionProfit.objects.filter(cycle=cycle, position_id__in=list(seen)).values_list(
-            "position_id", "id", "account__external_id", "contract_id", "profit_units"
-        )
+        for row in PositionProfit.objects.filter(
+            cycle=cycle, position_id__in=list(seen)
+        ).values_list("position_id", "id", "account__external_id", "contract_id", "profit_units")
     }
     ids: list[int | None] = [None] * len(cleaned)
     created, new = [], []
@@ -390,25 +504,53 @@ def position_profits_record(
             ids[index] = old[0]
             created.append(False)
     _check_cycle_totals(
-        "profits", {cycle.id}, PositionProfit.objects.filter(profit_units__gt=0), "profit_units",
+        "profits",
+        {cycle.id},
+        PositionProfit.objects.filter(profit_units__gt=0),
+        "profit_units",
         [(i, cleaned[i][0], cycle.id, cleaned[i][3]) for i in new if cleaned[i][3] > 0],
     )
     for index, row_id in zip(new, reserve_ids(PositionProfit, len(new))):
         ids[index] = row_id
     received_at = now or timezone.now()
     insert_rows(
-        PositionProfit, ["id", "cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
-        ((ids[i], cycle.id, cleaned[i][0], accounts[cleaned[i][1]], cleaned[i][2].id, cleaned[i][3], received_at)
-         for i in new),
+        PositionProfit,
+        [
+            "id",
+            "cycle_id",
+            "position_id",
+            "account_id",
+            "contract_id",
+            "profit_units",
+            "received_at",
+        ],
+        (
+            (
+                ids[i],
+                cycle.id,
+                cleaned[i][0],
+                accounts[cleaned[i][1]],
+                cleaned[i][2].id,
+                cleaned[i][3],
+                received_at,
+            )
+            for i in new
+        ),
     )
     return Intake(model=PositionProfit, ids=ids, created=created)
 
 
 def _accounts(external_ids: set[str]) -> dict[str, int]:
     """Trader account ids by the engine's account id, created on first sight."""
-    found = dict(TraderAccount.objects.filter(external_id__in=external_ids).values_list("external_id", "id"))
+    found = dict(
+        TraderAccount.objects.filter(external_id__in=external_ids).values_list("external_id", "id")
+    )
     missing = external_ids - set(found)
     if missing:
-        TraderAccount.objects.bulk_create([TraderAccount(external_id=e) for e in missing], ignore_conflicts=True)
-        found.update(TraderAccount.objects.filter(external_id__in=missing).values_list("external_id", "id"))
+        TraderAccount.objects.bulk_create(
+            [TraderAccount(external_id=e) for e in missing], ignore_conflicts=True
+        )
+        found.update(
+            TraderAccount.objects.filter(external_id__in=missing).values_list("external_id", "id")
+        )
     return found

@@ -38,7 +38,9 @@ class SettleOutcome:
 
 def cycle_loss_units(cycle: SettlementCycle) -> int:
     """L: the sum of the cycle's system losses, as a positive amount."""
-    total = cycle.takeovers.filter(engine_result_units__lt=0).aggregate(total=Sum("engine_result_units"))["total"]
+    total = cycle.takeovers.filter(engine_result_units__lt=0).aggregate(
+        total=Sum("engine_result_units")
+    )["total"]
     return -(total or 0)
 
 
@@ -70,7 +72,9 @@ def settlement_preview(*, cycle_id: int) -> SettlementResult:
     return _compute(cycle, cycle.fund.balance_units, _ranked_positions(cycle))
 
 
-def settlement_cycle_settle(*, cycle_id: int, now: datetime | None = None, ignore_grace: bool = False) -> SettleOutcome:
+def settlement_cycle_settle(
+    *, cycle_id: int, now: datetime | None = None, ignore_grace: bool = False
+) -> SettleOutcome:
     """Settles one cycle once. Returns posted=False when it was settled already."""
     now = now or timezone.now()
     if not _settlement_claim(cycle_id=cycle_id, now=now, ignore_grace=ignore_grace):
@@ -94,13 +98,21 @@ def _settlement_claim(*, cycle_id: int, now: datetime, ignore_grace: bool) -> bo
     if cycle.status == Status.OPEN:
         if cycle.ends_at > now:
             raise ValidationError(
-                {"cycle": f"Cycle {cycle.id} runs until {cycle.ends_at:%Y-%m-%d %H:%M:%S} UTC; close it first."},
+                {
+                    "cycle": f"Cycle {cycle.id} runs until {cycle.ends_at:%Y-%m-%d %H:%M:%S} UTC; close it first."
+                },
                 code="cycle_open",
             )
         cycle.closed_at = now
-    if cycle.status in (Status.OPEN, Status.CLOSED) and cycle.settle_after > now and not ignore_grace:
+    if (
+        cycle.status in (Status.OPEN, Status.CLOSED)
+        and cycle.settle_after > now
+        and not ignore_grace
+    ):
         raise ValidationError(
-            {"cycle": f"Cycle {cycle.id} is in its grace period until {cycle.settle_after:%Y-%m-%d %H:%M:%S} UTC."},
+            {
+                "cycle": f"Cycle {cycle.id} is in its grace period until {cycle.settle_after:%Y-%m-%d %H:%M:%S} UTC."
+            },
             code="grace_period",
         )
     cycle.status = Status.SETTLING
@@ -134,14 +146,19 @@ def _settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
     try:
         return _settlement_post_once(cycle_id=cycle_id, now=now, lock_fund_first=False)
     except _BalanceMoved:
-        logger.info("cycle %s: the fund's balance moved during posting; posting again under the fund's lock", cycle_id)
+        logger.info(
+            "cycle %s: the fund's balance moved during posting; posting again under the fund's lock",
+            cycle_id,
+        )
         return _settlement_post_once(cycle_id=cycle_id, now=now, lock_fund_first=True)
 
 
 @transaction.atomic(durable=True)
 def _settlement_post_once(*, cycle_id: int, now: datetime, lock_fund_first: bool) -> SettleOutcome:
     # Locks in one order everywhere: this cycle's posting (advisory), then the fund, then the cycle.
-    _exclusive(cycle_id)  # one posting of a cycle at a time, without holding a row lock intake waits for
+    _exclusive(
+        cycle_id
+    )  # one posting of a cycle at a time, without holding a row lock intake waits for
     fund_id = SettlementCycle.objects.values_list("fund_id", flat=True).get(pk=cycle_id)
     if lock_fund_first:
         fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
@@ -155,20 +172,30 @@ def _settlement_post_once(*, cycle_id: int, now: datetime, lock_fund_first: bool
     result = _compute(cycle, fund.balance_units, ranked)
     _post_apportionments(cycle=cycle, fund=fund, result=result, ranked=ranked, now=now)
     amounts = result.amounts
-    root = merkle_root(cycle_leaves(
-        fund.asset.code, cycle.id, ((i + 1, ranked[i][0], ranked[i][1], amounts[i]) for i in range(len(amounts)))
-    ))
+    root = merkle_root(
+        cycle_leaves(
+            fund.asset.code,
+            cycle.id,
+            ((i + 1, ranked[i][0], ranked[i][1], amounts[i]) for i in range(len(amounts))),
+        )
+    )
 
     if not lock_fund_first:
         fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
         result = _with_balance(result, fund.balance_units, cycle.fund_ratio)
     cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
     if cycle.status != Status.SETTLING:  # only a failure recorded around _exclusive could do it
-        raise ConflictError(f"Cycle {cycle_id} changed status during its posting.", code="cycle_settled")
+        raise ConflictError(
+            f"Cycle {cycle_id} changed status during its posting.", code="cycle_settled"
+        )
     if result.fund_total:
         ledger_append(
             fund=fund,
-            entries=[Entry(FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle_id=cycle.id)],
+            entries=[
+                Entry(
+                    FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle_id=cycle.id
+                )
+            ],
         )
     cycle.apportionment_root = root
     cycle.status = Status.SETTLED
@@ -189,7 +216,12 @@ def _settlement_post_once(*, cycle_id: int, now: datetime, lock_fund_first: bool
     books_changed()
     logger.info(
         "settled cycle %s: L=%s F=%s U=%s participants=%s uncovered=%s",
-        cycle.id, result.loss, result.fund_share, result.users_share, len(result.participants), result.uncovered,
+        cycle.id,
+        result.loss,
+        result.fund_share,
+        result.users_share,
+        len(result.participants),
+        result.uncovered,
     )
     return SettleOutcome(cycle, posted=True, result=result)
 
@@ -223,15 +255,27 @@ def _post_apportionments(*, cycle, fund, result: SettlementResult, ranked, now: 
     if not count:
         return
     # The database ranks exactly as compute_settlement does, so row i is participant i.
-    assert ranked[count - 1][0] == result.participants[-1] and ranked[0][0] == result.participants[0]
+    assert (
+        ranked[count - 1][0] == result.participants[-1] and ranked[0][0] == result.participants[0]
+    )
     statement_ids = reserve_ids(Statement, count)
-    description = f"Loss apportionment, {fund.asset.code} cycle {cycle.starts_at:%Y-%m-%d %H:%M} UTC"
+    description = (
+        f"Loss apportionment, {fund.asset.code} cycle {cycle.starts_at:%Y-%m-%d %H:%M} UTC"
+    )
     created_at = now
     insert_rows(
         Statement,
         ["id", "account_id", "asset_id", "type", "amount_units", "description", "created_at"],
         (
-            (statement_ids[i], ranked[i][3], fund.asset_id, Statement.Type.APPORTIONMENT, -result.amounts[i], description, created_at)
+            (
+                statement_ids[i],
+                ranked[i][3],
+                fund.asset_id,
+                Statement.Type.APPORTIONMENT,
+                -result.amounts[i],
+                description,
+                created_at,
+            )
             for i in range(count)
         ),
     )
@@ -239,7 +283,14 @@ def _post_apportionments(*, cycle, fund, result: SettlementResult, ranked, now: 
         Apportionment,
         ["cycle_id", "position_id", "statement_id", "rank", "amount_units", "rounding_unit"],
         (
-            (cycle.id, ranked[i][2], statement_ids[i], i + 1, result.amounts[i], result.rounding_units[i])
+            (
+                cycle.id,
+                ranked[i][2],
+                statement_ids[i],
+                i + 1,
+                result.amounts[i],
+                result.rounding_units[i],
+            )
             for i in range(count)
         ),
     )
@@ -262,7 +313,9 @@ def _settlement_fail(*, cycle_id: int, error: Exception) -> None:
 
 
 @transaction.atomic(durable=True)
-def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | None = None) -> SettlementCycle:
+def settlement_cycle_close_now(
+    *, cycle_id: int, audit: Audit, now: datetime | None = None
+) -> SettlementCycle:
     """An admin's "settle now": an open cycle ends now and the next cycle takes the rest of its
     period (the schedule keeps its grid); a closed or failed cycle is taken as it is. The
     settlement itself runs afterwards (settle_cycle with ignore_grace), once this has committed.
@@ -271,7 +324,10 @@ def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | N
     fund = _lock_fund_of(cycle_id)
     cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
     if cycle.status in (Status.SETTLING, Status.SETTLED):
-        raise ConflictError(f"Cycle {cycle.id} is {cycle.get_status_display().lower()} already.", code="cycle_settled")
+        raise ConflictError(
+            f"Cycle {cycle.id} is {cycle.get_status_display().lower()} already.",
+            code="cycle_settled",
+        )
     details = {"status_before": cycle.status, "ends_at_before": cycle.ends_at.isoformat()}
     if cycle.status == Status.OPEN:
         if cycle.starts_at >= now:
@@ -285,13 +341,19 @@ def settlement_cycle_close_now(*, cycle_id: int, audit: Audit, now: datetime | N
             cycle.ends_at = now
             cycle.save(update_fields=["ends_at"])
             SettlementCycle.objects.create(
-                fund=fund, starts_at=now, ends_at=rest_ends_at, grace_seconds=fund.grace_seconds,
-                fund_ratio=fund.fund_ratio, screening_ratio=fund.screening_ratio,
+                fund=fund,
+                starts_at=now,
+                ends_at=rest_ends_at,
+                grace_seconds=fund.grace_seconds,
+                fund_ratio=fund.fund_ratio,
+                screening_ratio=fund.screening_ratio,
             )
             details["closed_early"] = True
         cycle.status = Status.CLOSED
         cycle.closed_at = now
         cycle.save(update_fields=["status", "closed_at"])
-    admin_action_record(audit=audit, action=AdminAction.Action.SETTLE, fund=fund, cycle=cycle, details=details)
+    admin_action_record(
+        audit=audit, action=AdminAction.Action.SETTLE, fund=fund, cycle=cycle, details=details
+    )
     books_changed()
     return cycle

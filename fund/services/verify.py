@@ -1,7 +1,7 @@
 """Checking a fund's ledger against its hash chain (manage.py verify_ledger)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.db.models import Count, Sum
 
@@ -30,29 +30,84 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
     asset = fund.asset
     previous, expected_seq, balance, count = GENESIS, 1, 0, 0
     rows = (
-        FundRecord.objects.filter(fund=fund).order_by("seq")
-        .values_list("seq", "kind", "amount_units", "balance_after_units", "created_at", "takeover__external_id",
-                     "cycle_id", "corrects_id", "reason", "hash")
+        FundRecord.objects.filter(fund=fund)
+        .order_by("seq")
+        .values_list(
+            "seq",
+            "kind",
+            "amount_units",
+            "balance_after_units",
+            "created_at",
+            "takeover__external_id",
+            "cycle_id",
+            "corrects_id",
+            "reason",
+            "hash",
+        )
     )
-    for seq, kind, amount, after, created_at, takeover, cycle_id, corrects_id, reason, stored in rows.iterator(chunk_size=5000):
+    for (
+        seq,
+        kind,
+        amount,
+        after,
+        created_at,
+        takeover,
+        cycle_id,
+        corrects_id,
+        reason,
+        stored,
+    ) in rows.iterator(chunk_size=5000):
         count += 1
         if progress:
             progress(1)
         if seq != expected_seq:
-            return ChainReport(asset.code, count, previous, expected_seq, f"record #{expected_seq} is missing")
+            return ChainReport(
+                asset.code, count, previous, expected_seq, f"record #{expected_seq} is missing"
+            )
         balance += amount
         if after != balance:
-            return ChainReport(asset.code, count, previous, seq, f"record #{seq}: balance after does not follow")
-        computed = record_hash(previous=previous, asset=asset.code, precision=asset.precision, seq=seq, kind=kind,
-                               amount_units=amount, balance_after_units=after, created_at=created_at,
-                               takeover=takeover or "", cycle_id=cycle_id, corrects_id=corrects_id, reason=reason)
+            return ChainReport(
+                asset.code, count, previous, seq, f"record #{seq}: balance after does not follow"
+            )
+        computed = record_hash(
+            previous=previous,
+            asset=asset.code,
+            precision=asset.precision,
+            seq=seq,
+            kind=kind,
+            amount_units=amount,
+            balance_after_units=after,
+            created_at=created_at,
+            takeover=takeover or "",
+            cycle_id=cycle_id,
+            corrects_id=corrects_id,
+            reason=reason,
+        )
         if computed != stored:
-            return ChainReport(asset.code, count, previous, seq, f"record #{seq}: its hash does not match its content")
+            return ChainReport(
+                asset.code,
+                count,
+                previous,
+                seq,
+                f"record #{seq}: its hash does not match its content",
+            )
         previous, expected_seq = stored, expected_seq + 1
     if fund.head_hash != (previous if count else ""):  # a fund without records has no head yet
-        return ChainReport(asset.code, count, previous, expected_seq, "the fund's published head is not the last record's hash")
+        return ChainReport(
+            asset.code,
+            count,
+            previous,
+            expected_seq,
+            "the fund's published head is not the last record's hash",
+        )
     if fund.balance_units != balance:
-        return ChainReport(asset.code, count, previous, expected_seq, "the fund's balance is not the sum of its records")
+        return ChainReport(
+            asset.code,
+            count,
+            previous,
+            expected_seq,
+            "the fund's balance is not the sum of its records",
+        )
     return ChainReport(asset.code, count, previous)
 
 
@@ -73,17 +128,40 @@ def cycles_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
     (F + backstop + Σ a + uncovered = L), its apportionments are the ones it counted and summed,
     and their Merkle root is the published one."""
     asset, count = fund.asset.code, 0
-    settled = SettlementCycle.objects.filter(fund=fund, status=SettlementCycle.Status.SETTLED).select_related("fund__asset")
+    settled = SettlementCycle.objects.filter(
+        fund=fund, status=SettlementCycle.Status.SETTLED
+    ).select_related("fund__asset")
     for cycle in settled.order_by("starts_at").iterator(chunk_size=200):
         count += 1
         if progress:
             progress(1)
-        if cycle.fund_share_units + cycle.backstop_units + cycle.apportioned_units + cycle.uncovered_units != cycle.loss_units:
-            return CyclesReport(asset, count, cycle.id, f"cycle {cycle.id}: F + backstop + Σ a + uncovered is not L")
+        if (
+            cycle.fund_share_units
+            + cycle.backstop_units
+            + cycle.apportioned_units
+            + cycle.uncovered_units
+            != cycle.loss_units
+        ):
+            return CyclesReport(
+                asset, count, cycle.id, f"cycle {cycle.id}: F + backstop + Σ a + uncovered is not L"
+            )
         booked = cycle.apportionments.aggregate(n=Count("id"), total=Sum("amount_units"))
-        if booked["n"] != cycle.participant_count or (booked["total"] or 0) != cycle.apportioned_units:
-            return CyclesReport(asset, count, cycle.id, f"cycle {cycle.id}: its apportionments are not the ones it published")
+        if (
+            booked["n"] != cycle.participant_count
+            or (booked["total"] or 0) != cycle.apportioned_units
+        ):
+            return CyclesReport(
+                asset,
+                count,
+                cycle.id,
+                f"cycle {cycle.id}: its apportionments are not the ones it published",
+            )
         root = merkle_root(cycle_apportionment_leaves(cycle=cycle))
         if root != cycle.apportionment_root:
-            return CyclesReport(asset, count, cycle.id, f"cycle {cycle.id}: its apportionments do not give the published Merkle root")
+            return CyclesReport(
+                asset,
+                count,
+                cycle.id,
+                f"cycle {cycle.id}: its apportionments do not give the published Merkle root",
+            )
     return CyclesReport(asset, count)

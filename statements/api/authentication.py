@@ -16,7 +16,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Send one token: 'Authorization: Bearer <token>'.")
+            raise exceptions.AuthenticationFailed(
+                "Send one token: 'Authorization: Bearer <token>'."
+            )
         try:
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
@@ -38,4 +40,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "An API token (ifp_…): the engine's or a trader's."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (ifp_…): the engine's or a trader's.",
+        }

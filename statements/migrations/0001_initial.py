@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,45 +15,123 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Asset',
+            name="Asset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=16, unique=True, validators=[django.core.validators.RegexValidator('^[A-Z0-9]{2,16}$', 'Use 2 to 16 capital letters or digits.')])),
-                ('name', models.CharField(blank=True, max_length=64)),
-                ('precision', models.PositiveSmallIntegerField(help_text='Decimal places the exchange books this asset in (0 to 12).', validators=[django.core.validators.MaxValueValidator(12)])),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        max_length=16,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z0-9]{2,16}$", "Use 2 to 16 capital letters or digits."
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=64)),
+                (
+                    "precision",
+                    models.PositiveSmallIntegerField(
+                        help_text="Decimal places the exchange books this asset in (0 to 12).",
+                        validators=[django.core.validators.MaxValueValidator(12)],
+                    ),
+                ),
             ],
             options={
-                'ordering': ['code'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('precision__lte', 12)), name='asset_precision_range')],
+                "ordering": ["code"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("precision__lte", 12)), name="asset_precision_range"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TraderAccount',
+            name="TraderAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='trader_account', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="trader_account",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['external_id'],
+                "ordering": ["external_id"],
             },
         ),
         migrations.CreateModel(
-            name='Statement',
+            name="Statement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('apportionment', 'Apportionment')], max_length=32)),
-                ('amount_units', models.BigIntegerField(help_text="Signed, in the asset's smallest units.")),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(db_index=True)),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='statements', to='statements.asset')),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='statements', to='statements.traderaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(choices=[("apportionment", "Apportionment")], max_length=32),
+                ),
+                (
+                    "amount_units",
+                    models.BigIntegerField(help_text="Signed, in the asset's smallest units."),
+                ),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(db_index=True)),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="statements",
+                        to="statements.asset",
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="statements",
+                        to="statements.traderaccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['account', '-created_at', '-id'], name='statement_account_time')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('type', 'apportionment'), _negated=True), ('amount_units__lte', 0), _connector='OR'), name='statement_apportionment_not_credit')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["account", "-created_at", "-id"], name="statement_account_time"
+                    )
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("type", "apportionment"), _negated=True),
+                            ("amount_units__lte", 0),
+                            _connector="OR",
+                        ),
+                        name="statement_apportionment_not_credit",
+                    )
+                ],
             },
         ),
     ]

@@ -5,15 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('statements', '0001_initial'),
+        ("statements", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='statement',
-            name='account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='statements', to='statements.traderaccount'),
+            model_name="statement",
+            name="account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="statements",
+                to="statements.traderaccount",
+            ),
         ),
     ]

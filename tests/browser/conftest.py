@@ -16,7 +16,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 def pytest_collection_modifyitems(config, items):
     if not Path(CHROMIUM).exists():
-        skip = pytest.mark.skip(reason=f"needs Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
+        skip = pytest.mark.skip(
+            reason=f"needs Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)"
+        )
         for item in items:
             if "tests/browser" in str(item.fspath):
                 item.add_marker(skip)

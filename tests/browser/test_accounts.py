@@ -16,11 +16,13 @@ from playwright.sync_api import expect
 
 from fund.services.liquidations import PositionProfitInput, position_profits_record
 from statements.models import TraderAccount
-from tests.factories import AssetFactory, ContractFactory, FundFactory, UserFactory
+from tests.factories import ContractFactory, FundFactory, UserFactory
 from tests.helpers import book_loss, deposit, report_profits
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-_spec = importlib.util.spec_from_file_location("check_ledger", Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py")
+_spec = importlib.util.spec_from_file_location(
+    "check_ledger", Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
+)
 check_ledger = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(check_ledger)
 check_proof = check_ledger.check_proof
@@ -43,7 +45,9 @@ def books(live_server):
     settlement_cycle_settle(cycle_id=yesterday.id, now=yesterday.settle_after)
     current = book_loss(contract, "30", timezone.now() - timedelta(seconds=20)).cycle
     # carol holds position 1 yesterday and position 11 today, both in account acct-1.
-    position_profits_record(cycle_id=current.id, items=[PositionProfitInput(11, "acct-1", "BTCUSDT", "90")])
+    position_profits_record(
+        cycle_id=current.id, items=[PositionProfitInput(11, "acct-1", "BTCUSDT", "90")]
+    )
     carol = UserFactory(username="carol", password=PASSWORD)
     TraderAccount.objects.filter(external_id="acct-1").update(user=carol)
     ops = UserFactory(username="ops", password=PASSWORD, is_staff=True)
@@ -79,7 +83,9 @@ def test_a_trader_finds_an_apportionment_its_computation_and_the_csv(books, page
     assert [(r["type"], r["amount"]) for r in rows] == [("apportionment", "-266.66666667")]
 
 
-def test_an_admin_previews_and_settles_a_cycle_and_the_traders_new_statement_appears(books, browser):
+def test_an_admin_previews_and_settles_a_cycle_and_the_traders_new_statement_appears(
+    books, browser
+):
     admin = browser.new_context().new_page()
     log_in(admin, books["url"], "ops")
     admin.goto(books["url"] + f"/ops/cycles/{books['current'].id}/")

@@ -28,7 +28,12 @@ def watched(page):
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname))
-    page.on("response", lambda response: response.status >= 400 and errors.append(f"{response.status} {response.url}"))
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400 and errors.append(f"{response.status} {response.url}")
+        ),
+    )
     page.errors, page.hosts = errors, hosts
     return page
 
@@ -57,7 +62,8 @@ def test_it_draws_the_balance_chart_and_its_range_buttons_change_it(demo, watche
     start_all = watched.evaluate("document.getElementById('balance-chart').layout.xaxis.range[0]")
     chart.locator(".rangeselector .button", has_text="7 days").click()
     watched.wait_for_function(
-        "start => document.getElementById('balance-chart').layout.xaxis.range[0] !== start", arg=start_all
+        "start => document.getElementById('balance-chart').layout.xaxis.range[0] !== start",
+        arg=start_all,
     )
     days = watched.evaluate(
         "(r => (new Date(r[1]) - new Date(r[0])) / 86400000)(document.getElementById('balance-chart').layout.xaxis.range)"
@@ -65,7 +71,8 @@ def test_it_draws_the_balance_chart_and_its_range_buttons_change_it(demo, watche
     assert days == pytest.approx(7, abs=0.01)
     chart.locator(".rangeselector .button", has_text="All").click()
     watched.wait_for_function(
-        "start => document.getElementById('balance-chart').layout.xaxis.range[0] === start", arg=start_all
+        "start => document.getElementById('balance-chart').layout.xaxis.range[0] === start",
+        arg=start_all,
     )
     watched.get_by_role("button", name="USDT", exact=True).click()
     watched.wait_for_function("document.getElementById('balance-chart').data[0].name === 'USDT'")
@@ -103,12 +110,16 @@ def test_it_filters_the_cycles(demo, watched):
 
 @pytest.mark.parametrize("width, height, name", [(390, 844, "phone"), (1280, 900, "desktop")])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_it_takes_screenshots_of_the_overview(demo, browser, screenshots, width, height, name, scheme):
+def test_it_takes_screenshots_of_the_overview(
+    demo, browser, screenshots, width, height, name, scheme
+):
     context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
     page = context.new_page()
     page.goto(demo + "/")
     expect(page.locator("#balance-chart .main-svg").first).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "the page scrolls sideways"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), (
+        "the page scrolls sideways"
+    )
     path = screenshots / f"overview-{name}-{scheme}.png"
     page.screenshot(path=str(path), full_page=True)
     context.close()

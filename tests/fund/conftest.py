@@ -19,7 +19,13 @@ def large_cycle(usdt_fund, linear):
     book_loss(linear, "250000", at(0, 10))
     cycle = SettlementCycle.objects.get()
     rng = random.Random(7)
-    report_many_profits(cycle, linear, {p: f"{rng.randint(1, 5000)}.{rng.randint(0, 99_999_999):08d}"
-                                        for p in range(1, LARGE_CYCLE_POSITIONS + 1)})
+    report_many_profits(
+        cycle,
+        linear,
+        {
+            p: f"{rng.randint(1, 5000)}.{rng.randint(0, 99_999_999):08d}"
+            for p in range(1, LARGE_CYCLE_POSITIONS + 1)
+        },
+    )
     cycles_close_due(now=cycle.settle_after)
     return cycle

@@ -26,7 +26,11 @@ def closed_port() -> int:
 @pytest.fixture
 def dead_cache():
     url = f"redis://127.0.0.1:{closed_port()}/0"
-    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}):
+    with override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        }
+    ):
         yield
 
 
@@ -37,22 +41,45 @@ def fresh_cache():  # the suite's cache clearing would fail against the dead cac
 
 def test_pages_and_public_reads_render_uncached(usdt_fund, linear, dead_cache):
     deposit(usdt_fund, "12.5")
-    for url in ("/", "/funds/USDT/", "/cycles/", "/api/v1/funds/USDT", "/api/v1/funds/USDT/records"):
+    for url in (
+        "/",
+        "/funds/USDT/",
+        "/cycles/",
+        "/api/v1/funds/USDT",
+        "/api/v1/funds/USDT/records",
+    ):
         response = Client().get(url)
         assert response.status_code == 200, url
     assert b"12.50000000" in Client().get("/funds/USDT/").content
 
 
-@pytest.mark.django_db(transaction=True)  # the commit runs the page cache's refresh, which meets the dead cache
+@pytest.mark.django_db(
+    transaction=True
+)  # the commit runs the page cache's refresh, which meets the dead cache
 def test_ingestion_answers_and_books(usdt_fund, linear, dead_cache):
     usdt_fund.anchor = timezone.now() - timedelta(days=1)
     usdt_fund.save()
     now = timezone.now()
     engine = client_for(UserFactory(username="trading-engine"), ApiToken.Kind.ENGINE)
-    response = engine.post("/api/v1/ingest/liquidations", {"items": [
-        {"external_id": "x-1", "contract": "BTCUSDT", "side": "long", "quantity": "1", "takeover_price": "100",
-         "close_price": "99.5", "remaining_margin": "2", "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-         "closed_at": (now - timedelta(minutes=1)).isoformat()}]}, format="json")
+    response = engine.post(
+        "/api/v1/ingest/liquidations",
+        {
+            "items": [
+                {
+                    "external_id": "x-1",
+                    "contract": "BTCUSDT",
+                    "side": "long",
+                    "quantity": "1",
+                    "takeover_price": "100",
+                    "close_price": "99.5",
+                    "remaining_margin": "2",
+                    "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
+                    "closed_at": (now - timedelta(minutes=1)).isoformat(),
+                }
+            ]
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.data
     assert LiquidationTakeover.objects.filter(external_id="x-1").exists()
     assert_books_hold(usdt_fund)
@@ -60,5 +87,10 @@ def test_ingestion_answers_and_books(usdt_fund, linear, dead_cache):
 
 def test_signing_in_refuses_clearly(dead_cache):
     UserFactory(username="carol", password="a-good-password-1")
-    response = Client().post("/accounts/login/", {"username": "carol", "password": "a-good-password-1"})
-    assert response.status_code == 200 and b"Signing in is unavailable for a moment" in response.content
+    response = Client().post(
+        "/accounts/login/", {"username": "carol", "password": "a-good-password-1"}
+    )
+    assert (
+        response.status_code == 200
+        and b"Signing in is unavailable for a moment" in response.content
+    )

@@ -28,7 +28,9 @@ def celery_worker_process(tmp_path):
         process.stop()
 
 
-def test_it_settles_a_cycle_on_a_real_worker_through_redis(usdt_fund, linear, day1, celery_worker_process):
+def test_it_settles_a_cycle_on_a_real_worker_through_redis(
+    usdt_fund, linear, day1, celery_worker_process
+):
     queue, log = celery_worker_process
     deposit(usdt_fund, "1000")
     book_loss(linear, "500", day1)
@@ -46,7 +48,10 @@ def test_it_settles_a_cycle_on_a_real_worker_through_redis(usdt_fund, linear, da
     assert [r["posted"] for r in results] == [True, False]
     cycle.refresh_from_db()
     assert cycle.status == SettlementCycle.Status.SETTLED
-    assert sorted(cycle.apportionments.values_list("amount_units", flat=True)) == [13333333333, 26666666667]
+    assert sorted(cycle.apportionments.values_list("amount_units", flat=True)) == [
+        13333333333,
+        26666666667,
+    ]
     usdt_fund.refresh_from_db()
     assert usdt_fund.balance_units == 900 * 10**8
     assert cycle.fund_records.filter(kind="settlement_coverage").count() == 1

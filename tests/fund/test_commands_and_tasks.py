@@ -52,7 +52,10 @@ def test_it_settles_once_when_the_task_is_delivered_twice(yesterday_cycle):
 def test_it_settles_from_the_command_line(yesterday_cycle, capsys):
     call_command("close_due_cycles", "--no-settle")
     call_command("settle", str(yesterday_cycle.id))
-    assert "settled: L=500.00000000 F=100.00000000 U=400.00000000 participants=2" in capsys.readouterr().out
+    assert (
+        "settled: L=500.00000000 F=100.00000000 U=400.00000000 participants=2"
+        in capsys.readouterr().out
+    )
     call_command("settle", str(yesterday_cycle.id))
     assert "nothing posted" in capsys.readouterr().out
 

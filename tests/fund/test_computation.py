@@ -15,7 +15,10 @@ P8 = 10**8
 
 def settle(loss, balance, positions, fund_ratio="0.2", screening_ratio="0.9"):
     return compute_settlement(
-        loss=loss, balance=balance, fund_ratio=Decimal(fund_ratio), screening_ratio=Decimal(screening_ratio),
+        loss=loss,
+        balance=balance,
+        fund_ratio=Decimal(fund_ratio),
+        screening_ratio=Decimal(screening_ratio),
         positions=positions,
     )
 
@@ -35,7 +38,13 @@ def test_it_settles_the_worked_example_exactly():
 
 def test_it_shares_nothing_without_a_loss():
     r = settle(0, 1000, [(1, 600), (2, 300)])
-    assert (r.fund_share, r.users_share, r.participants, r.backstop, r.uncovered) == (0, 0, [], 0, 0)
+    assert (r.fund_share, r.users_share, r.participants, r.backstop, r.uncovered) == (
+        0,
+        0,
+        [],
+        0,
+        0,
+    )
     assert r.total_profit == 900
 
 
@@ -114,10 +123,13 @@ def cycles(draw):
     ids = draw(st.permutations(range(1, n + 1)))
     loss = draw(st.one_of(st.just(0), st.integers(1, top)))
     balance = draw(st.one_of(st.just(0), st.integers(1, top)))
-    return dict(
-        loss=loss, balance=balance, positions=list(zip(ids, profits)),
-        fund_ratio=draw(ratios), screening_ratio=draw(ratios),
-    )
+    return {
+        "loss": loss,
+        "balance": balance,
+        "positions": list(zip(ids, profits)),
+        "fund_ratio": draw(ratios),
+        "screening_ratio": draw(ratios),
+    }
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,7 +137,7 @@ def cycles(draw):
 def test_it_keeps_every_invariant_on_generated_cycles(case):
     r = compute_settlement(**case)
     loss, balance = case["loss"], case["balance"]
-    profit = {pid: p for pid, p in case["positions"]}
+    profit = dict(case["positions"])
     # F + backstop + Σ a_i + uncovered = L
     assert r.fund_share + r.backstop + sum(r.amounts) + r.uncovered == loss
     assert r.fund_share == min(math.floor(loss * Fraction(case["fund_ratio"])), balance)
@@ -134,7 +146,9 @@ def test_it_keeps_every_invariant_on_generated_cycles(case):
     assert 0 <= r.fund_total <= balance
     assert r.uncovered >= 0 and r.backstop >= 0
     # participants are exactly the screened prefix of the ranking
-    ranking = sorted((pid for pid, p in case["positions"] if p > 0), key=lambda pid: (-profit[pid], pid))
+    ranking = sorted(
+        (pid for pid, p in case["positions"] if p > 0), key=lambda pid: (-profit[pid], pid)
+    )
     total = sum(profit[pid] for pid in ranking)
     if r.users_share == 0 or not ranking:
         assert r.participants == []
@@ -155,11 +169,15 @@ def test_it_keeps_every_invariant_on_generated_cycles(case):
 
 @settings(max_examples=400, deadline=None)
 @given(
-    loss=st.integers(0, 10**6), before=st.integers(0, 10**6), after=st.integers(0, 10**6),
+    loss=st.integers(0, 10**6),
+    before=st.integers(0, 10**6),
+    after=st.integers(0, 10**6),
     ratio=st.sampled_from(["0", "0.2", "0.5", "1"]),
     profits=st.lists(st.integers(1, 10**5), max_size=8),
 )
-def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(loss, before, after, ratio, profits):
+def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(
+    loss, before, after, ratio, profits
+):
     """The settlement posts without the fund's lock and takes the balance read under it at the
     end: the result it keeps must be exactly the one computed for that balance, else it starts again."""
     from dataclasses import replace
@@ -167,8 +185,12 @@ def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(loss, befo
     from fund.services.settlement import _BalanceMoved, _with_balance
 
     positions = list(enumerate(profits, start=1))
-    first = compute_settlement(loss=loss, balance=before, fund_ratio=ratio, screening_ratio="0.9", positions=positions)
-    fresh = compute_settlement(loss=loss, balance=after, fund_ratio=ratio, screening_ratio="0.9", positions=positions)
+    first = compute_settlement(
+        loss=loss, balance=before, fund_ratio=ratio, screening_ratio="0.9", positions=positions
+    )
+    fresh = compute_settlement(
+        loss=loss, balance=after, fund_ratio=ratio, screening_ratio="0.9", positions=positions
+    )
     try:
         kept = _with_balance(first, after, ratio)
     except _BalanceMoved:

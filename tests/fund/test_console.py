@@ -23,7 +23,12 @@ def clients(world):
     ops = UserFactory(username="ops", is_staff=True)
     ops.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
     made = {"anonymous": Client()}
-    for name, user in (("trader", world.trader), ("other_trader", world.other), ("staff", staff), ("settlement_staff", ops)):
+    for name, user in (
+        ("trader", world.trader),
+        ("other_trader", world.other),
+        ("staff", staff),
+        ("settlement_staff", ops),
+    ):
         made[name] = Client()
         made[name].force_login(user)
     return made
@@ -35,8 +40,20 @@ def alice_statement(world):
 
 LOGIN = "login"
 ME = {"anonymous": LOGIN, "trader": 200, "other_trader": 200, "staff": 403, "settlement_staff": 403}
-OWN = {"anonymous": LOGIN, "trader": 200, "other_trader": 404, "staff": 403, "settlement_staff": 403}
-OPS = {"anonymous": LOGIN, "trader": 403, "other_trader": 403, "staff": 403, "settlement_staff": 200}
+OWN = {
+    "anonymous": LOGIN,
+    "trader": 200,
+    "other_trader": 404,
+    "staff": 403,
+    "settlement_staff": 403,
+}
+OPS = {
+    "anonymous": LOGIN,
+    "trader": 403,
+    "other_trader": 403,
+    "staff": 403,
+    "settlement_staff": 200,
+}
 PAGES = [
     (lambda w: "/me/statements/", ME),
     (lambda w: f"/me/statements/{alice_statement(w)}/", OWN),
@@ -55,15 +72,25 @@ def test_it_answers_each_page_as_the_matrix_says(clients, world, actor, path, ex
     response = clients[actor].get(path(world))
     expected = expected[actor]
     if expected == LOGIN:
-        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+        assert response.status_code == 302 and response["Location"].startswith(
+            "/accounts/login/?next="
+        )
     else:
         assert response.status_code == expected
 
 
 def test_it_shows_a_trader_how_the_apportionment_was_computed(clients, world):
     page = clients["trader"].get(f"/me/statements/{alice_statement(world)}/").content.decode()
-    for figure in ("L = 500.00000000", "F = 100.00000000", "U = L − F = 400.00000000", "600.00000000",
-                   "4/9", "266.66666667", "333.33333333", "plus one leftover unit"):
+    for figure in (
+        "L = 500.00000000",
+        "F = 100.00000000",
+        "U = L − F = 400.00000000",
+        "600.00000000",
+        "4/9",
+        "266.66666667",
+        "333.33333333",
+        "plus one leftover unit",
+    ):
         assert figure in page, figure
     listing = clients["trader"].get("/me/statements/").content.decode()
     assert "−266.66666667" in listing and "USDT (1)" in listing
@@ -81,11 +108,16 @@ def test_it_shows_a_trader_how_the_apportionment_was_computed(clients, world):
 def test_it_shows_form_errors_for_bad_money_moves_and_changes_nothing(clients, world, data, field):
     response = clients["settlement_staff"].post("/ops/funds/USDT/move/", data)
     assert response.status_code == 200 and field in response.context["form"].errors
-    assert FundRecord.objects.count() == 2 and not AdminAction.objects.filter(action__in=["deposit", "withdraw"]).exists()
+    assert (
+        FundRecord.objects.count() == 2
+        and not AdminAction.objects.filter(action__in=["deposit", "withdraw"]).exists()
+    )
 
 
 def test_it_records_a_deposit_from_the_console(clients, world):
-    response = clients["settlement_staff"].post("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "12.5", "reason": "top-up"})
+    response = clients["settlement_staff"].post(
+        "/ops/funds/USDT/move/", {"kind": "deposit", "amount": "12.5", "reason": "top-up"}
+    )
     assert response.status_code == 302
     record = FundRecord.objects.get(kind="deposit", reason="top-up")
     assert record.amount_units == 1250000000 and record.actor.username == "ops"
@@ -94,15 +126,39 @@ def test_it_records_a_deposit_from_the_console(clients, world):
 
 def test_it_changes_a_schedule_from_the_next_cycle_and_records_it(clients, world):
     anchor = world.cycle.fund.anchor.strftime("%Y-%m-%d %H:%M:%S")
-    response = clients["settlement_staff"].post("/ops/funds/USDT/schedule/", {
-        "anchor": anchor, "cycle_seconds": "43200", "grace_seconds": "600", "fund_ratio": "0.25", "screening_ratio": "0.8"})
+    response = clients["settlement_staff"].post(
+        "/ops/funds/USDT/schedule/",
+        {
+            "anchor": anchor,
+            "cycle_seconds": "43200",
+            "grace_seconds": "600",
+            "fund_ratio": "0.25",
+            "screening_ratio": "0.8",
+        },
+    )
     assert response.status_code == 302
     action = AdminAction.objects.get(action="schedule")
-    assert action.details["before"]["fund_ratio"] == "0.2000" and action.details["after"]["fund_ratio"] == "0.25"
-    bad = clients["settlement_staff"].post("/ops/funds/USDT/schedule/", {
-        "anchor": "2030-01-01 00:00:00", "cycle_seconds": "10", "grace_seconds": "x", "fund_ratio": "1.5",
-        "screening_ratio": "0.12345"})
-    assert set(bad.context["form"].errors) == {"anchor", "cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"}
+    assert (
+        action.details["before"]["fund_ratio"] == "0.2000"
+        and action.details["after"]["fund_ratio"] == "0.25"
+    )
+    bad = clients["settlement_staff"].post(
+        "/ops/funds/USDT/schedule/",
+        {
+            "anchor": "2030-01-01 00:00:00",
+            "cycle_seconds": "10",
+            "grace_seconds": "x",
+            "fund_ratio": "1.5",
+            "screening_ratio": "0.12345",
+        },
+    )
+    assert set(bad.context["form"].errors) == {
+        "anchor",
+        "cycle_seconds",
+        "grace_seconds",
+        "fund_ratio",
+        "screening_ratio",
+    }
     assert AdminAction.objects.filter(action="schedule").count() == 1
 
 
@@ -124,18 +180,32 @@ def test_it_settles_the_current_cycle_from_the_console_and_the_trader_sees_it(db
     trader.force_login(carol)
     assert "Settle now" in console.get(f"/ops/cycles/{loss.cycle.id}/").content.decode()
     unconfirmed = console.post(f"/ops/cycles/{loss.cycle.id}/settle/")
-    assert unconfirmed.status_code == 302 and SettlementCycle.objects.get(pk=loss.cycle.id).status == "open"
+    assert (
+        unconfirmed.status_code == 302
+        and SettlementCycle.objects.get(pk=loss.cycle.id).status == "open"
+    )
     done = console.post(f"/ops/cycles/{loss.cycle.id}/settle/", {"confirm": "yes"}, follow=True)
     assert "Settled" in done.content.decode()
     assert "−40.00000000" in trader.get("/me/statements/").content.decode()
 
 
-@pytest.mark.parametrize("path, data", [
-    ("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "1", "reason": "x"}),
-    ("/ops/funds/USDT/schedule/", {"anchor": "2026-01-01 00:00:00", "cycle_seconds": "86400", "grace_seconds": "300",
-                                   "fund_ratio": "0.2", "screening_ratio": "0.9"}),
-    ("/accounts/logout/", {}),
-])
+@pytest.mark.parametrize(
+    "path, data",
+    [
+        ("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "1", "reason": "x"}),
+        (
+            "/ops/funds/USDT/schedule/",
+            {
+                "anchor": "2026-01-01 00:00:00",
+                "cycle_seconds": "86400",
+                "grace_seconds": "300",
+                "fund_ratio": "0.2",
+                "screening_ratio": "0.9",
+            },
+        ),
+        ("/accounts/logout/", {}),
+    ],
+)
 def test_it_protects_every_form_against_cross_site_requests(world, path, data):
     ops = UserFactory(username="ops", is_staff=True)
     ops.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
@@ -150,7 +220,17 @@ def test_it_protects_every_form_against_cross_site_requests(world, path, data):
 def test_it_locks_out_repeated_failed_logins(world):
     client = Client()
     for _ in range(5):
-        assert "Please enter a correct username" in client.post("/accounts/login/", {"username": "alice", "password": "wrong"}).content.decode()
+        assert (
+            "Please enter a correct username"
+            in client.post(
+                "/accounts/login/", {"username": "alice", "password": "wrong"}
+            ).content.decode()
+        )
     locked = client.post("/accounts/login/", {"username": "alice", "password": "pass-for-tests"})
     assert "Too many failed logins" in locked.content.decode()
-    assert Client().post("/accounts/login/", {"username": "bob", "password": "pass-for-tests"}).status_code == 302
+    assert (
+        Client()
+        .post("/accounts/login/", {"username": "bob", "password": "pass-for-tests"})
+        .status_code
+        == 302
+    )

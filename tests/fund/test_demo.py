@@ -28,7 +28,12 @@ def load(*args) -> str:
 
 def test_it_builds_a_settled_history_with_the_current_cycle_open():
     load()
-    assert sorted(Fund.objects.values_list("asset__code", flat=True)) == ["BTC", "ETH", "USDC", "USDT"]
+    assert sorted(Fund.objects.values_list("asset__code", flat=True)) == [
+        "BTC",
+        "ETH",
+        "USDC",
+        "USDT",
+    ]
     assert TraderAccount.objects.filter(user__isnull=False).count() == 300
     today = datetime(2026, 11, 20, tzinfo=UTC)
     for fund in Fund.objects.all():
@@ -37,11 +42,16 @@ def test_it_builds_a_settled_history_with_the_current_cycle_open():
         assert cycles.last().starts_at == today
         assert fund.balance_units == fund.records.aggregate(s=Sum("amount_units"))["s"] > 0
         assert fund.takeovers.filter(closed_at__gte=today).exists()  # today's takeovers so far
-    assert not LiquidationTakeover.objects.filter(closed_at__gt=datetime.fromisoformat(END)).exists()
+    assert not LiquidationTakeover.objects.filter(
+        closed_at__gt=datetime.fromisoformat(END)
+    ).exists()
     settled = SettlementCycle.objects.filter(status="settled")
     assert Statement.objects.count() == settled.aggregate(n=Sum("participant_count"))["n"] > 0
-    assert all(c.loss_units == c.fund_share_units + c.backstop_units + c.apportioned_units + c.uncovered_units
-               for c in settled)
+    assert all(
+        c.loss_units
+        == c.fund_share_units + c.backstop_units + c.apportioned_units + c.uncovered_units
+        for c in settled
+    )
 
 
 def test_it_loads_once():
@@ -56,9 +66,22 @@ def test_it_loads_once():
 def _history(tmp_path, name: str) -> list:
     """Loads a two-day demo into a fresh SQLite file in another process; returns its ledger."""
     path = tmp_path / f"{name}.sqlite3"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}", "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    for command in (["migrate", "-v0"], ["load_demo", "--days", "2", "--end", END, "--seed", "7", "-v0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{path}",
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
+    for command in (
+        ["migrate", "-v0"],
+        ["load_demo", "--days", "2", "--end", END, "--seed", "7", "-v0"],
+    ):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     with sqlite3.connect(path) as db:
         return db.execute(
             "SELECT f.seq, f.kind, f.amount_units, f.balance_after_units, f.created_at, t.external_id "

@@ -20,13 +20,21 @@ from fund.services.cycles import cycles_close_due
 from statements.models import ApiToken
 from statements.services import api_token_create
 from tests.factories import ContractFactory, FundFactory, UserFactory
-from tests.helpers import assert_books_hold, book_loss, deposit, report_many_profits, settle_in_background
+from tests.helpers import (
+    assert_books_hold,
+    book_loss,
+    deposit,
+    report_many_profits,
+    settle_in_background,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 POSITIONS = 40_000
 
 
-def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_on(live_server, monkeypatch):
+def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_on(
+    live_server, monkeypatch
+):
     from rest_framework.throttling import AnonRateThrottle
 
     monkeypatch.setitem(AnonRateThrottle.THROTTLE_RATES, "anon", "1000000/minute")
@@ -38,7 +46,9 @@ def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_o
     cycle = SettlementCycle.objects.get(fund=fund, starts_at=fund.anchor)
     report_many_profits(cycle, contract, {p: f"{p % 997 + 1}.25" for p in range(1, POSITIONS + 1)})
     cycles_close_due(now=cycle.settle_after)
-    _, token = api_token_create(user=UserFactory(username="trading-engine"), kind=ApiToken.Kind.ENGINE, name="load")
+    _, token = api_token_create(
+        user=UserFactory(username="trading-engine"), kind=ApiToken.Kind.ENGINE, name="load"
+    )
 
     base, stop = live_server.url, threading.Event()
     errors, violations, seen = [], [], []
@@ -64,19 +74,37 @@ def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_o
     def check_api(c):
         seen.append(c["status"])
         if c["status"] != "settled":
-            if any(c[k] is not None for k in ("loss", "fund_share", "apportioned", "participant_count")):
+            if any(
+                c[k] is not None for k in ("loss", "fund_share", "apportioned", "participant_count")
+            ):
                 violations.append(f"unsettled cycle with figures: {c}")
-        elif (Decimal(c["fund_share"]) + Decimal(c["backstop"]) + Decimal(c["apportioned"]) + Decimal(c["uncovered"])
-              != Decimal(c["loss"]) or c["participant_count"] != POSITIONS or not c["apportionment_root"]):
+        elif (
+            Decimal(c["fund_share"])
+            + Decimal(c["backstop"])
+            + Decimal(c["apportioned"])
+            + Decimal(c["uncovered"])
+            != Decimal(c["loss"])
+            or c["participant_count"] != POSITIONS
+            or not c["apportionment_root"]
+        ):
             violations.append(f"settled cycle with incomplete figures: {c}")
 
     def check_page(html):
         settled = "status-settled" in html
         if settled != ("Apportioned to participants" in html and "Merkle root over the" in html):
-            violations.append("the report page shows a settled cycle without its figures, or figures unsettled")
+            violations.append(
+                "the report page shows a settled cycle without its figures, or figures unsettled"
+            )
 
-    paths = ["/", "/funds/USDT/", "/cycles/", f"/cycles/{cycle.id}/", "/api/v1/funds/USDT",
-             "/api/v1/funds/USDT/records?page_size=20", f"/api/v1/cycles/{cycle.id}"]
+    paths = [
+        "/",
+        "/funds/USDT/",
+        "/cycles/",
+        f"/cycles/{cycle.id}/",
+        "/api/v1/funds/USDT",
+        "/api/v1/funds/USDT/records?page_size=20",
+        f"/api/v1/cycles/{cycle.id}",
+    ]
     readers = [threading.Thread(target=reader, args=(paths[i:] + paths[:i],)) for i in range(4)]
     for thread in readers:
         thread.start()
@@ -85,13 +113,30 @@ def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_o
         accepted, intake_done_while = 0, None
         for batch in range(5):  # the engine books profits and losses into today's cycle meanwhile
             now = timezone.now()
-            body = json.dumps({"items": [
-                {"external_id": f"load-{batch}-{i}", "contract": "BTCUSDT", "side": "long", "quantity": "1",
-                 "takeover_price": "100", "close_price": "99" if i % 2 else "101", "remaining_margin": "0.5",
-                 "taken_over_at": (now - timedelta(seconds=2)).isoformat(), "closed_at": (now - timedelta(seconds=1)).isoformat()}
-                for i in range(200)]}).encode()
-            request = urllib.request.Request(base + "/api/v1/ingest/liquidations", data=body, method="POST", headers={
-                "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            body = json.dumps(
+                {
+                    "items": [
+                        {
+                            "external_id": f"load-{batch}-{i}",
+                            "contract": "BTCUSDT",
+                            "side": "long",
+                            "quantity": "1",
+                            "takeover_price": "100",
+                            "close_price": "99" if i % 2 else "101",
+                            "remaining_margin": "0.5",
+                            "taken_over_at": (now - timedelta(seconds=2)).isoformat(),
+                            "closed_at": (now - timedelta(seconds=1)).isoformat(),
+                        }
+                        for i in range(200)
+                    ]
+                }
+            ).encode()
+            request = urllib.request.Request(
+                base + "/api/v1/ingest/liquidations",
+                data=body,
+                method="POST",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=120) as response:
                 assert response.status == 201
                 accepted += json.loads(response.read())["created"]
@@ -108,6 +153,10 @@ def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_o
     assert [o.posted for o in outcomes] == [True], outcomes
     assert "settling" in seen and seen[-1] == "settled", sorted(set(seen))
     assert intake_done_while == "settling", "the first batch waited for the settlement"
-    assert LiquidationTakeover.objects.filter(external_id__startswith="load-").count() == accepted == 1000
+    assert (
+        LiquidationTakeover.objects.filter(external_id__startswith="load-").count()
+        == accepted
+        == 1000
+    )
     assert re.search(rb"status-settled", get(f"/cycles/{cycle.id}/"))
     assert_books_hold(fund)

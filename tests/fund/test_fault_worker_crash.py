@@ -28,8 +28,14 @@ from tests.workers import SETTLE_PHASES, worker, worker_phase
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-SEEDS = [int(os.environ["FAULT_SEED"])] if os.environ.get("FAULT_SEED") else [1, 2, 3, 5, 7, 9, 10, 11]  # each phase × both kinds of death
-FAST_RESTORE = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1", "CELERY_RESTORE_THROTTLE": "1"}
+SEEDS = (
+    [int(os.environ["FAULT_SEED"])] if os.environ.get("FAULT_SEED") else [1, 2, 3, 5, 7, 9, 10, 11]
+)  # each phase × both kinds of death
+FAST_RESTORE = {
+    "CELERY_VISIBILITY_TIMEOUT": "3",
+    "CELERY_RESTORE_INTERVAL": "1",
+    "CELERY_RESTORE_THROTTLE": "1",
+}
 
 
 def pool_processes(pid: int) -> list[int]:
@@ -38,7 +44,9 @@ def pool_processes(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(seed, large_cycle, usdt_fund, tmp_path):
+def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(
+    seed, large_cycle, usdt_fund, tmp_path
+):
     rng = random.Random(seed)
     target = rng.randrange(len(SETTLE_PHASES))
     jitter = rng.uniform(0, 0.02)
@@ -55,7 +63,9 @@ def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(se
         result = settle_cycle.apply_async(args=[large_cycle.id, True], queue=queue)
         deadline = time.monotonic() + 120
         while (phase := worker_phase(large_cycle.id)) < target:
-            assert time.monotonic() < deadline, f"{where}: the worker never got there\n{first.output()}"
+            assert time.monotonic() < deadline, (
+                f"{where}: the worker never got there\n{first.output()}"
+            )
             time.sleep(0.001)
         time.sleep(jitter)
         if whole_worker:
@@ -80,7 +90,9 @@ def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(se
 
     large_cycle.refresh_from_db()
     assert large_cycle.status == SettlementCycle.Status.SETTLED, where
-    assert struck_at < len(SETTLE_PHASES), f"{where}: the worker had already committed (phase seen {phase})"
+    assert struck_at < len(SETTLE_PHASES), (
+        f"{where}: the worker had already committed (phase seen {phase})"
+    )
     assert large_cycle.attempts == 2, f"{where}: attempts {large_cycle.attempts}"
     assert outcome["posted"] is True, (where, outcome)
     assert large_cycle.participant_count > LARGE_CYCLE_POSITIONS // 2

@@ -43,20 +43,33 @@ def test_every_leaf_has_a_path_to_the_root_and_any_change_moves_the_root(items):
 
 
 def test_the_canonical_form_is_the_documented_one():
-    text = leaf_text(asset="USDT", cycle_id=42, rank=1, position_id=7, profit_units=60000000000, amount_units=26666666667)
+    text = leaf_text(
+        asset="USDT",
+        cycle_id=42,
+        rank=1,
+        position_id=7,
+        profit_units=60000000000,
+        amount_units=26666666667,
+    )
     assert text == "USDT|42|1|7|60000000000|26666666667"
     import hashlib
 
     a, b, c = (hashlib.sha256(b"\x00" + t.encode()).digest() for t in ("a", "b", "c"))
     ab = hashlib.sha256(b"\x01" + a + b).digest()
-    assert merkle_root([leaf_hash("a"), leaf_hash("b"), leaf_hash("c")]) == hashlib.sha256(b"\x01" + ab + c).hexdigest()
+    assert (
+        merkle_root([leaf_hash("a"), leaf_hash("b"), leaf_hash("c")])
+        == hashlib.sha256(b"\x01" + ab + c).hexdigest()
+    )
     assert merkle_root([leaf_hash("a")]) == a.hex() and merkle_root([]) == ""
 
 
 @pytest.mark.django_db
 def test_a_settled_cycle_publishes_the_root_of_its_apportionments(world):
-    rows = Apportionment.objects.filter(cycle=world.cycle).order_by("rank").values_list(
-        "rank", "position__position_id", "position__profit_units", "amount_units")
+    rows = (
+        Apportionment.objects.filter(cycle=world.cycle)
+        .order_by("rank")
+        .values_list("rank", "position__position_id", "position__profit_units", "amount_units")
+    )
     assert list(rows) == [(1, 1, 600 * 10**8, 26666666667), (2, 2, 300 * 10**8, 13333333333)]
     assert world.cycle.apportionment_root == merkle_root(cycle_leaves("USDT", world.cycle.id, rows))
     published = APIClient().get(f"/api/v1/cycles/{world.cycle.id}").data
@@ -73,7 +86,11 @@ def test_a_cycle_without_participants_publishes_no_root(usdt_fund, linear):
     cycles_close_due(now=cycle.settle_after)
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     cycle.refresh_from_db()
-    assert cycle.status == "settled" and cycle.participant_count == 0 and cycle.apportionment_root == ""
+    assert (
+        cycle.status == "settled"
+        and cycle.participant_count == 0
+        and cycle.apportionment_root == ""
+    )
 
 
 @pytest.mark.django_db
@@ -82,18 +99,28 @@ def test_every_participant_of_a_large_cycle_gets_a_proof_that_reaches_the_root(u
     deposit(usdt_fund, "10")
     book_loss(linear, "5000", at(0, 10))
     cycle = SettlementCycle.objects.get()
-    report_profits(cycle, linear, {i: f"{rng.randint(1, 10**6)}.{rng.randint(0, 10**8 - 1):08d}" for i in range(1, 1001)})
+    report_profits(
+        cycle,
+        linear,
+        {i: f"{rng.randint(1, 10**6)}.{rng.randint(0, 10**8 - 1):08d}" for i in range(1, 1001)},
+    )
     cycles_close_due(now=cycle.settle_after)
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     cycle.refresh_from_db()
     from fund.selectors import apportionment_proof
 
-    apportionments = list(Apportionment.objects.filter(cycle=cycle).select_related("cycle__fund__asset", "position"))
+    apportionments = list(
+        Apportionment.objects.filter(cycle=cycle).select_related("cycle__fund__asset", "position")
+    )
     assert len(apportionments) == cycle.participant_count > 500
     for apportionment in rng.sample(apportionments, 40):
         proof = apportionment_proof(apportionment=apportionment)
         assert proof["leaf"] == leaf_hash(proof["leaf_text"]).hex()
-        assert root_from_path(bytes.fromhex(proof["leaf"]), proof["path"]) == cycle.apportionment_root == proof["root"]
+        assert (
+            root_from_path(bytes.fromhex(proof["leaf"]), proof["path"])
+            == cycle.apportionment_root
+            == proof["root"]
+        )
         assert len(proof["path"]) <= 10
 
 
@@ -104,30 +131,43 @@ def proof_of(client, statement_id) -> tuple[dict, str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(world, live_server, tmp_path):
+def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(
+    world, live_server, tmp_path
+):
     client = APIClient()
     client.force_login(world.trader)
     statement = Statement.objects.get(account__user=world.trader)
     proof, disposition = proof_of(client, statement.id)
-    assert disposition == f'attachment; filename="apportionment-proof-USDT-cycle-{world.cycle.id}-rank-1.json"'
+    assert (
+        disposition
+        == f'attachment; filename="apportionment-proof-USDT-cycle-{world.cycle.id}-rank-1.json"'
+    )
     assert proof["leaf_text"] == f"USDT|{world.cycle.id}|1|1|60000000000|26666666667"
     assert proof["amount"] == "266.66666667" and proof["root"] == world.cycle.apportionment_root
     path = tmp_path / "proof.json"
     path.write_text(json.dumps(proof))
 
     def check(*extra):
-        return subprocess.run([sys.executable, str(SCRIPT), "--proof", str(path), live_server.url, *extra],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), "--proof", str(path), live_server.url, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     intact = check()
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "apportionment of 266.66666667 (rank 1, position 1) is included" in intact.stdout
 
-    path.write_text(json.dumps({**proof, "amount": "266.66666666", "amount_units": 26666666666}))  # a smaller figure
+    path.write_text(
+        json.dumps({**proof, "amount": "266.66666666", "amount_units": 26666666666})
+    )  # a smaller figure
     altered = check()
     assert altered.returncode == 1 and "leaf is not the hash" in altered.stdout
 
-    flipped = [{**step, "side": "left" if step["side"] == "right" else "right"} for step in proof["path"]]
+    flipped = [
+        {**step, "side": "left" if step["side"] == "right" else "right"} for step in proof["path"]
+    ]
     path.write_text(json.dumps({**proof, "path": flipped}))
     assert "does not fit its rank" in check().stdout
     path.write_text(json.dumps(proof))
@@ -142,7 +182,10 @@ def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(worl
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("verify_ledger", stdout=out, verbosity=0)
-    assert f"cycle {world.cycle.id}: its apportionments are not the ones it published" in out.getvalue()
+    assert (
+        f"cycle {world.cycle.id}: its apportionments are not the ones it published"
+        in out.getvalue()
+    )
 
 
 @pytest.mark.django_db
@@ -162,7 +205,10 @@ def test_the_statement_page_offers_the_proof(world):
     client.force_login(world.trader)
     statement = Statement.objects.get(account__user=world.trader)
     page = client.get(f"/me/statements/{statement.id}/").content.decode()
-    assert f'href="/api/v1/me/statements/{statement.id}/proof"' in page and world.cycle.apportionment_root in page
+    assert (
+        f'href="/api/v1/me/statements/{statement.id}/proof"' in page
+        and world.cycle.apportionment_root in page
+    )
 
 
 @pytest.mark.django_db
@@ -175,11 +221,16 @@ def test_verify_ledger_checks_settled_cycles(world):
 @pytest.mark.django_db(transaction=True)
 def test_verify_ledger_names_a_cycle_whose_apportionments_were_swapped(world):
     """Counts and sums still match; only the Merkle root shows the change."""
-    tamper("UPDATE fund_apportionment SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END")
+    tamper(
+        "UPDATE fund_apportionment SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END"
+    )
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("verify_ledger", stdout=out, verbosity=0)
-    assert f"cycle {world.cycle.id}: its apportionments do not give the published Merkle root" in out.getvalue()
+    assert (
+        f"cycle {world.cycle.id}: its apportionments do not give the published Merkle root"
+        in out.getvalue()
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -192,7 +243,9 @@ def test_a_path_from_blocks_is_the_path_through_the_whole_tree(n, block, data):
     assert merkle_root(roots) == merkle_root(leaves)
     for index in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=10)):
         start = index - index % block
-        assert merkle_path_in_blocks(leaves[start:start + block], index, roots, block) == merkle_path(leaves, index)
+        assert merkle_path_in_blocks(
+            leaves[start : start + block], index, roots, block
+        ) == merkle_path(leaves, index)
 
 
 @pytest.mark.django_db
@@ -208,9 +261,13 @@ def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear,
     cycles_close_due(now=cycle.settle_after)
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     cycle.refresh_from_db()
-    apportionments = Apportionment.objects.filter(cycle=cycle).select_related("cycle__fund__asset", "position")
+    apportionments = Apportionment.objects.filter(cycle=cycle).select_related(
+        "cycle__fund__asset", "position"
+    )
     for apportionment in apportionments.order_by("rank"):
         proof = selectors.apportionment_proof(apportionment=apportionment)
-        assert root_from_path(bytes.fromhex(proof["leaf"]), proof["path"]) == cycle.apportionment_root
+        assert (
+            root_from_path(bytes.fromhex(proof["leaf"]), proof["path"]) == cycle.apportionment_root
+        )
         assert proof["participant_count"] == cycle.participant_count
     assert cache.get(f"merkle-blocks:64:{cycle.id}:{cycle.apportionment_root}") is not None

@@ -73,9 +73,13 @@ def test_it_answers_404_for_an_unknown_fund(client, db):
 def test_it_never_serves_a_stale_balance_from_its_cache(usdt_fund):
     client = Client()
     deposit(usdt_fund, "10")
-    assert "10.00000000" in text(client.get("/")) and "10.00000000" in text(client.get("/funds/USDT/"))
+    assert "10.00000000" in text(client.get("/")) and "10.00000000" in text(
+        client.get("/funds/USDT/")
+    )
     deposit(usdt_fund, "5")
-    assert "15.00000000" in text(client.get("/")) and "15.00000000" in text(client.get("/funds/USDT/"))
+    assert "15.00000000" in text(client.get("/")) and "15.00000000" in text(
+        client.get("/funds/USDT/")
+    )
     assert FundRecord.objects.count() == 2
 
 

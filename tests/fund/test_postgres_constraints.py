@@ -27,8 +27,10 @@ def test_it_refuses_an_apportionment_whose_position_belongs_to_another_cycle(usd
 
     with pytest.raises(IntegrityError, match="apportionment_position_of_cycle"):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("UPDATE fund_apportionment SET position_id = %s WHERE id = %s",
-                           [other_position.id, apportionment.id])
+            cursor.execute(
+                "UPDATE fund_apportionment SET position_id = %s WHERE id = %s",
+                [other_position.id, apportionment.id],
+            )
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     apportionment.refresh_from_db()
     assert apportionment.position.cycle_id == first.id
@@ -42,24 +44,32 @@ def test_it_refuses_a_takeover_whose_cycle_belongs_to_another_fund(usdt_fund, li
     with transaction.atomic():
         from fund.services.cycles import cycle_covering
 
-        other_cycle = cycle_covering(fund=Fund.objects.select_for_update().get(pk=other.pk), at=at(0, 10))
+        other_cycle = cycle_covering(
+            fund=Fund.objects.select_for_update().get(pk=other.pk), at=at(0, 10)
+        )
     with pytest.raises(IntegrityError, match="takeover_cycle_of_fund"):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("UPDATE fund_liquidationtakeover SET cycle_id = %s WHERE id = %s", [other_cycle.id, takeover.id])
+            cursor.execute(
+                "UPDATE fund_liquidationtakeover SET cycle_id = %s WHERE id = %s",
+                [other_cycle.id, takeover.id],
+            )
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE fund_fundrecord SET amount_units = amount_units + 1",
-    "DELETE FROM fund_fundrecord",
-    "TRUNCATE fund_fundrecord CASCADE",
-    "UPDATE statements_statement SET amount_units = 0",
-    "DELETE FROM fund_apportionment",
-    "TRUNCATE statements_statement CASCADE",
-    "UPDATE fund_settlementcycle SET apportionment_root = repeat('0', 64)",
-    "UPDATE fund_settlementcycle SET apportioned_units = 0",
-    "DELETE FROM fund_settlementcycle WHERE status = 'settled'",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE fund_fundrecord SET amount_units = amount_units + 1",
+        "DELETE FROM fund_fundrecord",
+        "TRUNCATE fund_fundrecord CASCADE",
+        "UPDATE statements_statement SET amount_units = 0",
+        "DELETE FROM fund_apportionment",
+        "TRUNCATE statements_statement CASCADE",
+        "UPDATE fund_settlementcycle SET apportionment_root = repeat('0', 64)",
+        "UPDATE fund_settlementcycle SET apportioned_units = 0",
+        "DELETE FROM fund_settlementcycle WHERE status = 'settled'",
+    ],
+)
 def test_it_refuses_to_change_or_remove_the_books(world, statement):
     cycle = SettlementCycle.objects.values().get(pk=world.cycle.pk)
     before = (FundRecord.objects.count(), Statement.objects.count(), Apportionment.objects.count())
@@ -67,5 +77,9 @@ def test_it_refuses_to_change_or_remove_the_books(world, statement):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL fund.allow_maintenance = 'off'")
             cursor.execute(statement)
-    assert (FundRecord.objects.count(), Statement.objects.count(), Apportionment.objects.count()) == before
+    assert (
+        FundRecord.objects.count(),
+        Statement.objects.count(),
+        Apportionment.objects.count(),
+    ) == before
     assert SettlementCycle.objects.values().get(pk=world.cycle.pk) == cycle

@@ -13,15 +13,28 @@ from fund.models import SettlementCycle
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKED = {
-    "precision": 8, "loss": "500", "balance": "1000", "fund_ratio": "0.2", "screening_ratio": "0.9",
-    "positions": [{"id": 1, "profit": "600"}, {"id": 2, "profit": "300"}, {"id": 3, "profit": "80"}, {"id": 4, "profit": "20"}],
+    "precision": 8,
+    "loss": "500",
+    "balance": "1000",
+    "fund_ratio": "0.2",
+    "screening_ratio": "0.9",
+    "positions": [
+        {"id": 1, "profit": "600"},
+        {"id": 2, "profit": "300"},
+        {"id": 3, "profit": "80"},
+        {"id": 4, "profit": "20"},
+    ],
 }
 
 
 def run(lines: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "settlement_calc", "-"], input="\n".join(lines) + "\n",
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [sys.executable, "manage.py", "settlement_calc", "-"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -31,22 +44,39 @@ def test_it_recomputes_the_worked_example(tmp_path, capsys):
     call_command("settlement_calc", str(path))
     first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert first == {
-        "fund_share": "100.00000000", "users_share": "400.00000000", "participants": [1, 2],
-        "apportionments": {"1": "266.66666667", "2": "133.33333333"}, "backstop": "0.00000000",
-        "uncovered": "0.00000000", "total_profit": "1000.00000000", "participants_profit": "900.00000000",
+        "fund_share": "100.00000000",
+        "users_share": "400.00000000",
+        "participants": [1, 2],
+        "apportionments": {"1": "266.66666667", "2": "133.33333333"},
+        "backstop": "0.00000000",
+        "uncovered": "0.00000000",
+        "total_profit": "1000.00000000",
+        "participants_profit": "900.00000000",
         "threshold_profit": "300.00000000",
     }
     assert second["participants"] == [] and second["users_share"] == "0.00000000"
 
 
 def test_it_reads_standard_input_and_handles_huge_amounts_and_precision_18():
-    big = {"precision": 18, "loss": "1000000000000", "balance": "0", "fund_ratio": 0, "screening_ratio": 1,
-           "positions": [{"id": 2, "profit": "0.000000000000000001"}, {"id": 1, "profit": "999999999999"}]}
+    big = {
+        "precision": 18,
+        "loss": "1000000000000",
+        "balance": "0",
+        "fund_ratio": 0,
+        "screening_ratio": 1,
+        "positions": [
+            {"id": 2, "profit": "0.000000000000000001"},
+            {"id": 1, "profit": "999999999999"},
+        ],
+    }
     result = run([json.dumps(big)])
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["participants"] == [1, 2]
-    assert out["apportionments"] == {"1": "999999999999.000000000000000000", "2": "0.000000000000000001"}
+    assert out["apportionments"] == {
+        "1": "999999999999.000000000000000000",
+        "2": "0.000000000000000001",
+    }
     assert out["uncovered"] == "0.999999999999999999"
 
 
@@ -59,14 +89,36 @@ def test_it_reads_standard_input_and_handles_huge_amounts_and_precision_18():
         (json.dumps(WORKED).replace('"500"', "NaN"), "line 2: loss: NaN is not a number"),
         (json.dumps({**WORKED, "loss": "-1"}), "line 2: loss: must not be negative"),
         (json.dumps({**WORKED, "balance": "-0.1"}), "line 2: balance: must not be negative"),
-        (json.dumps({**WORKED, "loss": "1.000000001"}), "line 2: loss: has more than 8 decimal places"),
-        (json.dumps({**WORKED, "fund_ratio": "1.5"}), "line 2: fund_ratio: must lie between 0 and 1"),
-        (json.dumps({**WORKED, "screening_ratio": "-0.1"}), "line 2: screening_ratio: must lie between 0 and 1"),
-        (json.dumps({**WORKED, "positions": [{"id": 1, "profit": "1"}, {"id": 1, "profit": "2"}]}),
-         "line 2: positions[1].id: duplicate id 1"),
-        (json.dumps({**WORKED, "positions": [{"id": 1, "profit": "x"}]}), "line 2: positions[0].profit: 'x' is not a number"),
-        (json.dumps({**WORKED, "precision": 19}), "line 2: precision: must be a whole number from 0 to 18"),
-        (json.dumps({k: v for k, v in WORKED.items() if k != "positions"}), "line 2: positions: is missing"),
+        (
+            json.dumps({**WORKED, "loss": "1.000000001"}),
+            "line 2: loss: has more than 8 decimal places",
+        ),
+        (
+            json.dumps({**WORKED, "fund_ratio": "1.5"}),
+            "line 2: fund_ratio: must lie between 0 and 1",
+        ),
+        (
+            json.dumps({**WORKED, "screening_ratio": "-0.1"}),
+            "line 2: screening_ratio: must lie between 0 and 1",
+        ),
+        (
+            json.dumps(
+                {**WORKED, "positions": [{"id": 1, "profit": "1"}, {"id": 1, "profit": "2"}]}
+            ),
+            "line 2: positions[1].id: duplicate id 1",
+        ),
+        (
+            json.dumps({**WORKED, "positions": [{"id": 1, "profit": "x"}]}),
+            "line 2: positions[0].profit: 'x' is not a number",
+        ),
+        (
+            json.dumps({**WORKED, "precision": 19}),
+            "line 2: precision: must be a whole number from 0 to 18",
+        ),
+        (
+            json.dumps({k: v for k, v in WORKED.items() if k != "positions"}),
+            "line 2: positions: is missing",
+        ),
     ],
 )
 def test_it_names_the_line_and_field_of_bad_input(line, message, monkeypatch, capsys):
@@ -81,7 +133,9 @@ def test_it_prints_one_line_on_standard_error_and_exits_2_without_a_traceback():
     result = run([json.dumps(WORKED), json.dumps({**WORKED, "loss": "1.000000001"})])
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == ["CommandError: line 2: loss: has more than 8 decimal places"]
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: line 2: loss: has more than 8 decimal places"
+    ]
 
 
 def test_it_reports_a_missing_file():
@@ -108,8 +162,14 @@ def test_it_agrees_with_the_settled_worked_example_in_the_database(usdt_fund, li
 
 
 def test_it_keeps_every_digit_at_precision_18():
-    line = {"precision": 18, "loss": "123456789012.123456789012345678", "balance": "0", "fund_ratio": "0",
-            "screening_ratio": "1", "positions": [{"id": 1, "profit": "999999999999.999999999999999999"}]}
+    line = {
+        "precision": 18,
+        "loss": "123456789012.123456789012345678",
+        "balance": "0",
+        "fund_ratio": "0",
+        "screening_ratio": "1",
+        "positions": [{"id": 1, "profit": "999999999999.999999999999999999"}],
+    }
     result = run([json.dumps(line)])
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

@@ -13,7 +13,14 @@ from tests.factories import AssetFactory, ContractFactory, FundFactory
 
 @pytest.mark.parametrize(
     "value, precision, units",
-    [("1", 8, 10**8), ("0.00000001", 8, 1), ("-2.5", 2, -250), ("1.50000000000", 8, 150000000), (Decimal("7"), 0, 7), (3, 2, 300)],
+    [
+        ("1", 8, 10**8),
+        ("0.00000001", 8, 1),
+        ("-2.5", 2, -250),
+        ("1.50000000000", 8, 150000000),
+        (Decimal("7"), 0, 7),
+        (3, 2, 300),
+    ],
 )
 def test_it_converts_amounts_to_units_exactly(value, precision, units):
     assert to_units(value, precision) == units
@@ -21,8 +28,17 @@ def test_it_converts_amounts_to_units_exactly(value, precision, units):
 
 @pytest.mark.parametrize(
     "value, message",
-    [("0.000000001", "decimal places"), ("NaN", "finite"), ("-Infinity", "finite"), ("1e30", "too large"),
-     (1.5, "floating-point"), (True, "not true"), ("", "not a number"), ("1e-99999999", "decimal places"), ("1e99999999", "too large")],
+    [
+        ("0.000000001", "decimal places"),
+        ("NaN", "finite"),
+        ("-Infinity", "finite"),
+        ("1e30", "too large"),
+        (1.5, "floating-point"),
+        (True, "not true"),
+        ("", "not a number"),
+        ("1e-99999999", "decimal places"),
+        ("1e99999999", "too large"),
+    ],
 )
 def test_it_refuses_what_it_cannot_book(value, message):
     with pytest.raises(MoneyError, match=message):
@@ -41,8 +57,13 @@ def test_it_keeps_the_largest_and_smallest_amounts_exact_in_the_database(precisi
     fund = FundFactory(asset=AssetFactory(code=f"A{precision}", precision=precision))
     for units in (1, MAX_UNITS):
         FundRecord.objects.create(
-            fund=fund, seq=units, kind="deposit", amount_units=units, balance_after_units=units,
-            created_at=timezone.now(), reason="round trip",
+            fund=fund,
+            seq=units,
+            kind="deposit",
+            amount_units=units,
+            balance_after_units=units,
+            created_at=timezone.now(),
+            reason="round trip",
         )
         stored = FundRecord.objects.get(fund=fund, seq=units)
         assert stored.amount_units == units
@@ -54,16 +75,28 @@ def test_it_keeps_the_largest_and_smallest_amounts_exact_in_the_database(precisi
 def test_it_keeps_prices_and_quantities_of_fifteen_digits_exact_in_the_database(usdt_fund):
     contract = ContractFactory(margin_asset=usdt_fund.asset, multiplier=Decimal("1234567.12345678"))
     now = timezone.now()
-    values = dict(quantity=Decimal("999999999.999999"), takeover_price=Decimal("9999999.99999999"),
-                  close_price=Decimal("0.00000001"))
-    from fund.services.cycles import cycle_covering
+    values = {
+        "quantity": Decimal("999999999.999999"),
+        "takeover_price": Decimal("9999999.99999999"),
+        "close_price": Decimal("0.00000001"),
+    }
     from django.db import transaction
+
+    from fund.services.cycles import cycle_covering
 
     with transaction.atomic():
         cycle = cycle_covering(fund=usdt_fund, at=now)
     LiquidationTakeover.objects.create(
-        external_id="x", contract=contract, fund=usdt_fund, side="long", remaining_margin_units=0,
-        engine_result_units=-1, taken_over_at=now - timedelta(seconds=1), closed_at=now, cycle=cycle, **values,
+        external_id="x",
+        contract=contract,
+        fund=usdt_fund,
+        side="long",
+        remaining_margin_units=0,
+        engine_result_units=-1,
+        taken_over_at=now - timedelta(seconds=1),
+        closed_at=now,
+        cycle=cycle,
+        **values,
     )
     stored = LiquidationTakeover.objects.get()
     assert {k: getattr(stored, k) for k in values} == values

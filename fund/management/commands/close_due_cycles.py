@@ -12,12 +12,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, no_settle, **options):
         due = cycles_close_due(claim=not no_settle)
-        self.stdout.write(f"opened {len(due.opened)}, closed {len(due.closed)}, due for settlement {len(due.to_settle)}")
+        self.stdout.write(
+            f"opened {len(due.opened)}, closed {len(due.closed)}, due for settlement {len(due.to_settle)}"
+        )
         if no_settle:
             return
         sent, unsent = send_settlements(due.to_settle)
         for cycle_id in sent:
             self.stdout.write(f"cycle {cycle_id}: settlement sent")
         if unsent:
-            raise CommandError(f"The broker could not be reached: settlements of cycles {unsent} not sent "
-                               "(the next run sends them).")
+            raise CommandError(
+                f"The broker could not be reached: settlements of cycles {unsent} not sent "
+                "(the next run sends them)."
+            )

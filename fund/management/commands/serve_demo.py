@@ -25,7 +25,9 @@ class Command(BaseCommand):
         call_command("runserver", addrport, use_reloader=False)
 
     @staticmethod
-    def beat(stop: threading.Event | None = None, interval: float = 60, runs: int | None = None) -> None:
+    def beat(
+        stop: threading.Event | None = None, interval: float = 60, runs: int | None = None
+    ) -> None:
         """Runs the beat task on every full `interval` seconds until `stop` is set (or `runs` times)."""
         stop = stop or threading.Event()
         while (runs is None or runs > 0) and not stop.wait(interval - time.time() % interval):

@@ -1,7 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from fund.models import SettlementCycle
 from fund.services.settlement import settlement_cycle_settle
 from statements.money import format_units
 
@@ -12,7 +11,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("cycle_id", type=int)
         parser.add_argument(
-            "--ignore-grace", action="store_true", help="settle a closed cycle before its grace period is over"
+            "--ignore-grace",
+            action="store_true",
+            help="settle a closed cycle before its grace period is over",
         )
 
     def handle(self, *args, cycle_id, ignore_grace, **options):
@@ -22,7 +23,9 @@ class Command(BaseCommand):
             raise CommandError(" ".join(exc.messages), returncode=2) from None
         cycle = outcome.cycle
         if not outcome.posted:
-            self.stdout.write(f"cycle {cycle.id} was settled already ({cycle.settled_at:%Y-%m-%d %H:%M:%S} UTC); nothing posted")
+            self.stdout.write(
+                f"cycle {cycle.id} was settled already ({cycle.settled_at:%Y-%m-%d %H:%M:%S} UTC); nothing posted"
+            )
             return
         p = cycle.fund.asset.precision
         r = outcome.result

@@ -70,9 +70,16 @@ def parse_cycle(line: str) -> dict:
         if key not in data:
             raise InputError(key, "is missing")
     precision = data["precision"]
-    if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= MAX_PRECISION:
+    if (
+        isinstance(precision, bool)
+        or not isinstance(precision, int)
+        or not 0 <= precision <= MAX_PRECISION
+    ):
         raise InputError("precision", f"must be a whole number from 0 to {MAX_PRECISION}")
-    loss, balance = _amount(data["loss"], "loss", precision), _amount(data["balance"], "balance", precision)
+    loss, balance = (
+        _amount(data["loss"], "loss", precision),
+        _amount(data["balance"], "balance", precision),
+    )
     for name, value in (("loss", loss), ("balance", balance)):
         if value < 0:
             raise InputError(name, "must not be negative")
@@ -140,6 +147,8 @@ class Command(BaseCommand):
                         except InputError as exc:
                             raise CommandError(f"line {number}: {exc}", returncode=2) from None
             except UnicodeDecodeError:
-                raise CommandError(f"line {len(cycles) + 1}: not UTF-8 text", returncode=2) from None
+                raise CommandError(
+                    f"line {len(cycles) + 1}: not UTF-8 text", returncode=2
+                ) from None
         for cycle in cycles:
             self.stdout.write(json.dumps(settle_line(cycle)))

@@ -16,16 +16,26 @@ PROFITS = "/api/v1/ingest/position-profits"
 
 def item(external_id="lq-1", **overrides):
     now = timezone.now()
-    values = {"external_id": external_id, "contract": "BTCUSDT", "side": "long", "quantity": "2",
-              "takeover_price": "60000", "close_price": "59990.5", "remaining_margin": "25",
-              "taken_over_at": (now - timedelta(minutes=2)).isoformat(), "closed_at": (now - timedelta(minutes=1)).isoformat()}
+    values = {
+        "external_id": external_id,
+        "contract": "BTCUSDT",
+        "side": "long",
+        "quantity": "2",
+        "takeover_price": "60000",
+        "close_price": "59990.5",
+        "remaining_margin": "25",
+        "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
+        "closed_at": (now - timedelta(minutes=1)).isoformat(),
+    }
     values.update(overrides)
     return values
 
 
 @pytest.fixture
 def recent(usdt_fund):
-    usdt_fund.anchor = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    usdt_fund.anchor = timezone.now().replace(
+        hour=0, minute=0, second=0, microsecond=0
+    ) - timedelta(days=1)
     usdt_fund.save()
     return usdt_fund
 
@@ -38,10 +48,16 @@ def test_it_books_a_batch_and_answers_a_replay_as_existing(engine, linear, recen
     batch = [item("lq-1"), item("lq-2", side="short", close_price="60100")]
     first = post(engine, batch)
     assert first.status_code == 201
-    assert first.data["created"] == 2 and [i["status"] for i in first.data["items"]] == ["created", "created"]
+    assert first.data["created"] == 2 and [i["status"] for i in first.data["items"]] == [
+        "created",
+        "created",
+    ]
     replay = post(engine, batch)
     assert replay.status_code == 200
-    assert replay.data["existing"] == 2 and [i["status"] for i in replay.data["items"]] == ["existing", "existing"]
+    assert replay.data["existing"] == 2 and [i["status"] for i in replay.data["items"]] == [
+        "existing",
+        "existing",
+    ]
     assert LiquidationTakeover.objects.count() == 2
     # lq-1: 25 + 2 × (59990.5 − 60000) = 6; lq-2 short: 25 + 2 × (60000 − 60100) = −175 (a loss).
     assert FundRecord.objects.get().amount_units == 6 * 10**8
@@ -49,11 +65,17 @@ def test_it_books_a_batch_and_answers_a_replay_as_existing(engine, linear, recen
     assert recent.balance_units == 6 * 10**8
 
 
-def test_it_refuses_an_id_reused_with_other_content_and_books_nothing_of_the_batch(engine, linear, recent):
+def test_it_refuses_an_id_reused_with_other_content_and_books_nothing_of_the_batch(
+    engine, linear, recent
+):
     post(engine, [item("lq-1")])
     response = post(engine, [item("lq-new"), item("lq-1", quantity="3")])
     assert response.status_code == 409
-    assert response.data["index"] == 1 and response.data["id"] == "lq-1" and response.data["field"] == "quantity"
+    assert (
+        response.data["index"] == 1
+        and response.data["id"] == "lq-1"
+        and response.data["field"] == "quantity"
+    )
     assert not LiquidationTakeover.objects.filter(external_id="lq-new").exists()
 
 
@@ -72,7 +94,9 @@ def test_it_refuses_an_id_reused_with_other_content_and_books_nothing_of_the_bat
         ({"side": "up"}, "side", "long"),
     ],
 )
-def test_it_names_the_item_and_field_of_bad_input_and_books_nothing(engine, linear, recent, overrides, field, message):
+def test_it_names_the_item_and_field_of_bad_input_and_books_nothing(
+    engine, linear, recent, overrides, field, message
+):
     response = post(engine, [item("ok"), item("bad", **overrides)])
     assert response.status_code == 400
     key = f"items[1].{field}"
@@ -83,18 +107,29 @@ def test_it_names_the_item_and_field_of_bad_input_and_books_nothing(engine, line
 
 def test_it_refuses_a_close_before_the_takeover(engine, linear, recent):
     now = timezone.now()
-    response = post(engine, [item(taken_over_at=now.isoformat(), closed_at=(now - timedelta(minutes=5)).isoformat())])
-    assert response.status_code == 400 and "before it was taken over" in response.data["items[0].closed_at"][0]
+    response = post(
+        engine,
+        [item(taken_over_at=now.isoformat(), closed_at=(now - timedelta(minutes=5)).isoformat())],
+    )
+    assert (
+        response.status_code == 400
+        and "before it was taken over" in response.data["items[0].closed_at"][0]
+    )
 
 
 def test_it_accepts_json_numbers_exactly(engine, linear, recent):
-    response = engine.post(URL, data='{"items": [' + json.dumps(item())[:-1] + ', "remaining_margin": 0.1}]}',
-                           content_type="application/json")
+    response = engine.post(
+        URL,
+        data='{"items": [' + json.dumps(item())[:-1] + ', "remaining_margin": 0.1}]}',
+        content_type="application/json",
+    )
     assert response.status_code == 201, response.data
     assert LiquidationTakeover.objects.get().remaining_margin_units == 10**7
 
 
-@pytest.mark.parametrize("body", ['{"items": [', '{"items": [{"quantity": NaN}]}', "[1, 2", '{"items": "x"}', "{}"])
+@pytest.mark.parametrize(
+    "body", ['{"items": [', '{"items": [{"quantity": NaN}]}', "[1, 2", '{"items": "x"}', "{}"]
+)
 def test_it_refuses_malformed_json(engine, body):
     response = engine.post(URL, data=body, content_type="application/json")
     assert response.status_code == 400
@@ -131,11 +166,18 @@ def test_it_books_position_profits_once_and_refuses_them_for_a_settled_cycle(eng
 
 
 def test_it_refuses_position_profits_for_an_unknown_cycle(engine, world):
-    response = post(engine, [{"position_id": 1, "account": "a", "contract": "BTCUSDT", "profit": "1"}], url=PROFITS, cycle=99999)
+    response = post(
+        engine,
+        [{"position_id": 1, "account": "a", "contract": "BTCUSDT", "profit": "1"}],
+        url=PROFITS,
+        cycle=99999,
+    )
     assert response.status_code == 400 and "cycle" in response.data
 
 
-@pytest.mark.parametrize("field, value", [("side", {}), ("contract", []), ("external_id", 7), ("quantity", True)])
+@pytest.mark.parametrize(
+    "field, value", [("side", {}), ("contract", []), ("external_id", 7), ("quantity", True)]
+)
 def test_it_answers_values_of_the_wrong_type_with_400(engine, linear, recent, field, value):
     response = post(engine, [item(**{field: value})])
     assert response.status_code == 400 and f"items[0].{field}" in response.data

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from fund.models import FundRecord, LiquidationTakeover
 from statements.models import ApiToken
-from tests.fund.api.conftest import client_for
 from tests.factories import UserFactory
+from tests.fund.api.conftest import client_for
 from tests.helpers import assert_books_hold, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -18,14 +18,25 @@ def test_it_books_a_batch_sent_three_times_at_once_exactly_once(usdt_fund, linea
     usdt_fund.anchor = timezone.now() - timedelta(days=1)
     usdt_fund.save()
     now = timezone.now()
-    batch = {"items": [
-        {"external_id": f"race-{i}", "contract": "BTCUSDT", "side": "long", "quantity": "1", "takeover_price": "100",
-         "close_price": "99.5", "remaining_margin": "2", "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-         "closed_at": (now - timedelta(minutes=1)).isoformat()}
-        for i in range(500)
-    ]}
+    batch = {
+        "items": [
+            {
+                "external_id": f"race-{i}",
+                "contract": "BTCUSDT",
+                "side": "long",
+                "quantity": "1",
+                "takeover_price": "100",
+                "close_price": "99.5",
+                "remaining_margin": "2",
+                "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
+                "closed_at": (now - timedelta(minutes=1)).isoformat(),
+            }
+            for i in range(500)
+        ]
+    }
     engine = UserFactory(username="trading-engine")
     clients = [client_for(engine, ApiToken.Kind.ENGINE) for _ in range(3)]
+
     def send(client):
         response = client.post("/api/v1/ingest/liquidations", batch, format="json")
         return response.status_code, response.data["created"]

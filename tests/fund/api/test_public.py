@@ -18,7 +18,9 @@ def test_it_lists_each_fund_with_its_contracts_and_flows_by_kind(anonymous, worl
     assert fund["asset"] == "USDT" and fund["balance"] == "900.00000000"
     assert [c["symbol"] for c in fund["contracts"]] == ["BTCUSDT"]
     assert fund["inflows"] == [{"kind": "deposit", "total": "1000.00000000", "records": 1}]
-    assert fund["outflows"] == [{"kind": "settlement_coverage", "total": "-100.00000000", "records": 1}]
+    assert fund["outflows"] == [
+        {"kind": "settlement_coverage", "total": "-100.00000000", "records": 1}
+    ]
 
 
 def test_it_answers_404_for_an_unknown_fund(anonymous, db):
@@ -52,7 +54,9 @@ def test_it_downloads_records_as_csv(anonymous, world):
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [(r["seq"], r["kind"], r["amount"]) for r in rows] == [
-        ("2", "settlement_coverage", "-100.00000000"), ("1", "deposit", "1000.00000000")]
+        ("2", "settlement_coverage", "-100.00000000"),
+        ("1", "deposit", "1000.00000000"),
+    ]
 
 
 def test_it_publishes_a_cycle_report_without_trader_identity(anonymous, world):
@@ -66,7 +70,9 @@ def test_it_publishes_a_cycle_report_without_trader_identity(anonymous, world):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/funds", "/api/v1/funds/USDT/records", "/api/v1/cycles"])
-def test_it_makes_the_same_number_of_queries_whatever_the_page_holds(anonymous, usdt_fund, linear, path):
+def test_it_makes_the_same_number_of_queries_whatever_the_page_holds(
+    anonymous, usdt_fund, linear, path
+):
     deposit(usdt_fund, "1")
 
     def count():
@@ -92,8 +98,19 @@ def test_it_throttles_anonymous_clients_but_not_logged_in_ones(anonymous, trader
     cache.clear()
 
 
-@pytest.mark.parametrize("query", ["format=", "format=xml", "page_size=0", "page_size=x", "format=csv&page_size=-1",
-                                   "cursor=zzz", "kind=", "from="])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "format=",
+        "format=xml",
+        "page_size=0",
+        "page_size=x",
+        "format=csv&page_size=-1",
+        "cursor=zzz",
+        "kind=",
+        "from=",
+    ],
+)
 def test_it_answers_bad_query_parameters_with_400(anonymous, usdt_fund, query):
     response = anonymous.get(f"/api/v1/funds/USDT/records?{query}")
     assert response.status_code == 400, (query, response.content[:200])

@@ -25,7 +25,9 @@ def tokens(world):
     engine = UserFactory(username="trading-engine")
     return {
         "ingestion": api_token_create(user=engine, kind=ApiToken.Kind.ENGINE, name="engine")[1],
-        "traders": api_token_create(user=world.trader, kind=ApiToken.Kind.PERSONAL, name="alice")[1],
+        "traders": api_token_create(user=world.trader, kind=ApiToken.Kind.PERSONAL, name="alice")[
+            1
+        ],
         "admin": api_token_create(user=staff, kind=ApiToken.Kind.PERSONAL, name="ops")[1],
         "public": api_token_create(user=staff, kind=ApiToken.Kind.PERSONAL, name="reader")[1],
     }

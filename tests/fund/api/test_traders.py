@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db
 def test_it_lists_only_my_statements(trader, world):
     rows = trader.get("/api/v1/me/statements").data["results"]
     assert [(r["type"], r["asset"], r["amount"], r["cycle"], r["position_id"]) for r in rows] == [
-        ("apportionment", "USDT", "-266.66666667", world.cycle.id, 1)]
+        ("apportionment", "USDT", "-266.66666667", world.cycle.id, 1)
+    ]
 
 
 def test_it_filters_my_statements(trader, world):
@@ -28,12 +29,20 @@ def test_it_filters_my_statements(trader, world):
 def test_it_shows_how_my_apportionment_was_computed(trader, world):
     statement = Statement.objects.get(account__user=world.trader)
     c = trader.get(f"/api/v1/me/statements/{statement.id}").data["computation"]
-    assert (c["loss"], c["fund_share"], c["users_share"]) == ("500.00000000", "100.00000000", "400.00000000")
+    assert (c["loss"], c["fund_share"], c["users_share"]) == (
+        "500.00000000",
+        "100.00000000",
+        "400.00000000",
+    )
     assert (c["position_profit"], c["rank"], c["participant_count"]) == ("600.00000000", 1, 2)
     assert (c["threshold_profit"], c["participants_profit"]) == ("300.00000000", "900.00000000")
     assert c["fraction"] == "4/9" and c["fraction_decimal"] == "0.444444444444"
     assert c["exact_share"] == "80000000000/3"  # 266.666666666… USDT in units
-    assert (c["amount"], c["rounding_unit"], c["profit_after"]) == ("266.66666667", True, "333.33333333")
+    assert (c["amount"], c["rounding_unit"], c["profit_after"]) == (
+        "266.66666667",
+        True,
+        "333.33333333",
+    )
 
 
 def test_it_answers_404_for_another_traders_statement(other_trader, world):
@@ -45,7 +54,9 @@ def test_it_answers_404_for_another_traders_statement(other_trader, world):
 def test_it_downloads_my_statements_as_csv(trader, world):
     response = trader.get("/api/v1/me/statements?format=csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [(r["type"], r["amount"], r["position_id"]) for r in rows] == [("apportionment", "-266.66666667", "1")]
+    assert [(r["type"], r["amount"], r["position_id"]) for r in rows] == [
+        ("apportionment", "-266.66666667", "1")
+    ]
 
 
 def test_it_makes_a_token_shown_once_that_then_works_and_can_be_revoked(trader, anonymous, world):
@@ -58,7 +69,9 @@ def test_it_makes_a_token_shown_once_that_then_works_and_can_be_revoked(trader, 
     assert anonymous.get("/api/v1/me/statements").status_code == 401
 
 
-def test_it_lists_my_statements_with_the_same_number_of_queries_whatever_the_page_holds(trader, world, linear):
+def test_it_lists_my_statements_with_the_same_number_of_queries_whatever_the_page_holds(
+    trader, world, linear
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

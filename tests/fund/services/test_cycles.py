@@ -38,7 +38,11 @@ def test_it_applies_a_schedule_change_from_the_next_cycle(usdt_fund):
     usdt_fund.save()
     cycles_close_due(now=at(1, 9))
     cycles = list(SettlementCycle.objects.order_by("starts_at"))
-    assert [c.ends_at - c.starts_at for c in cycles] == [timedelta(days=1), timedelta(hours=8), timedelta(hours=8)]
+    assert [c.ends_at - c.starts_at for c in cycles] == [
+        timedelta(days=1),
+        timedelta(hours=8),
+        timedelta(hours=8),
+    ]
     assert [str(c.fund_ratio) for c in cycles] == ["0.2000", "0.5000", "0.5000"]
 
 
@@ -53,7 +57,9 @@ def test_it_starts_the_first_cycle_at_the_anchor_and_leaves_no_gap(usdt_fund, li
     """A fund whose scheduler first runs days after its anchor still books a takeover closed
     in between, in the cycle of its close time."""
     cycles_close_due(now=at(3, 1))
-    assert [c.starts_at for c in SettlementCycle.objects.order_by("starts_at")] == [at(d) for d in range(4)]
+    assert [c.starts_at for c in SettlementCycle.objects.order_by("starts_at")] == [
+        at(d) for d in range(4)
+    ]
     takeover = book_loss(linear, "1", at(2, 5))
     assert takeover.cycle.starts_at == at(2) and not takeover.late
 
@@ -66,7 +72,11 @@ def test_it_books_late_takeovers_of_one_batch_into_the_same_next_open_cycle(usdt
     cycles_close_due(now=at(1, 1))
     for cycle in SettlementCycle.objects.order_by("starts_at"):
         cycles_close_due(now=cycle.settle_after, claim=False)
-        settlement_cycle_settle(cycle_id=cycle.id, now=at(2) - timedelta(minutes=1) if cycle.starts_at == at(1) else cycle.settle_after, ignore_grace=True)
+        settlement_cycle_settle(
+            cycle_id=cycle.id,
+            now=at(2) - timedelta(minutes=1) if cycle.starts_at == at(1) else cycle.settle_after,
+            ignore_grace=True,
+        )
     items = [takeover_item("late-1", at(1, 5)), takeover_item("late-0", at(0, 5))]
     rows = liquidations_record(items=items, now=at(2, 1)).rows
     assert [r.cycle.starts_at for r in rows] == [at(2), at(2)] and all(r.late for r in rows)
@@ -93,16 +103,26 @@ def test_it_lists_without_claiming_when_asked_not_to_send(usdt_fund):
 
 
 def takeover_item(external_id, closed_at):
-    return TakeoverInput(external_id=external_id, contract="BTCUSDT", side="long", quantity="1",
-                         takeover_price="100", close_price="90", remaining_margin="0",
-                         taken_over_at=closed_at - timedelta(minutes=1), closed_at=closed_at)
+    return TakeoverInput(
+        external_id=external_id,
+        contract="BTCUSDT",
+        side="long",
+        quantity="1",
+        takeover_price="100",
+        close_price="90",
+        remaining_margin="0",
+        taken_over_at=closed_at - timedelta(minutes=1),
+        closed_at=closed_at,
+    )
 
 
 def test_it_sends_a_failed_settlement_again_less_and_less_often(usdt_fund):
     cycles_close_due(now=at(0, 5))
     due_at = at(1) + timedelta(minutes=5)
     [cycle_id] = cycles_close_due(now=due_at).to_settle
-    SettlementCycle.objects.filter(pk=cycle_id).update(status=S.FAILED, attempts=3, error="OperationalError: gone")
+    SettlementCycle.objects.filter(pk=cycle_id).update(
+        status=S.FAILED, attempts=3, error="OperationalError: gone"
+    )
     # Three attempts failed: the next is sent after 4 × RESEND_AFTER, not before.
     assert cycles_close_due(now=due_at + RESEND_AFTER * 3).to_settle == []
     assert cycles_close_due(now=due_at + RESEND_AFTER * 4).to_settle == [cycle_id]

@@ -16,7 +16,12 @@ def test_it_deposits_and_withdraws_with_a_published_reason(usdt_fund):
     admin = UserFactory()
     fund_deposit(asset_code="USDT", amount="100.5", reason="Top-up from the exchange", actor=admin)
     record = fund_withdraw(asset_code="USDT", amount="0.5", reason="Fee correction", actor=admin)
-    assert (record.kind, record.amount_units, record.balance_after_units, record.seq) == ("withdrawal", -50000000, 10000000000, 2)
+    assert (record.kind, record.amount_units, record.balance_after_units, record.seq) == (
+        "withdrawal",
+        -50000000,
+        10000000000,
+        2,
+    )
     assert record.reason == "Fee correction" and record.actor == admin
     usdt_fund.refresh_from_db()
     assert usdt_fund.balance == Decimal(100)
@@ -24,7 +29,13 @@ def test_it_deposits_and_withdraws_with_a_published_reason(usdt_fund):
 
 @pytest.mark.parametrize(
     "amount, reason, field",
-    [("-1", "x", "amount"), ("0", "x", "amount"), ("1.000000001", "x", "amount"), ("1", "  ", "reason"), ("zz", "x", "amount")],
+    [
+        ("-1", "x", "amount"),
+        ("0", "x", "amount"),
+        ("1.000000001", "x", "amount"),
+        ("1", "  ", "reason"),
+        ("zz", "x", "amount"),
+    ],
 )
 def test_it_refuses_bad_deposits(usdt_fund, amount, reason, field):
     with pytest.raises(ValidationError) as exc:

@@ -10,8 +10,8 @@ from django.utils import timezone
 from fund.errors import ConflictError
 from fund.models import Contract, FundRecord, LiquidationTakeover, PositionProfit, SettlementCycle
 from fund.services.liquidations import TakeoverInput, engine_result_units, liquidations_record
-from tests.factories import AssetFactory, ContractFactory, FundFactory
 from statements.money import MAX_UNITS, from_units
+from tests.factories import AssetFactory, ContractFactory, FundFactory
 from tests.helpers import book_loss, book_profit, report_profits
 
 pytestmark = pytest.mark.django_db
@@ -22,27 +22,65 @@ NOW = timezone.now()
 
 def takeover(**overrides):
     now = NOW
-    values = dict(
-        external_id="t-1", contract="BTCUSDT", side="long", quantity="0.5", takeover_price="60000",
-        close_price="60100", remaining_margin="12.5", taken_over_at=now - timedelta(minutes=2),
-        closed_at=now - timedelta(minutes=1),
-    )
+    values = {
+        "external_id": "t-1",
+        "contract": "BTCUSDT",
+        "side": "long",
+        "quantity": "0.5",
+        "takeover_price": "60000",
+        "close_price": "60100",
+        "remaining_margin": "12.5",
+        "taken_over_at": now - timedelta(minutes=2),
+        "closed_at": now - timedelta(minutes=1),
+    }
     values.update(overrides)
     return TakeoverInput(**values)
 
 
 def test_it_computes_a_linear_result_both_ways():
-    args = dict(kind="linear", quantity=Decimal("0.5"), multiplier=Decimal(1), remaining_margin_units=10 * 10**8, precision=8)
-    assert engine_result_units(side="long", takeover_price=Decimal(100), close_price=Decimal(90), **args) == 5 * 10**8
-    assert engine_result_units(side="short", takeover_price=Decimal(100), close_price=Decimal(90), **args) == 15 * 10**8
+    args = {
+        "kind": "linear",
+        "quantity": Decimal("0.5"),
+        "multiplier": Decimal(1),
+        "remaining_margin_units": 10 * 10**8,
+        "precision": 8,
+    }
+    assert (
+        engine_result_units(
+            side="long", takeover_price=Decimal(100), close_price=Decimal(90), **args
+        )
+        == 5 * 10**8
+    )
+    assert (
+        engine_result_units(
+            side="short", takeover_price=Decimal(100), close_price=Decimal(90), **args
+        )
+        == 15 * 10**8
+    )
 
 
 def test_it_rounds_an_inverse_result_down_toward_minus_infinity():
     # 100 contracts of 1 USD, long from 30,000 to 29,000: 100 × (1/30000 − 1/29000) = −0.000114942528… BTC
-    args = dict(kind="inverse", quantity=Decimal(100), multiplier=Decimal(1), remaining_margin_units=0, precision=8)
-    assert engine_result_units(side="long", takeover_price=Decimal(30000), close_price=Decimal(29000), **args) == -11495
+    args = {
+        "kind": "inverse",
+        "quantity": Decimal(100),
+        "multiplier": Decimal(1),
+        "remaining_margin_units": 0,
+        "precision": 8,
+    }
+    assert (
+        engine_result_units(
+            side="long", takeover_price=Decimal(30000), close_price=Decimal(29000), **args
+        )
+        == -11495
+    )
     # the short side gains 0.000114942528… and is rounded down too
-    assert engine_result_units(side="short", takeover_price=Decimal(30000), close_price=Decimal(29000), **args) == 11494
+    assert (
+        engine_result_units(
+            side="short", takeover_price=Decimal(30000), close_price=Decimal(29000), **args
+        )
+        == 11494
+    )
 
 
 def test_it_credits_a_profit_to_the_fund_at_once(linear):
@@ -52,7 +90,11 @@ def test_it_credits_a_profit_to_the_fund_at_once(linear):
     assert t.engine_result_units == (Decimal("12.5") + Decimal("0.5") * 100) * 10**8
     record = FundRecord.objects.get()
     assert (record.kind, record.amount_units, record.balance_after_units, record.seq) == (
-        "liquidation_profit", t.engine_result_units, t.engine_result_units, 1)
+        "liquidation_profit",
+        t.engine_result_units,
+        t.engine_result_units,
+        1,
+    )
     assert record.takeover == t
     t.fund.refresh_from_db()
     assert t.fund.balance_units == t.engine_result_units
@@ -103,7 +145,14 @@ def test_it_refuses_an_id_reused_with_other_content_and_books_nothing_of_the_bat
 )
 def test_it_refuses_bad_input_and_changes_nothing(linear, overrides, field, message):
     with pytest.raises(ValidationError) as exc:
-        liquidations_record(items=[takeover(external_id="good"), takeover(external_id="bad", **overrides) if "external_id" not in overrides else takeover(**overrides)])
+        liquidations_record(
+            items=[
+                takeover(external_id="good"),
+                takeover(external_id="bad", **overrides)
+                if "external_id" not in overrides
+                else takeover(**overrides),
+            ]
+        )
     errors = exc.value.message_dict
     assert list(errors) == [f"items[1].{field}"]
     assert message in errors[f"items[1].{field}"][0]
@@ -117,7 +166,9 @@ def test_it_refuses_a_repeated_id_inside_one_batch(linear):
 
 
 def test_it_refuses_a_contract_whose_asset_has_no_fund(db):
-    ContractFactory(symbol="ETHUSD", margin_asset=AssetFactory(code="ETH"), kind=Contract.Kind.INVERSE)
+    ContractFactory(
+        symbol="ETHUSD", margin_asset=AssetFactory(code="ETH"), kind=Contract.Kind.INVERSE
+    )
     with pytest.raises(ValidationError, match="no insurance fund"):
         liquidations_record(items=[takeover(contract="ETHUSD")])
     assert not LiquidationTakeover.objects.exists()
@@ -134,7 +185,9 @@ def test_it_shares_one_fund_between_all_contracts_of_a_margin_asset(linear, day1
     book_profit(eth, "4", day1)
     fund = linear.margin_asset.fund
     fund.refresh_from_db()
-    assert fund.balance == Decimal(7) and list(fund.records.order_by("seq").values_list("seq", flat=True)) == [1, 2]
+    assert fund.balance == Decimal(7) and list(
+        fund.records.order_by("seq").values_list("seq", flat=True)
+    ) == [1, 2]
 
 
 def test_it_keeps_funds_of_different_assets_apart(linear, day1):
@@ -175,8 +228,16 @@ def test_it_books_a_position_profit_once(linear, day1):
 
 def test_it_refuses_a_loss_that_would_take_the_cycles_total_beyond_what_the_system_books(linear):
     # Each loss is 6,000,000,000 USDT (6e17 units, within bounds); two exceed 10^18 units.
-    items = [takeover(external_id=f"big-{i}", quantity="1000", takeover_price="6000001", close_price="1",
-                      remaining_margin="0") for i in range(3)]
+    items = [
+        takeover(
+            external_id=f"big-{i}",
+            quantity="1000",
+            takeover_price="6000001",
+            close_price="1",
+            remaining_margin="0",
+        )
+        for i in range(3)
+    ]
     liquidations_record(items=items[:1])
     with pytest.raises(ValidationError, match="total losses would exceed") as exc:
         liquidations_record(items=items[1:])
@@ -184,7 +245,9 @@ def test_it_refuses_a_loss_that_would_take_the_cycles_total_beyond_what_the_syst
     assert LiquidationTakeover.objects.count() == 1
 
 
-def test_it_refuses_profits_that_would_take_the_cycles_total_beyond_what_the_system_books(linear, day1):
+def test_it_refuses_profits_that_would_take_the_cycles_total_beyond_what_the_system_books(
+    linear, day1
+):
     book_loss(linear, "1", day1)
     cycle = SettlementCycle.objects.get()
     big = str(from_units(MAX_UNITS // 2 + 1, 8))

@@ -28,10 +28,17 @@ def assert_invariants(cycle):
     fund = cycle.fund
     fund.refresh_from_db()
     apportioned = cycle.apportionments.aggregate(s=Sum("amount_units"))["s"] or 0
-    assert cycle.fund_share_units + cycle.backstop_units + apportioned + cycle.uncovered_units == cycle.loss_units
+    assert (
+        cycle.fund_share_units + cycle.backstop_units + apportioned + cycle.uncovered_units
+        == cycle.loss_units
+    )
     assert fund.balance_units >= 0
     assert fund.balance_units == (fund.records.aggregate(s=Sum("amount_units"))["s"] or 0)
-    assert fund.balance_units == fund.records.order_by("-seq").first().balance_after_units if fund.records.exists() else True
+    assert (
+        fund.balance_units == fund.records.order_by("-seq").first().balance_after_units
+        if fund.records.exists()
+        else True
+    )
     for a in cycle.apportionments.select_related("position", "statement"):
         assert 0 <= a.amount_units <= a.position.profit_units
         assert a.statement.amount_units == -a.amount_units
@@ -59,7 +66,10 @@ def test_it_settles_the_worked_example_exactly(worked_example):
     assert cycle.loss_units == 500 * 10**8 and cycle.fund_share_units == 100 * 10**8
     assert cycle.users_share_units == 400 * 10**8 and cycle.participant_count == 2
     assert cycle.threshold_profit_units == 300 * 10**8
-    amounts = {a.position.position_id: a.statement.amount for a in cycle.apportionments.select_related("position", "statement__asset")}
+    amounts = {
+        a.position.position_id: a.statement.amount
+        for a in cycle.apportionments.select_related("position", "statement__asset")
+    }
     assert amounts == {1: Decimal("-266.66666667"), 2: Decimal("-133.33333333")}
     a = Apportionment.objects.get(position__position_id=1)
     assert (a.rank, a.rounding_unit) == (1, True)
@@ -79,13 +89,17 @@ def test_it_previews_without_writing(worked_example):
 
 def test_it_posts_once_when_settled_twice(worked_example):
     first = settle_day(worked_example)
-    second = settlement_cycle_settle(cycle_id=worked_example.id, now=worked_example.settle_after + timedelta(hours=1))
+    second = settlement_cycle_settle(
+        cycle_id=worked_example.id, now=worked_example.settle_after + timedelta(hours=1)
+    )
     assert first.posted and not second.posted
     assert Apportionment.objects.count() == 2 and Statement.objects.count() == 2
     assert FundRecord.objects.filter(kind=FundRecord.Kind.SETTLEMENT_COVERAGE).count() == 1
 
 
-def test_it_leaves_nothing_posted_when_posting_fails_and_can_be_retried(worked_example, monkeypatch):
+def test_it_leaves_nothing_posted_when_posting_fails_and_can_be_retried(
+    worked_example, monkeypatch
+):
     real_insert = settlement_service.insert_rows
     calls = []
 
@@ -152,7 +166,9 @@ def test_it_settles_ties_at_the_threshold_by_position_id(usdt_fund, linear, day1
     cycle = SettlementCycle.objects.get(fund=usdt_fund)
     report_profits(cycle, linear, {30: "50", 10: "50", 20: "50", 40: "5"})
     cycle = settle_day(cycle).cycle
-    ranks = list(cycle.apportionments.order_by("rank").values_list("position__position_id", flat=True))
+    ranks = list(
+        cycle.apportionments.order_by("rank").values_list("position__position_id", flat=True)
+    )
     assert ranks == [10, 20, 30]
     assert_invariants(cycle)
 
@@ -162,7 +178,9 @@ def test_it_waits_for_the_grace_period(worked_example):
 
     cycles_close_due(now=worked_example.ends_at)
     with pytest.raises(ValidationError, match="grace period"):
-        settlement_cycle_settle(cycle_id=worked_example.id, now=worked_example.ends_at + timedelta(minutes=1))
+        settlement_cycle_settle(
+            cycle_id=worked_example.id, now=worked_example.ends_at + timedelta(minutes=1)
+        )
     assert not Apportionment.objects.exists()
     worked_example.refresh_from_db()
     assert worked_example.status == SettlementCycle.Status.CLOSED
@@ -189,7 +207,12 @@ def test_it_settles_the_demo_sized_cycles_across_days(usdt_fund, linear):
         book_loss(linear, "12.5", at(day, 3))
         book_profit(linear, "2", at(day, 4))
     for cycle in SettlementCycle.objects.order_by("starts_at"):
-        report_profits(cycle, linear, {cycle.id * 10 + 1: "30", cycle.id * 10 + 2: "20"}, account_prefix=f"c{cycle.id}")
+        report_profits(
+            cycle,
+            linear,
+            {cycle.id * 10 + 1: "30", cycle.id * 10 + 2: "20"},
+            account_prefix=f"c{cycle.id}",
+        )
     due = cycles_close_due(now=at(3, 1))
     assert len(due.to_settle) == 3
     for cycle_id in due.to_settle:

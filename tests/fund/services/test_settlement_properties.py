@@ -29,13 +29,26 @@ def book_result(contract, result_units: int, precision: int, closed_at, external
     """A takeover whose engine result is exactly `result_units`: a long with no margin left,
     closed |result| lower (a loss), or closed flat with the result as remaining margin (a profit)."""
     amount = str(from_units(abs(result_units), precision))
-    price = dict(takeover_price=str(Decimal(amount) + 1), close_price="1", remaining_margin="0")
+    price = {
+        "takeover_price": str(Decimal(amount) + 1),
+        "close_price": "1",
+        "remaining_margin": "0",
+    }
     if result_units > 0:
-        price = dict(takeover_price="1", close_price="1", remaining_margin=amount)
-    liquidations_record(items=[TakeoverInput(
-        external_id=external_id, contract=contract.symbol, side="long", quantity="1",
-        taken_over_at=closed_at - timedelta(minutes=1), closed_at=closed_at, **price,
-    )])
+        price = {"takeover_price": "1", "close_price": "1", "remaining_margin": amount}
+    liquidations_record(
+        items=[
+            TakeoverInput(
+                external_id=external_id,
+                contract=contract.symbol,
+                side="long",
+                quantity="1",
+                taken_over_at=closed_at - timedelta(minutes=1),
+                closed_at=closed_at,
+                **price,
+            )
+        ]
+    )
 
 
 @st.composite
@@ -47,50 +60,84 @@ def cycles(draw):
     profits = draw(st.lists(st.integers(-(10**precision), top), min_size=n, max_size=n))
     if profits and draw(st.booleans()):  # ties
         profits = [profits[i % 2] for i in range(n)]
-    return dict(
-        precision=precision,
-        deposit=draw(st.one_of(st.just(0), unit)),
-        results=draw(st.lists(st.one_of(unit, unit.map(lambda u: -u)), max_size=4)),
-        profits=dict(zip(draw(st.permutations(range(1, n + 1))), profits)),
-        fund_ratio=draw(st.sampled_from(["0", "0.2", "0.5", "1"])),
-        screening_ratio=draw(st.sampled_from(["0", "0.5", "0.9", "1"])),
-    )
+    return {
+        "precision": precision,
+        "deposit": draw(st.one_of(st.just(0), unit)),
+        "results": draw(st.lists(st.one_of(unit, unit.map(lambda u: -u)), max_size=4)),
+        "profits": dict(zip(draw(st.permutations(range(1, n + 1))), profits)),
+        "fund_ratio": draw(st.sampled_from(["0", "0.2", "0.5", "1"])),
+        "screening_ratio": draw(st.sampled_from(["0", "0.5", "0.9", "1"])),
+    }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(case=cycles())
 def test_it_keeps_every_invariant_when_settling_generated_cycles(case):
     code = f"P{next(_codes)}"
     asset = AssetFactory(code=code, precision=case["precision"])
-    fund = FundFactory(asset=asset, fund_ratio=Decimal(case["fund_ratio"]), screening_ratio=Decimal(case["screening_ratio"]))
+    fund = FundFactory(
+        asset=asset,
+        fund_ratio=Decimal(case["fund_ratio"]),
+        screening_ratio=Decimal(case["screening_ratio"]),
+    )
     contract = ContractFactory(symbol=f"{code}PERP", margin_asset=asset)
     if case["deposit"]:
-        fund_deposit(asset_code=code, amount=str(from_units(case["deposit"], case["precision"])), reason="seed",
-                     now=at(0, 1))
+        fund_deposit(
+            asset_code=code,
+            amount=str(from_units(case["deposit"], case["precision"])),
+            reason="seed",
+            now=at(0, 1),
+        )
     for i, result in enumerate(case["results"]):
         book_result(contract, result, case["precision"], at(0, 2 + i), f"{code}-{i}")
     cycle, _ = SettlementCycle.objects.get_or_create(
-        fund=fund, starts_at=at(0), defaults=dict(ends_at=at(1), grace_seconds=300,
-                                                  fund_ratio=fund.fund_ratio, screening_ratio=fund.screening_ratio))
+        fund=fund,
+        starts_at=at(0),
+        defaults={
+            "ends_at": at(1),
+            "grace_seconds": 300,
+            "fund_ratio": fund.fund_ratio,
+            "screening_ratio": fund.screening_ratio,
+        },
+    )
     if case["profits"]:
-        report_profits(cycle, contract, {pid: str(from_units(p, case["precision"])) for pid, p in case["profits"].items()},
-                       account_prefix=code)
+        report_profits(
+            cycle,
+            contract,
+            {pid: str(from_units(p, case["precision"])) for pid, p in case["profits"].items()},
+            account_prefix=code,
+        )
     assert settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after).posted
 
     cycle.refresh_from_db()
     fund.refresh_from_db()
     loss = -sum(r for r in case["results"] if r < 0)
-    apportionments = list(cycle.apportionments.select_related("position", "statement").order_by("rank"))
+    apportionments = list(
+        cycle.apportionments.select_related("position", "statement").order_by("rank")
+    )
     apportioned = sum(a.amount_units for a in apportionments)
     assert cycle.loss_units == loss
     # F + backstop + Σ a_i + uncovered = L
-    assert cycle.fund_share_units + cycle.backstop_units + apportioned + cycle.uncovered_units == loss
+    assert (
+        cycle.fund_share_units + cycle.backstop_units + apportioned + cycle.uncovered_units == loss
+    )
     # 0 <= a_i <= p_i; one statement per participant, for its account, of -a_i
     for a in apportionments:
         assert 0 <= a.amount_units <= a.position.profit_units
-        assert a.statement.amount_units == -a.amount_units and a.statement.type == Statement.Type.APPORTIONMENT
+        assert (
+            a.statement.amount_units == -a.amount_units
+            and a.statement.type == Statement.Type.APPORTIONMENT
+        )
         assert a.statement.account_id == a.position.account_id
-    assert Statement.objects.filter(apportionment__cycle=cycle).count() == len(apportionments) == cycle.participant_count
+    assert (
+        Statement.objects.filter(apportionment__cycle=cycle).count()
+        == len(apportionments)
+        == cycle.participant_count
+    )
     # The fund never goes below zero and its balance is the sum of its records.
     records = fund.records.order_by("seq")
     assert fund.balance_units >= 0
@@ -105,7 +152,10 @@ def test_it_keeps_every_invariant_when_settling_generated_cycles(case):
     coverage = cycle.fund_records.filter(kind=FundRecord.Kind.SETTLEMENT_COVERAGE)
     assert sum(c.amount_units for c in coverage) == -(cycle.fund_share_units + cycle.backstop_units)
     # Participants are exactly the screened prefix of the ranking.
-    ranking = sorted((pid for pid, p in case["profits"].items() if p > 0), key=lambda pid: (-case["profits"][pid], pid))
+    ranking = sorted(
+        (pid for pid, p in case["profits"].items() if p > 0),
+        key=lambda pid: (-case["profits"][pid], pid),
+    )
     participants = [a.position.position_id for a in apportionments]
     assert participants == ranking[: len(participants)]
     if participants:
