@@ -19,7 +19,8 @@ Every non-2xx answer and every connection error counts; so does every violation.
 makes this script exit 1 with a message naming them (the JSON result is still the last line of
 stdout). gunicorn and the settling process are always stopped.
 
-    DATABASE_URL=postgres://… python bench/load.py [--positions 1000000] [--batches 10] [--size 5000]
+    DATABASE_URL=postgres://… python bench/load.py \\
+        [--positions 1000000] [--batches 10] [--size 5000]
     python bench/load.py settle CYCLE_ID   # (internal) the settling process
 """
 
@@ -69,7 +70,7 @@ from django.db.models import Count, Sum  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from ingest import takeovers  # noqa: E402  (bench/ingest.py: the same engine batches)
 
-from fund.models import (
+from fund.models import (  # noqa: E402
     Apportionment,
     Contract,
     Fund,
@@ -401,7 +402,8 @@ def check_cycle_api(client: Client, prep: dict, checks: Checks, errors: Tally) -
             checks.violation(
                 "cycle api",
                 f"status {state!r} with figures published: {published}, "
-                f"participant_count={cycle.get('participant_count')}, settled_at={cycle.get('settled_at')}",
+                f"participant_count={cycle.get('participant_count')}, "
+                f"settled_at={cycle.get('settled_at')}",
             )
     elif state == "settled":
         missing = [name for name in FIGURES if cycle.get(name) is None]
@@ -498,7 +500,8 @@ def check_cycle_page(client: Client, prep: dict, checks: Checks, errors: Tally) 
         if shared or "Its figures are published when it is settled" not in html:
             checks.violation(
                 "cycle page",
-                f"status {state!r} but the page shows figures (or lacks the 'not settled yet' note)",
+                f"status {state!r} but the page shows figures "
+                "(or lacks the 'not settled yet' note)",
             )
     elif state == "settled":
         start = html.find('<table class="report">')
@@ -518,7 +521,8 @@ def check_cycle_page(client: Client, prep: dict, checks: Checks, errors: Tally) 
             )
         if participants is None or int(participants.group(1)) != prep["participants"]:
             problems.append(
-                f"participants {participants.group(1) if participants else None}, expected {prep['participants']}"
+                f"participants {participants.group(1) if participants else None}, "
+                f"expected {prep['participants']}"
             )
         if problems:
             checks.violation("cycle page", "settled with " + "; ".join(problems))
@@ -673,7 +677,8 @@ def final_checks(client: Client, prep: dict, ingested: int, checks: Checks, erro
 
 def run(args) -> dict:
     log(
-        f"preparing: {HISTORY_DAYS} days of history and a closed cycle with {args.positions:,} positions …"
+        f"preparing: {HISTORY_DAYS} days of history and a closed cycle "
+        f"with {args.positions:,} positions …"
     )
     prep = prepare(args.positions)
     log(
@@ -772,7 +777,8 @@ def run(args) -> dict:
             )  # readers alone first: the checkers see the cycle before it settles
 
             log(
-                f"settling cycle {prep['cycle']} in a separate process and posting {args.batches} × {args.size:,} takeovers …"
+                f"settling cycle {prep['cycle']} in a separate process "
+                f"and posting {args.batches} × {args.size:,} takeovers …"
             )
             load_started = time.perf_counter()
             settler = subprocess.Popen(
@@ -798,7 +804,8 @@ def run(args) -> dict:
                 time.sleep(0.05)
             else:
                 problems.append(
-                    f"hard cap: the settlement or the ingestion was still running after {args.max_seconds:.0f} s"
+                    "hard cap: the settlement or the ingestion was still running "
+                    f"after {args.max_seconds:.0f} s"
                 )
             load_finished = time.perf_counter()
             if not problems:
@@ -822,7 +829,8 @@ def run(args) -> dict:
                 settlement["wall_seconds"] = settle_wall
             else:
                 problems.append(
-                    f"the settling process failed (exit {settler.returncode}):\n{settle_err.read()[-3000:]}"
+                    f"the settling process failed (exit {settler.returncode}):\n"
+                    f"{settle_err.read()[-3000:]}"
                 )
             if not problems:
                 final = final_checks(client, prep, ingestion["items"], checks, checker_errors)
@@ -894,7 +902,8 @@ def run(args) -> dict:
     if result["errors"]:
         problems.append(
             f"{result['errors']} failed requests (non-2xx or connection errors): readers "
-            f"{reader_errors.as_dict()}, checkers {checker_errors.as_dict()}, ingestion {ingest_errors.as_dict()}"
+            f"{reader_errors.as_dict()}, checkers {checker_errors.as_dict()}, "
+            f"ingestion {ingest_errors.as_dict()}"
         )
     if checks.violation_count:
         problems.append(
@@ -902,7 +911,8 @@ def run(args) -> dict:
         )
     if ingestion["items"] != args.batches * args.size:
         problems.append(
-            f"ingestion: {ingestion['items']:,} of {args.batches * args.size:,} takeovers acknowledged"
+            f"ingestion: {ingestion['items']:,} of {args.batches * args.size:,} "
+            "takeovers acknowledged"
         )
     if "settled" not in checks.seen_statuses:
         problems.append("the checkers never saw the big cycle settled")

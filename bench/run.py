@@ -6,7 +6,8 @@ insurance_fund_bench), a database this script drops and recreates. SQLite: a fil
 
     python bench/run.py                       # PostgreSQL 100,000 and 1,000,000; SQLite 100,000
     python bench/run.py --pg 100000 --sqlite 10000
-    python bench/run.py --pg --sqlite --ingest-batches 0 --no-pages --load-positions 100000   # the load run only
+    python bench/run.py --pg --sqlite --ingest-batches 0 --no-pages \\
+        --load-positions 100000               # the load run only
 
 The load run (bench/load.py): readers on gunicorn while a 1,000,000-position settlement and
 ingestion batches run, with checkers that fail the run on any error or half-settled cycle.
@@ -57,6 +58,13 @@ def step_script(database_url: str, script: str, *args, keep_failed_result: bool 
     if done.returncode:
         result["failed"] = done.stderr[-3000:]
     return result
+
+
+def header_row(columns: list[tuple[str, int]]) -> str:
+    """A table's header: (title, width) pairs, the first column left-aligned, the others
+    right-aligned, one space apart."""
+    (first, first_width), *rest = columns
+    return " ".join([f"{first:<{first_width}}", *(f"{title:>{width}}" for title, width in rest)])
 
 
 def recreate_postgres(url: str) -> None:
@@ -154,7 +162,8 @@ def main() -> None:
     if not args.no_load:
         recreate_postgres(pg_url)
         print(
-            f"PostgreSQL, load run: readers while {args.load_positions:,} positions settle and takeovers are ingested …",
+            f"PostgreSQL, load run: readers while {args.load_positions:,} positions settle "
+            "and takeovers are ingested …",
             file=sys.stderr,
             flush=True,
         )
@@ -168,9 +177,20 @@ def main() -> None:
         size = ingest["size"]
         print()
         print(
-            f"Ingestion through the HTTP API on PostgreSQL: {size:,}-item batches, client-side time per request"
+            f"Ingestion through the HTTP API on PostgreSQL: {size:,}-item batches, "
+            "client-side time per request"
         )
-        header = f"{'batch':<22} {'requests':>8} {'median s':>9} {'items/s':>9} {'best items/s':>13} {'COPY s':>7} {'COPY items/s':>13}"
+        header = header_row(
+            [
+                ("batch", 22),
+                ("requests", 8),
+                ("median s", 9),
+                ("items/s", 9),
+                ("best items/s", 13),
+                ("COPY s", 7),
+                ("COPY items/s", 13),
+            ]
+        )
         print(header)
         print("-" * len(header))
         for name, label in (
@@ -182,18 +202,21 @@ def main() -> None:
             floor = ingest["floor"].get(name)
             median = statistics.median(times)
             print(
-                f"{label:<22} {len(times):>8} {median:>9.3f} {size / median:>9,.0f} {size / min(times):>13,.0f} "
+                f"{label:<22} {len(times):>8} {median:>9.3f} "
+                f"{size / median:>9,.0f} {size / min(times):>13,.0f} "
                 + (f"{floor:>7.3f} {size / floor:>13,.0f}" if floor else f"{'–':>7} {'–':>13}")
             )
         print(
-            "Goal: at least 20,000 items/s. A replay answers every item as existing and writes nothing."
+            "Goal: at least 20,000 items/s. "
+            "A replay answers every item as existing and writes nothing."
         )
     if pages:
         print()
         print(
-            "Pages on gunicorn (4 workers), 32 concurrent connections (wrk), 30 days of demo data on PostgreSQL"
+            "Pages on gunicorn (4 workers), 32 concurrent connections (wrk), "
+            "30 days of demo data on PostgreSQL"
         )
-        header = f"{'page':<26} {'requests/s':>11} {'p99 ms':>8} {'of trivial':>11}"
+        header = header_row([("page", 26), ("requests/s", 11), ("p99 ms", 8), ("of trivial", 11)])
         print(header)
         print("-" * len(header))
         trivial = pages["pages"]["trivial view (/healthz)"]["rps"]
@@ -206,10 +229,13 @@ def main() -> None:
         small, large = pages["history"]["1000"], pages["history"]["1000000"]
         print()
         print(
-            "Balance-history query (day buckets + the chart's hourly series), funds with records in the same 1,000 hours"
+            "Balance-history query (day buckets + the chart's hourly series), "
+            "funds with records in the same 1,000 hours"
         )
         print(
-            f"  1,000 records: {small * 1000:.1f} ms   1,000,000 records: {large * 1000:.1f} ms   ratio {large / small:.2f}x"
+            f"  1,000 records: {small * 1000:.1f} ms   "
+            f"1,000,000 records: {large * 1000:.1f} ms   "
+            f"ratio {large / small:.2f}x"
             "   (goal: within 1.5x)"
         )
     if load:
@@ -223,9 +249,17 @@ def print_settlement(rows, floors) -> None:
     print(
         "Settlement of one cycle (statements + apportionments + coverage record, one transaction)"
     )
-    header = (
-        f"{'database':<11} {'positions':>10} {'participants':>12} {'settle s':>9} {'positions/s':>12} "
-        f"{'peak MiB':>9} {'COPY s':>7} {'settle/COPY':>11}"
+    header = header_row(
+        [
+            ("database", 11),
+            ("positions", 10),
+            ("participants", 12),
+            ("settle s", 9),
+            ("positions/s", 12),
+            ("peak MiB", 9),
+            ("COPY s", 7),
+            ("settle/COPY", 11),
+        ]
     )
     print(header)
     print("-" * len(header))
@@ -233,12 +267,16 @@ def print_settlement(rows, floors) -> None:
         floor = floors.get(n)
         ratio = f"{r['seconds'] / floor:.2f}×" if floor else "–"
         print(
-            f"{database:<11} {n:>10,} {r['participants']:>12,} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} "
+            f"{database:<11} {n:>10,} {r['participants']:>12,} "
+            f"{r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} "
             f"{r['peak_rss_mib']:>9.0f} {floor or 0:>7.2f} {ratio:>11}"
         )
     print()
     print(
-        "COPY s: PostgreSQL COPY of the same number of statement rows into the empty statements table, committed\n(foreign keys checked): the floor. The settlement writes as many statements and apportionments."
+        "COPY s: PostgreSQL COPY of the same number of statement rows "
+        "into the empty statements table, committed\n"
+        "(foreign keys checked): the floor. "
+        "The settlement writes as many statements and apportionments."
     )
     print("peak MiB: the settling process's peak resident memory, Python and Django included.")
     print("Goal: 1,000,000 positions settle on PostgreSQL in under 3x the COPY time, within 1 GiB.")
@@ -249,18 +287,30 @@ def print_load(load: dict) -> None:
     print()
     print(f"Load: readers while a {load['positions']:,}-position settlement and ingestion run")
     print(
-        f"(gunicorn {load['workers']} workers on PostgreSQL, {load['readers']} readers one request at a time each, "
+        f"(gunicorn {load['workers']} workers on PostgreSQL, "
+        f"{load['readers']} readers one request at a time each, "
         f"{load['window_seconds']:.0f} s; history of {load['history_records']:,} records)"
     )
-    header = f"{'readers: URL':<30} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    header = header_row(
+        [
+            ("readers: URL", 30),
+            ("requests", 9),
+            ("req/s", 7),
+            ("p50 ms", 8),
+            ("p99 ms", 8),
+            ("max ms", 8),
+        ]
+    )
     print(header)
     print("-" * len(header))
     for name, r in load["per_url"].items():
         print(
-            f"{name:<30} {r['requests']:>9,} {r['rps']:>7.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} {r['max_ms']:>8.0f}"
+            f"{name:<30} {r['requests']:>9,} {r['rps']:>7.1f} "
+            f"{r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} {r['max_ms']:>8.0f}"
         )
     print(
-        f"{'all':<30} {load['requests']:>9,} {load['rps']:>7.1f} {load['p50_ms']:>8.0f} {load['p99_ms']:>8.0f} {load['max_ms']:>8.0f}"
+        f"{'all':<30} {load['requests']:>9,} {load['rps']:>7.1f} "
+        f"{load['p50_ms']:>8.0f} {load['p99_ms']:>8.0f} {load['max_ms']:>8.0f}"
     )
     if load.get("rps_during_settlement") is not None:
         print(
@@ -281,27 +331,32 @@ def print_load(load: dict) -> None:
     )
     if settlement:
         print(
-            f"  settlement under load: {settlement['seconds']:.2f} s ({settlement['participants']:,} participants, "
-            f"{settlement['wall_seconds']:.2f} s with the process's start-up, peak {settlement['peak_rss_mib']:.0f} MiB)"
+            f"  settlement under load: {settlement['seconds']:.2f} s "
+            f"({settlement['participants']:,} participants, "
+            f"{settlement['wall_seconds']:.2f} s with the process's start-up, "
+            f"peak {settlement['peak_rss_mib']:.0f} MiB)"
         )
     else:
         print("  settlement under load: did not finish")
     batch = max(ingest["batch_seconds"], default=0)
     print(
-        f"  ingestion under load: {ingest['items']:,} takeovers in {ingest['batches']} batches, {ingest['seconds']:.2f} s, "
+        f"  ingestion under load: {ingest['items']:,} takeovers in {ingest['batches']} batches, "
+        f"{ingest['seconds']:.2f} s, "
         f"{ingest['items_per_s']:,.0f} items/s (slowest batch {batch:.2f} s)"
     )
     checks = ", ".join(f"{n} {what}" for what, n in load["checks"].items())
     print(
         f"  consistency checks: {load['checks_total']:,} ({load['checks_per_s']:.1f}/s: {checks}); "
-        f"cycle seen as {' → '.join(load['cycle_statuses_seen'])}; violations: {load['violations']}"
+        f"cycle seen as {' → '.join(load['cycle_statuses_seen'])}; "
+        f"violations: {load['violations']}"
     )
     for violation in load["violation_samples"]:
         print(f"    ! {violation}")
     final = load.get("final") or {}
     if final.get("fund_page_reads"):
         print(
-            f"  after the run: /funds/USDT/ showed a stale balance in {final['fund_page_stale']} of {final['fund_page_reads']} "
+            "  after the run: /funds/USDT/ showed a stale balance in "
+            f"{final['fund_page_stale']} of {final['fund_page_reads']} "
             "reads after the run (pages cached in Redis, as in production)"
         )
     print("Goal: no errors, no half-settled cycle visible.")

@@ -1,8 +1,10 @@
 """One step of the settlement benchmark, in its own process (bench/run.py drives it).
 
-    python bench/settle.py prepare N   # a fresh schema, one fund, one cycle with N profitable positions
+    python bench/settle.py prepare N   # a fresh schema, one fund, one cycle with N profitable
+                                       # positions
     python bench/settle.py settle      # settles that cycle; prints seconds and peak memory as JSON
-    python bench/settle.py copy N      # COPYs N statement rows (rolled back); prints seconds as JSON
+    python bench/settle.py copy N      # COPYs N statement rows (rolled back); prints seconds
+                                       # as JSON
 
 DATABASE_URL chooses the database, as for the portal itself.
 """
@@ -49,7 +51,7 @@ def prepare(n: int) -> dict:
     rng = random.Random(n)
     asset = Asset.objects.create(code="USDT", name="Tether USD", precision=8)
     # Every position participates (screening ratio 1): the most rows a settlement can write.
-    fund = Fund.objects.create(asset=asset, anchor=ANCHOR, screening_ratio=Decimal(1))
+    Fund.objects.create(asset=asset, anchor=ANCHOR, screening_ratio=Decimal(1))
     contract = Contract.objects.create(symbol="BTCUSDT", margin_asset=asset, kind="linear")
     TraderAccount.objects.bulk_create(
         [TraderAccount(external_id=f"B-{i:06d}") for i in range(ACCOUNTS)], batch_size=5000

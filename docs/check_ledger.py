@@ -66,7 +66,8 @@ def check(base: str, asset: str) -> tuple[bool, str]:
         if Decimal(record["balance_after"]) != balance:
             return (
                 False,
-                f"record #{record['seq']}: balance after does not follow from the records before it",
+                f"record #{record['seq']}: "
+                "balance after does not follow from the records before it",
             )
         if record_hash(previous, record) != record["hash"]:
             return (
@@ -80,7 +81,8 @@ def check(base: str, asset: str) -> tuple[bool, str]:
         return False, "the published balance is not the sum of the records"
     return (
         True,
-        f"{asset}: {len(records)} records, chain intact, head {previous}, balance {fund['balance']}",
+        f"{asset}: {len(records)} records, chain intact, head {previous}, "
+        f"balance {fund['balance']}",
     )
 
 
@@ -92,7 +94,8 @@ def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
         if Decimal(proof[name]).scaleb(places) != proof[f"{name}_units"]:
             return (
                 False,
-                f"the proof's {name} {proof[name]} is not its {name}_units {proof[f'{name}_units']}",
+                f"the proof's {name} {proof[name]} "
+                f"is not its {name}_units {proof[f'{name}_units']}",
             )
     text = "|".join(
         str(proof[k])
@@ -131,7 +134,8 @@ def check_proof(proof: dict, base: str | None = None) -> tuple[bool, str]:
     if published.get("status") != "settled" or published.get("apportionment_root") != node.hex():
         return False, f"the root is not the one the cycle publishes at {url}"
     return True, (
-        f"{proof['asset']} cycle {proof['cycle']}: apportionment of {proof['amount']} (rank {proof['rank']}, "
+        f"{proof['asset']} cycle {proof['cycle']}: "
+        f"apportionment of {proof['amount']} (rank {proof['rank']}, "
         f"position {proof['position_id']}) is included in the published root {node.hex()}"
     )
 

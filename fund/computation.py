@@ -1,11 +1,11 @@
-"""The settlement of one cycle (RULES.md section 2) as a pure function over integers.
+"""The settlement of one cycle (docs/rules.md §2) as a pure function over integers.
 
 All amounts are integers of the asset's smallest unit, so every step is exact; ratios are exact
 Decimals. The same function settles cycles, previews them and backs `manage.py settlement_calc`.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -44,9 +44,34 @@ def _ratio(value) -> Fraction:
 
 
 def fund_share_of(*, loss: int, balance: int, fund_ratio) -> int:
-    """F = L × fund ratio, rounded down, never more than the balance B (RULES.md steps 1-2)."""
+    """F = L × fund ratio, rounded down, never more than the balance B (docs/rules.md §2 steps
+    1-2)."""
     ratio = _ratio(fund_ratio)
     return min(loss * ratio.numerator // ratio.denominator, balance)
+
+
+def backstop_of(*, rest: int, balance: int, fund_share: int) -> int:
+    """What the fund takes of the part the participants cannot bear (`rest` = U − Σ a_i): all
+    of it, up to what the balance holds after its own share (docs/rules.md §2 step 6)."""
+    return min(rest, balance - fund_share)
+
+
+def settlement_at_balance(result: SettlementResult, *, balance: int, fund_ratio):
+    """The same settlement for another balance B′, or None when it differs.
+
+    The balance enters a settlement only through F = min(L × ratio, B) and the backstop; the
+    apportionments follow from U = L − F. When B′ gives the same F and backstop, the result is
+    the one computed for B′ (with B′ as its balance); otherwise None: compute it again.
+    """
+    if balance == result.balance:
+        return result
+    fund_share = fund_share_of(loss=result.loss, balance=balance, fund_ratio=fund_ratio)
+    backstop = backstop_of(
+        rest=result.users_share - result.apportioned, balance=balance, fund_share=fund_share
+    )
+    if (fund_share, backstop) != (result.fund_share, result.backstop):
+        return None
+    return replace(result, balance=balance)
 
 
 def compute_settlement(
@@ -123,7 +148,7 @@ def compute_settlement(
     # Step 6: what the participants cannot bear falls to the fund, then to "uncovered".
     apportioned = sum(amounts)
     rest = users_share - apportioned
-    backstop = min(rest, balance - fund_share)
+    backstop = backstop_of(rest=rest, balance=balance, fund_share=fund_share)
     uncovered = rest - backstop
 
     return SettlementResult(

@@ -59,7 +59,8 @@ def merkle_root(leaves: list[bytes]) -> str:
 
 
 def merkle_path(leaves: list[bytes], index: int) -> list[dict]:
-    """The sibling hashes from leaf `index` (0-based) up to the root, each with the side it sits on."""
+    """The sibling hashes from leaf `index` (0-based) up to the root, each with the side it
+    sits on."""
     path, level = [], leaves
     while len(level) > 1:
         sibling = index ^ 1

@@ -32,7 +32,10 @@ class Contract(models.Model):
         decimal_places=8,
         default=Decimal(1),
         validators=[MinValueValidator(Decimal("0.00000001"))],
-        help_text="Contract size: base coin per contract (linear) or quote currency per contract (inverse).",
+        help_text=(
+            "Contract size: base coin per contract (linear) "
+            "or quote currency per contract (inverse)."
+        ),
     )
 
     class Meta:
@@ -143,7 +146,10 @@ class SettlementCycle(models.Model):
         max_length=64,
         blank=True,
         default="",
-        help_text="Merkle root over the apportionments (fund/merkle.py), published when the cycle settles.",
+        help_text=(
+            "Merkle root over the apportionments (fund/merkle.py), "
+            "published when the cycle settles."
+        ),
     )
     # Life cycle.
     opened_at = models.DateTimeField(auto_now_add=True)
@@ -195,7 +201,10 @@ class SettlementCycle(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.fund.asset.code} {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
+        return (
+            f"{self.fund.asset.code} "
+            f"{self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
+        )
 
     @property
     def settle_after(self):
@@ -220,9 +229,6 @@ class FundRecord(models.Model):
         WITHDRAWAL = "withdrawal", "Withdrawal"
         SETTLEMENT_COVERAGE = "settlement_coverage", "Settlement: fund's share of losses"
         CORRECTION = "correction", "Correction"
-
-    INFLOWS = (Kind.LIQUIDATION_PROFIT, Kind.DEPOSIT)
-    OUTFLOWS = (Kind.WITHDRAWAL, Kind.SETTLEMENT_COVERAGE)
 
     fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="records")
     seq = models.PositiveBigIntegerField(help_text="1, 2, 3 … within the fund.")
@@ -486,6 +492,7 @@ class AdminAction(models.Model):
         DEPOSIT = "deposit", "Deposited to a fund"
         WITHDRAW = "withdraw", "Withdrew from a fund"
         SCHEDULE = "schedule", "Changed a fund's schedule"
+        CORRECT = "correct", "Corrected a record"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -507,19 +514,23 @@ class AdminAction(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
-        return f"{self.actor} {self.get_action_display().lower()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+        return (
+            f"{self.actor} {self.get_action_display().lower()} "
+            f"at {self.created_at:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 class IdempotentRequest(models.Model):
     """A money-moving API request made with an Idempotency-Key, and the answer it got: the same
-    key with the same body is answered again from here; with another body it is refused."""
+    key with the same body is answered again from here; with another body it is refused. Kept
+    for IDEMPOTENCY_KEY_HOURS (fund/services/idempotency.py)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=128)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
     status_code = models.PositiveSmallIntegerField()
     response = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [

@@ -10,6 +10,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fund.services.cycles import cycles_close_due, cycles_release_claim
+from fund.services.idempotency import idempotency_keys_prune
+from fund.services.locks import BooksBusy
 from fund.services.settlement import settlement_cycle_settle
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
+    autoretry_for=(OperationalError, InterfaceError, BooksBusy),
     retry_backoff=2,
     retry_backoff_max=120,
     max_retries=8,
@@ -79,3 +81,9 @@ def settle_cycle(self, cycle_id: int, ignore_grace: bool = False) -> dict:
         logger.warning("cycle %s not settled: %s", cycle_id, exc)
         return {"cycle": cycle_id, "posted": False, "error": exc.messages}
     return {"cycle": cycle_id, "posted": outcome.posted, "status": outcome.cycle.status}
+
+
+@shared_task(name="fund.tasks.prune_idempotency_keys", ignore_result=True)
+def prune_idempotency_keys() -> int:
+    """Every hour (beat): forgets the Idempotency-Keys older than IDEMPOTENCY_KEY_HOURS."""
+    return idempotency_keys_prune()

@@ -1,16 +1,15 @@
 """The public transparency portal: server-rendered pages, each a selector call and a template."""
 
-import re
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 
-from fund import selectors
+from fund import charts, selectors
 from fund.computation import compute_settlement
+from fund.filters import DIGITS, CycleFilter, RecordFilter
+from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import Fund, FundRecord, SettlementCycle
 from fund.pagecache import cached_page
 from statements.money import format_units
@@ -24,7 +23,7 @@ def overview(request):
     funds = selectors.fund_overview()
     for row in funds:
         row["changes"] = selectors.fund_changes(fund=row["fund"], now=now)
-        row["series"] = selectors.balance_series(fund=row["fund"])
+        row["series"] = charts.balance_series(fund=row["fund"])
     return render(
         request,
         "fund/overview.html",
@@ -37,20 +36,18 @@ def overview(request):
     )
 
 
+def filter_errors(filterset) -> dict[str, str]:
+    """A filter form's errors, one line per field (the filters that are valid still apply)."""
+    return {name: " ".join(messages) for name, messages in filterset.errors.items()}
+
+
 @cached_page
 def fund_detail(request, asset):
-    fund = selectors.fund_get(asset_code=asset)
-    kinds = [k for k in request.GET.getlist("kind") if k in FundRecord.Kind.values]
-    start, end, errors = _day(request, "from"), _day(request, "to"), {}
-    if request.GET.get("from") and start is None:
-        errors["from"] = "Use a date like 2026-11-01."
-    if request.GET.get("to") and end is None:
-        errors["to"] = "Use a date like 2026-11-30."
-    records = selectors.fund_records(fund=fund, kinds=kinds, start=start, end=end).select_related(
-        "takeover"
-    )
+    fund = fund_or_404(asset_code=asset)
+    filters = RecordFilter(request.GET, queryset=selectors.fund_records(fund=fund))
+    records = filters.qs
     before = request.GET.get("before", "")
-    paged = bool(re.fullmatch(r"[0-9]{1,18}", before))
+    paged = bool(DIGITS.fullmatch(before))
     if paged:
         records = records.filter(seq__lt=int(before))
     page = list(records[: RECORDS_PER_PAGE + 1])
@@ -63,41 +60,23 @@ def fund_detail(request, asset):
         {
             "fund": fund,
             "changes": selectors.fund_changes(fund=fund, now=timezone.now()),
-            "charts": {fund.asset.code: selectors.balance_series(fund=fund)},
-            "flows": selectors.flows_by_kind(fund=fund),
+            "charts": {fund.asset.code: charts.balance_series(fund=fund)},
+            "flows": charts.flows_by_kind(fund=fund),
             "records": page[:RECORDS_PER_PAGE],
             "older": older,
             "paged": paged,
             "query": query.urlencode(),
             "kinds": FundRecord.Kind.choices,
-            "selected_kinds": kinds,
-            "errors": errors,
-            "cycles": selectors.cycles_public(asset_code=fund.asset.code)[:5],
+            "selected_kinds": filters.form.cleaned_data.get("kind") or [],
+            "errors": filter_errors(filters),
+            "cycles": selectors.cycles_public().filter(fund=fund)[:5],
         },
     )
 
 
-def _day(request, name):
-    """A date from the query; `from` is its start, `to` its end (the whole day counts)."""
-    raw = request.GET.get(name, "")
-    try:
-        day = parse_date(raw) if raw else None
-        if day is None:
-            return None
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return start + timedelta(days=1) if name == "to" else start
-    except (ValueError, OverflowError):
-        return None
-
-
 def cycle_list(request):
-    asset = request.GET.get("asset", "")
-    status = request.GET.get("status", "")
-    cycles = selectors.cycles_public(
-        asset_code=asset or None,
-        statuses=[status] if status in SettlementCycle.Status.values else None,
-    )
-    page = Paginator(cycles, 30).get_page(request.GET.get("page"))
+    filters = CycleFilter(request.GET, queryset=selectors.cycles_public())
+    page = Paginator(filters.qs, 30).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -106,23 +85,24 @@ def cycle_list(request):
         {
             "page": page,
             "assets": Fund.objects.values_list("asset__code", flat=True).order_by("asset__code"),
-            "asset": asset,
-            "status": status,
+            "asset": request.GET.get("asset", ""),
+            "status": request.GET.get("status", ""),
             "statuses": SettlementCycle.Status.choices,
             "query": query.urlencode(),
+            "errors": filter_errors(filters),
         },
     )
 
 
 def cycle_detail(request, pk):
-    cycle = selectors.cycle_get(cycle_id=pk)
+    cycle = cycle_or_404(cycle_id=pk)
     return render(
         request,
         "fund/cycle_detail.html",
         {
             "cycle": cycle,
             "asset": cycle.fund.asset,
-            "charts": {"distribution": selectors.cycle_distribution(cycle=cycle)}
+            "charts": {"distribution": charts.cycle_distribution(cycle=cycle)}
             if cycle.participant_count
             else {},
         },
@@ -130,8 +110,8 @@ def cycle_detail(request, pk):
 
 
 def rules(request):
-    """The rules in plain words, today's parameters, and RULES.md's worked example computed by
-    the same function that settles cycles."""
+    """The rules in plain words, today's parameters, and the worked example of docs/rules.md §3
+    computed by the same function that settles cycles."""
     p = 8
     positions = {"A": 600, "B": 300, "C": 80, "D": 20}
     ids = {name: i for i, name in enumerate(positions, start=1)}

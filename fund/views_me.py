@@ -7,7 +7,10 @@ from django.db.models import Count, Sum
 from django.shortcuts import render
 
 from fund import selectors
-from fund.views import _day
+from fund.filters import StatementFilter
+from fund.lookups import statement_or_404
+from fund.presentation import apportionment_computation
+from fund.views import filter_errors
 from statements.models import Asset, Statement
 
 
@@ -21,12 +24,8 @@ def _account(request):
 @login_required
 def my_statements(request):
     account = _account(request)
-    asset = request.GET.get("asset", "")
-    types = [t for t in request.GET.getlist("type") if t in Statement.Type.values]
-    start, end = _day(request, "from"), _day(request, "to")
-    rows = selectors.statements_of(
-        account=account, asset_code=asset or None, types=types, start=start, end=end
-    )
+    filters = StatementFilter(request.GET, queryset=selectors.statements_of(account=account))
+    rows = filters.qs
     assets = Asset.objects.in_bulk()
     totals = [
         {"asset": assets[row["asset_id"]], "units": row["total"], "count": row["count"]}
@@ -45,20 +44,21 @@ def my_statements(request):
             "totals": sorted(totals, key=lambda t: t["asset"].code),
             "query": query.urlencode(),
             "assets": Asset.objects.order_by("code"),
-            "asset": asset,
+            "asset": request.GET.get("asset", ""),
             "types": Statement.Type.choices,
-            "selected_types": types,
+            "selected_types": filters.form.cleaned_data.get("type") or [],
+            "errors": filter_errors(filters),
         },
     )
 
 
 @login_required
 def my_statement(request, pk):
-    statement = selectors.statement_of(account=_account(request), statement_id=pk)
+    statement = statement_or_404(account=_account(request), statement_id=pk)
     apportionment = getattr(statement, "apportionment", None)
-    computation = (
-        selectors.apportionment_computation(apportionment=apportionment) if apportionment else None
-    )
+    computation = apportionment_computation(apportionment=apportionment) if apportionment else None
     return render(
-        request, "statements/statement_detail.html", {"statement": statement, "c": computation}
+        request,
+        "statements/statement_detail.html",
+        {"statement": statement, "c": computation},
     )

@@ -8,17 +8,20 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from fund import selectors
+from fund import charts, selectors
 from fund.api.permissions import can_settle
 from fund.errors import ConflictError
-from fund.models import AdminAction, SettlementCycle
-from fund.services.audit import Audit, admin_action_record
+from fund.lookups import cycle_or_404, fund_or_404
+from fund.models import SettlementCycle
+from fund.presentation import settlement_preview_data
+from fund.services.audit import Audit
 from fund.services.cycles import fund_schedule_update
-from fund.services.ledger import fund_deposit, fund_withdraw
-from fund.services.settlement import settlement_cycle_close_now, settlement_preview
-from fund.tasks import settle_cycle
+from fund.services.ledger import fund_deposit, fund_record_correct, fund_withdraw
+from fund.services.locks import BooksBusy
+from fund.services.settlement import settlement_cycle_settle_now, settlement_preview_record
 
 Status = SettlementCycle.Status
 
@@ -53,38 +56,42 @@ def index(request):
     return render(request, "ops/index.html", {"groups": groups, "funds": selectors.funds_public()})
 
 
-@settlement_staff_required
-def cycle(request, pk):
-    cycle = selectors.cycle_get(cycle_id=pk)
-    preview = None
-    if cycle.status != Status.SETTLED:
-        result = settlement_preview(cycle_id=cycle.id)
-        admin_action_record(
-            audit=Audit.from_request(request),
-            action=AdminAction.Action.PREVIEW,
-            fund=cycle.fund,
-            cycle=cycle,
-            details={"loss": cycle.fund.asset.format(result.loss)},
-        )
-        preview = selectors.settlement_preview_data(cycle=cycle, result=result)
-        preview["chart"] = {
-            "distribution": selectors.distribution_from_amounts(
-                result.amounts, cycle.fund.asset.precision
-            )
-        }
-    following = cycle.status in (Status.SETTLING,) or (
+def _render_cycle(request, cycle, preview=None):
+    following = cycle.status == Status.SETTLING or (
         cycle.status == Status.CLOSED and request.GET.get("follow")
     )
+    charts = preview["chart"] if preview and preview["participant_count"] else {}
     return render(
         request,
         "ops/cycle.html",
-        {
-            "cycle": cycle,
-            "preview": preview,
-            "following": following,
-            "charts": preview["chart"] if preview and preview["participant_count"] else {},
-        },
+        {"cycle": cycle, "preview": preview, "following": following, "charts": charts},
     )
+
+
+@settlement_staff_required
+def cycle(request, pk):
+    """The cycle's status; a preview only when staff ask for one (preview below), so that the
+    page that follows a settling cycle refreshes without computing or auditing anything."""
+    return _render_cycle(request, cycle_or_404(cycle_id=pk))
+
+
+@require_POST
+@settlement_staff_required
+def preview(request, pk):
+    """Computes and audits a preview of the cycle's settlement, shown on the cycle's page."""
+    cycle = cycle_or_404(cycle_id=pk)
+    if cycle.status == Status.SETTLED:
+        return redirect("ops:cycle", pk=pk)
+    try:
+        result = settlement_preview_record(cycle_id=cycle.id, audit=Audit.from_request(request))
+    except BooksBusy as exc:
+        messages.error(request, exc.message)
+        return redirect("ops:cycle", pk=pk)
+    data = settlement_preview_data(cycle=cycle, result=result)
+    data["chart"] = {
+        "distribution": charts.distribution_from_amounts(result.amounts, cycle.fund.asset.precision)
+    }
+    return _render_cycle(request, cycle, data)
 
 
 @require_POST
@@ -94,13 +101,18 @@ def settle(request, pk):
         messages.error(request, "Tick the confirmation to settle this cycle.")
         return redirect("ops:cycle", pk=pk)
     try:
-        cycle = settlement_cycle_close_now(cycle_id=pk, audit=Audit.from_request(request))
-    except (ValidationError, ConflictError) as exc:
+        sent = settlement_cycle_settle_now(cycle_id=pk, audit=Audit.from_request(request))
+    except (ValidationError, ConflictError, BooksBusy) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect("ops:cycle", pk=pk)
-    settle_cycle.delay(cycle.id, ignore_grace=True)
-    messages.success(request, f"Settlement of cycle {cycle.id} sent to the workers.")
-    return redirect(f"{request.path.rsplit('settle/', 1)[0]}?follow=1")
+    messages.success(request, f"Settlement of cycle {sent.cycle.id} sent to the workers.")
+    return redirect(f"{reverse('ops:cycle', args=[pk])}?follow=1")
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    """A service's field errors onto the form (fields it does not have: the form's own)."""
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 class MoneyMoveForm(forms.Form):
@@ -117,7 +129,7 @@ class MoneyMoveForm(forms.Form):
 
 @settlement_staff_required
 def fund_move(request, asset):
-    fund = selectors.fund_get(asset_code=asset)
+    fund = fund_or_404(asset_code=asset)
     form = MoneyMoveForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         service = fund_deposit if form.cleaned_data["kind"] == "deposit" else fund_withdraw
@@ -129,8 +141,9 @@ def fund_move(request, asset):
                 audit=Audit.from_request(request),
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            _form_errors(form, exc)
+        except BooksBusy as exc:
+            form.add_error(None, exc.message)
         else:
             messages.success(
                 request,
@@ -154,7 +167,7 @@ class ScheduleForm(forms.Form):
 
 @settlement_staff_required
 def fund_schedule(request, asset):
-    fund = selectors.fund_get(asset_code=asset)
+    fund = fund_or_404(asset_code=asset)
     initial = {name: getattr(fund, name) for name in ScheduleForm.base_fields}
     form = ScheduleForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -163,8 +176,9 @@ def fund_schedule(request, asset):
                 asset_code=fund.asset.code, audit=Audit.from_request(request), **form.cleaned_data
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            _form_errors(form, exc)
+        except BooksBusy as exc:
+            form.add_error(None, exc.message)
         else:
             messages.success(
                 request,
@@ -177,3 +191,47 @@ def fund_schedule(request, asset):
 @settlement_staff_required
 def audit(request):
     return render(request, "ops/audit.html", {"actions": selectors.admin_actions()[:200]})
+
+
+class CorrectionForm(forms.Form):
+    seq = forms.IntegerField(label="Record number (#)", min_value=1)
+    amount = forms.CharField(
+        max_length=60,
+        help_text="Signed: positive adds to the fund, negative takes out; at most the asset's "
+        "decimals.",
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text="Published with the correction, beside the record it corrects.",
+    )
+
+
+@settlement_staff_required
+def fund_correct(request, asset):
+    fund = fund_or_404(asset_code=asset)
+    form = CorrectionForm(request.POST or None, initial={"seq": request.GET.get("seq")})
+    if request.method == "POST" and form.is_valid():
+        record = selectors.fund_records(fund=fund).filter(seq=form.cleaned_data["seq"]).first()
+        if record is None:
+            form.add_error("seq", f"{fund.asset.code} has no record #{form.cleaned_data['seq']}.")
+        else:
+            try:
+                correction = fund_record_correct(
+                    record_id=record.id,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    audit=Audit.from_request(request),
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            except BooksBusy as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"{fund.asset.code} #{record.seq} corrected by {fund.asset.code} "
+                    f"#{correction.seq} ({fund.asset.format(correction.amount_units)}).",
+                )
+                return redirect("ops:fund-correct", asset=fund.asset.code)
+    return render(request, "ops/fund_correct.html", {"fund": fund, "form": form})

@@ -36,9 +36,6 @@ class Asset(models.Model):
     def __str__(self):
         return self.code
 
-    def decimal(self, units: int):
-        return from_units(units, self.precision)
-
     def format(self, units: int) -> str:
         return format_units(units, self.precision)
 
@@ -127,7 +124,3 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None

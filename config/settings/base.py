@@ -5,6 +5,10 @@ With DATABASE_URL: PostgreSQL through psycopg 3. With REDIS_URL: Redis as Celery
 tasks run on Celery workers and beat.
 """
 
+import math
+import os
+import re
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,12 +21,65 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # into os.environ; set variables win
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Booleans, integers and floats are read only through these helpers, never env.bool/int/float:
+# django-environ takes any unknown word for false (DJANGO_SECURE=treu would turn HTTPS hardening
+# off) and its errors do not name the variable. Empty or unset means the default.
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def _env_raw(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = _env_raw(name)
+    if not raw:
+        return default
+    if raw.lower() in _TRUE_WORDS:
+        return True
+    if raw.lower() in _FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: use true/false, yes/no, on/off or 1/0 (any case)."
+    )
+
+
+def env_int(name: str, default: int | None, *, minimum: int | None = None) -> int | None:
+    raw = _env_raw(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = _env_raw(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a finite number.")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+_REQUIRE_SECRET_KEY = env_bool("DJANGO_REQUIRE_SECRET_KEY", default=False)  # checked even when set
 if not SECRET_KEY:
-    if not DEBUG and env.bool("DJANGO_REQUIRE_SECRET_KEY", default=False):
+    if not DEBUG and _REQUIRE_SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production.")
     SECRET_KEY = "insecure-local-development-key-change-me-in-production-0123456789"
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
@@ -80,7 +137,7 @@ DATABASES = {
 # Persistent connections (checked before reuse) save a new PostgreSQL connection per request.
 _ON_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DATABASES["default"].setdefault(
-    "CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60 if _ON_POSTGRES else 0)
+    "CONN_MAX_AGE", env_int("DJANGO_CONN_MAX_AGE", default=60 if _ON_POSTGRES else 0, minimum=0)
 )
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -115,13 +172,19 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-if env.bool("DJANGO_MANIFEST_STATIC", default=False):
-    # Production: `collectstatic` writes hashed, compressed files that whitenoise serves.
-    STATIC_ROOT = BASE_DIR / "staticfiles"
-else:
+# Where `collectstatic` writes (in every mode, so that the README's production steps work); a
+# relative DJANGO_STATIC_ROOT is taken from the project folder.
+STATIC_ROOT = Path(os.path.abspath(BASE_DIR / (_env_raw("DJANGO_STATIC_ROOT") or "staticfiles")))
+# Production (DJANGO_MANIFEST_STATIC=true): `collectstatic` writes hashed, compressed files that
+# whitenoise serves.
+if not env_bool("DJANGO_MANIFEST_STATIC", default=False):
     # Demo and development: whitenoise serves the files straight from static/.
     STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
     WHITENOISE_USE_FINDERS = True
+    # Here STATIC_ROOT need not exist: keep whitenoise's "No directory at" warning for it quiet.
+    warnings.filterwarnings(
+        "ignore", message=re.escape(f"No directory at: {STATIC_ROOT}"), category=UserWarning
+    )
 
 # Content-Security-Policy: no inline or foreign scripts anywhere. Styles allow inline style
 # attributes, which plotly sets on the charts it draws.
@@ -141,14 +204,22 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# X-Forwarded-Proto is trusted only when DJANGO_BEHIND_PROXY says that a proxy in front sets it
+# (and overwrites any a client sent); otherwise a client could claim HTTPS with the header.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", default=False) else None
+)
+
 # Behind HTTPS in production (DJANGO_SECURE=true): redirect to HTTPS, HSTS, secure cookies.
-# Off by default so that the demo works over http://127.0.0.1.
-if env.bool("DJANGO_SECURE", default=False):
+# Off by default so that the demo works over http://127.0.0.1. The HSTS variables are checked
+# even when it is off, so that a bad value shows before HTTPS is turned on.
+_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", default=31536000, minimum=0)
+_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=True)
+if env_bool("DJANGO_SECURE", default=False):
     SECURE_SSL_REDIRECT = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_SECONDS = _HSTS_SECONDS
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
+    SECURE_HSTS_PRELOAD = _HSTS_PRELOAD
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
@@ -157,8 +228,8 @@ LOGIN_REDIRECT_URL = "fund:my-statements"
 LOGOUT_REDIRECT_URL = "fund:overview"
 
 # A 10,000-item ingestion batch is a few MB of JSON; larger bodies are refused with 413.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
-    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024, minimum=0
 )
 
 REST_FRAMEWORK = {
@@ -177,7 +248,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"anon": env.str("API_ANON_RATE", default="600/minute")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fund.api.exceptions.exception_handler",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["fund.api.filtering.FilterBackend"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -215,14 +286,21 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Public pages are cached only in a cache every web process shares (fund/pagecache.py): with a
 # per-process local-memory cache, one process's write could not refresh another's pages.
-PAGE_CACHE = env.bool("PAGE_CACHE", default=bool(REDIS_URL))
-PAGE_VERSION_SECONDS = env.float("PAGE_VERSION_SECONDS", default=0.05)
+PAGE_CACHE = env_bool("PAGE_CACHE", default=bool(REDIS_URL))
+PAGE_VERSION_SECONDS = env_float("PAGE_VERSION_SECONDS", default=0.05, minimum=0)
+
+# The books' locks (fund/services/locks.py): a lock that waits longer than this many seconds
+# gives up with "busy" (HTTP 503 with Retry-After; tasks retry).
+BOOKS_LOCK_TIMEOUT = env_float("BOOKS_LOCK_TIMEOUT", default=10, minimum=0.001)
+# How long an Idempotency-Key is remembered (fund/services/idempotency.py); the beat prunes
+# older ones every hour.
+IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", default=24, minimum=1)
 
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -232,17 +310,20 @@ CELERY_TIMEZONE = "UTC"
 # A task a lost worker had taken (acks late) goes back to the queue once it has been unacknowledged
 # for visibility_timeout seconds; workers look for such tasks every interval × throttle seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-    "unacked_restore_interval": env.int("CELERY_RESTORE_INTERVAL", default=10),
-    "unacked_restore_throttle": env.int("CELERY_RESTORE_THROTTLE", default=10),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", default=3600, minimum=1),
+    "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", default=10, minimum=1),
+    "unacked_restore_throttle": env_int("CELERY_RESTORE_THROTTLE", default=10, minimum=1),
 }
+_BEAT_SECONDS = env_int("CELERY_BEAT_SECONDS", default=None, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "close-due-cycles": {
         "task": "fund.tasks.close_due_cycles",
         # Every minute; CELERY_BEAT_SECONDS sets a shorter period (the fault tests use one second).
-        "schedule": timedelta(seconds=env.int("CELERY_BEAT_SECONDS"))
-        if env.str("CELERY_BEAT_SECONDS", default="")
-        else crontab(minute="*"),
+        "schedule": timedelta(seconds=_BEAT_SECONDS) if _BEAT_SECONDS else crontab(minute="*"),
+    },
+    "prune-idempotency-keys": {
+        "task": "fund.tasks.prune_idempotency_keys",
+        "schedule": crontab(minute=17),
     },
 }
 

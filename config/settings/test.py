@@ -10,6 +10,10 @@ PAGE_VERSION_SECONDS = 0  # tests change the books behind the cache's back and r
 CELERY_TASK_ALWAYS_EAGER = True
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# Static files come from static/ through the finders, never from a collected STATIC_ROOT (whose
+# absence whitenoise would warn about in every test that sends a request).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 
 # 4xx answers are what many tests ask for: keep them out of the output.
 LOGGING["loggers"] = {"django.request": {"level": "ERROR"}}  # noqa: F405

@@ -1,5 +1,6 @@
 """Errors as the API answers them: 400 with field messages for bad input (Django's or DRF's
-ValidationError), 409 for a clash with what is booked, 413 for an oversize body or batch."""
+ValidationError), 409 for a clash with what is booked, 413 for an oversize body or batch, 503 with
+Retry-After while the books are busy."""
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -10,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from fund.api.parsers import PayloadTooLarge
 from fund.errors import ConflictError
 from fund.services.liquidations import BatchTooLarge
+from fund.services.locks import BooksBusy
 
 
 def exception_handler(exc, context):
@@ -25,6 +27,12 @@ def exception_handler(exc, context):
         return Response(
             {"detail": exc.message, "code": exc.code, **exc.details},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, BooksBusy):
+        return Response(
+            {"detail": exc.message, "code": "books_busy"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, BatchTooLarge):
         exc = PayloadTooLarge(str(exc))

@@ -55,7 +55,8 @@ class TakeoverIn(serializers.Serializer):
     takeover_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
     close_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
     remaining_margin = decimal_text(
-        "Margin taken over with the position, in the margin asset, ≥ 0, at most the asset's decimals."
+        "Margin taken over with the position, in the margin asset, ≥ 0, "
+        "at most the asset's decimals."
     )
     taken_over_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone.")
     closed_at = serializers.DateTimeField(
@@ -174,11 +175,18 @@ class RecordOut(serializers.ModelSerializer):
     amount = Amount("amount_units")
     balance_after = Amount("balance_after_units")
     takeover = serializers.CharField(source="takeover.external_id", default=None, allow_null=True)
+    corrects_seq = serializers.IntegerField(
+        allow_null=True, read_only=True, help_text="The seq of the record this one corrects."
+    )
+    corrected_by = serializers.SerializerMethodField(
+        help_text="The seqs of the corrections of this record, oldest first."
+    )
 
     class Meta:
         model = FundRecord
         fields = [
             "asset",
+            "id",
             "seq",
             "kind",
             "amount",
@@ -187,9 +195,14 @@ class RecordOut(serializers.ModelSerializer):
             "takeover",
             "cycle",
             "corrects",
+            "corrects_seq",
+            "corrected_by",
             "reason",
             "hash",
         ]
+
+    def get_corrected_by(self, record) -> list[int]:
+        return [correction.seq for correction in record.corrections.all()]
 
 
 class CycleOut(serializers.ModelSerializer):
@@ -391,6 +404,16 @@ class MoneyMoveIn(serializers.Serializer):
         help_text="A positive decimal string, at most the asset's decimals."
     )
     reason = serializers.CharField(max_length=2000, help_text="Published with the record.")
+
+
+class CorrectionIn(serializers.Serializer):
+    amount = serializers.CharField(
+        help_text="A signed decimal string, not zero, at most the asset's decimals: what the "
+        "correction adds to the fund (negative: takes out)."
+    )
+    reason = serializers.CharField(
+        max_length=2000, help_text="Published with the correction, beside the corrected record."
+    )
 
 
 class SettleOut(serializers.Serializer):

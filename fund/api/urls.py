@@ -5,49 +5,56 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from fund.api import views
+from fund.api import admin, ingestion, public, traders
 
 v1 = [
-    path("ingest/liquidations", views.LiquidationIntakeView.as_view(), name="ingest-liquidations"),
+    path(
+        "ingest/liquidations", ingestion.LiquidationIntakeView.as_view(), name="ingest-liquidations"
+    ),
     path(
         "ingest/position-profits",
-        views.PositionProfitIntakeView.as_view(),
+        ingestion.PositionProfitIntakeView.as_view(),
         name="ingest-position-profits",
     ),
-    path("funds", views.FundListView.as_view(), name="funds"),
-    path("funds/<str:asset>", views.FundDetailView.as_view(), name="fund"),
-    path("funds/<str:asset>/history", views.FundHistoryView.as_view(), name="fund-history"),
-    path("funds/<str:asset>/records", views.FundRecordsView.as_view(), name="fund-records"),
-    path("cycles", views.CycleListView.as_view(), name="cycles"),
-    path("cycles/<int:pk>", views.CycleDetailView.as_view(), name="cycle"),
-    path("me/statements", views.MyStatementsView.as_view(), name="my-statements"),
-    path("me/statements/<int:pk>", views.MyStatementView.as_view(), name="my-statement"),
+    path("funds", public.FundListView.as_view(), name="funds"),
+    path("funds/<str:asset>", public.FundDetailView.as_view(), name="fund"),
+    path("funds/<str:asset>/history", public.FundHistoryView.as_view(), name="fund-history"),
+    path("funds/<str:asset>/records", public.FundRecordsView.as_view(), name="fund-records"),
+    path("cycles", public.CycleListView.as_view(), name="cycles"),
+    path("cycles/<int:pk>", public.CycleDetailView.as_view(), name="cycle"),
+    path("me/statements", traders.MyStatementsView.as_view(), name="my-statements"),
+    path("me/statements/<int:pk>", traders.MyStatementView.as_view(), name="my-statement"),
     path(
         "me/statements/<int:pk>/proof",
-        views.MyStatementProofView.as_view(),
+        traders.MyStatementProofView.as_view(),
         name="my-statement-proof",
     ),
-    path("me/tokens", views.MyTokensView.as_view(), name="my-tokens"),
-    path("me/tokens/<str:prefix>", views.MyTokenView.as_view(), name="my-token"),
+    path("me/tokens", traders.MyTokensView.as_view(), name="my-tokens"),
+    path("me/tokens/<str:prefix>", traders.MyTokenView.as_view(), name="my-token"),
     path(
         "admin/cycles/<int:pk>/preview",
-        views.CyclePreviewView.as_view(),
+        admin.CyclePreviewView.as_view(),
         name="admin-cycle-preview",
     ),
     path(
-        "admin/cycles/<int:pk>/settle", views.CycleSettleView.as_view(), name="admin-cycle-settle"
+        "admin/cycles/<int:pk>/settle", admin.CycleSettleView.as_view(), name="admin-cycle-settle"
     ),
     path(
         "admin/funds/<str:asset>/deposits",
-        views.FundDepositView.as_view(),
+        admin.FundDepositView.as_view(),
         name="admin-fund-deposit",
     ),
     path(
         "admin/funds/<str:asset>/withdrawals",
-        views.FundWithdrawView.as_view(),
+        admin.FundWithdrawView.as_view(),
         name="admin-fund-withdraw",
     ),
-    path("admin/actions", views.AdminActionsView.as_view(), name="admin-actions"),
+    path(
+        "admin/funds/<str:asset>/records/<int:seq>/corrections",
+        admin.RecordCorrectionView.as_view(),
+        name="admin-record-correct",
+    ),
+    path("admin/actions", admin.AdminActionsView.as_view(), name="admin-actions"),
 ]
 
 app_name = "api"

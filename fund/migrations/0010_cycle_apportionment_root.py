@@ -4,9 +4,43 @@ delete a settled cycle (its figures and root are published; nothing in the appli
 them), lifted like the books' triggers by `SET fund.allow_maintenance = 'on'`.
 """
 
+import hashlib
+from collections.abc import Iterable
+
 from django.db import migrations, models
 
-from fund.merkle import cycle_leaves, merkle_root
+# Frozen copies of fund.merkle's canonical form as of this migration: a later change to the live
+# code must not change what this migration computes.
+_LEAF, _NODE = b"\x00", b"\x01"
+
+
+def _cycle_leaves(
+    asset: str, cycle_id: int, rows: Iterable[tuple[int, int, int, int]]
+) -> list[bytes]:
+    """rows: (rank, position id, profit units, amount units), in rank order."""
+    sha, prefix = hashlib.sha256, f"{asset}|{cycle_id}|"
+    return [
+        sha(_LEAF + f"{prefix}{rank}|{position}|{profit}|{amount}".encode()).digest()
+        for rank, position, profit, amount in rows
+    ]
+
+
+def _parents(level: list[bytes]) -> list[bytes]:
+    sha = hashlib.sha256
+    parents = [sha(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+    if len(level) % 2:
+        parents.append(level[-1])
+    return parents
+
+
+def _merkle_root(leaves: list[bytes]) -> str:
+    """The root as hex; "" for no leaves."""
+    if not leaves:
+        return ""
+    level = leaves
+    while len(level) > 1:
+        level = _parents(level)
+    return level[0].hex()
 
 
 def backfill(apps, schema_editor):
@@ -21,8 +55,8 @@ def backfill(apps, schema_editor):
             .order_by("rank")
             .values_list("rank", "position__position_id", "position__profit_units", "amount_units")
         )
-        root = merkle_root(
-            cycle_leaves(cycle.fund.asset.code, cycle.id, rows.iterator(chunk_size=10_000))
+        root = _merkle_root(
+            _cycle_leaves(cycle.fund.asset.code, cycle.id, rows.iterator(chunk_size=10_000))
         )
         Cycle.objects.filter(pk=cycle.pk).update(apportionment_root=root)
 

@@ -29,7 +29,7 @@ def admin_action_record(
 ) -> AdminAction:
     """Writes one audit row; inside the caller's transaction when there is one, so that the
     action and its record commit together."""
-    assert connection.in_atomic_block or action == AdminAction.Action.PREVIEW
+    assert connection.in_atomic_block, "an audit row commits with the action it records"
     return AdminAction.objects.create(
         actor=audit.actor,
         action=action,

@@ -1,19 +1,23 @@
 """Settlement cycles: opening them back to back, finding the one a moment belongs to, closing
 the ones that are due."""
 
+import logging
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from fund.models import AdminAction, Fund, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.audit import admin_action_record
+from fund.services.locks import BooksBusy, books_transaction, lock_fund, lock_fund_by_id
+
+logger = logging.getLogger(__name__)
 
 # A cycle left in "settling" this long (its worker died and the broker has not redelivered yet)
 # is handed out again by the beat task; the settlement itself posts at most once.
@@ -122,39 +126,52 @@ def cycles_close_due(*, now: datetime | None = None, claim: bool = True) -> DueC
     """
     now = now or timezone.now()
     due = DueCycles()
-    Status = SettlementCycle.Status
     for fund_id in Fund.objects.order_by("id").values_list("id", flat=True):
-        with transaction.atomic(durable=True):
-            fund = Fund.objects.select_for_update().get(pk=fund_id)
-            if now >= fund.anchor:
-                last_id = fund.cycles.order_by("-id").values_list("id", flat=True).first() or 0
-                cycle_covering(fund=fund, at=now)
-                due.opened.extend(
-                    fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True)
-                )
-            ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
-            due.closed.extend(ended.order_by("starts_at").values_list("id", flat=True))
-            if ended.update(status=Status.CLOSED, closed_at=now) or due.opened:
-                books_changed()
-            waiting = fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING, Status.FAILED])
-            for cycle in waiting.order_by("starts_at"):
-                if cycle.status == Status.CLOSED:
-                    ready, resend = cycle.settle_after <= now, RESEND_AFTER
-                elif cycle.status == Status.SETTLING:
-                    ready, resend = cycle.settling_started_at <= now - STALE_SETTLING, RESEND_AFTER
-                else:  # failed: retried, less and less often, until it settles
-                    ready, resend = True, RESEND_AFTER * min(2 ** max(cycle.attempts - 1, 0), 12)
-                if not ready:
-                    continue
-                if claim:
-                    claimed = SettlementCycle.objects.filter(
-                        Q(settle_requested_at__isnull=True)
-                        | Q(settle_requested_at__lte=now - resend),
-                        pk=cycle.pk,
-                    ).update(settle_requested_at=now)
-                    if not claimed:
-                        continue
-                due.to_settle.append(cycle.id)
+        try:
+            mine = _fund_close_due(fund_id=fund_id, now=now, claim=claim)
+        except BooksBusy:
+            logger.warning("fund %s is busy: its cycles are brought up to date next run", fund_id)
+            continue
+        due.opened += mine.opened
+        due.closed += mine.closed
+        due.to_settle += mine.to_settle
+    return due
+
+
+@books_transaction
+def _fund_close_due(*, fund_id: int, now: datetime, claim: bool) -> DueCycles:
+    """cycles_close_due for one fund, under its lock."""
+    due = DueCycles()
+    Status = SettlementCycle.Status
+    fund = lock_fund_by_id(fund_id=fund_id)
+    if now >= fund.anchor:
+        last_id = fund.cycles.order_by("-id").values_list("id", flat=True).first() or 0
+        cycle_covering(fund=fund, at=now)
+        due.opened = list(
+            fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True)
+        )
+    ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
+    due.closed = list(ended.order_by("starts_at").values_list("id", flat=True))
+    if ended.update(status=Status.CLOSED, closed_at=now) or due.opened:
+        books_changed()
+    waiting = fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING, Status.FAILED])
+    for cycle in waiting.order_by("starts_at"):
+        if cycle.status == Status.CLOSED:
+            ready, resend = cycle.settle_after <= now, RESEND_AFTER
+        elif cycle.status == Status.SETTLING:
+            ready, resend = cycle.settling_started_at <= now - STALE_SETTLING, RESEND_AFTER
+        else:  # failed: retried, less and less often, until it settles
+            ready, resend = True, RESEND_AFTER * min(2 ** max(cycle.attempts - 1, 0), 12)
+        if not ready:
+            continue
+        if claim:
+            claimed = SettlementCycle.objects.filter(
+                Q(settle_requested_at__isnull=True) | Q(settle_requested_at__lte=now - resend),
+                pk=cycle.pk,
+            ).update(settle_requested_at=now)
+            if not claimed:
+                continue
+        due.to_settle.append(cycle.id)
     return due
 
 
@@ -165,7 +182,7 @@ def cycles_release_claim(*, cycle_ids: list[int]) -> None:
     ).update(settle_requested_at=None)
 
 
-@transaction.atomic(durable=True)
+@books_transaction
 def fund_schedule_update(
     *,
     asset_code: str,
@@ -178,14 +195,7 @@ def fund_schedule_update(
 ) -> Fund:
     """Changes a fund's schedule and ratios; they apply from the next cycle opened (each cycle
     keeps the values it was opened with). Recorded in the audit trail with before and after."""
-    fund = (
-        Fund.objects.select_for_update()
-        .select_related("asset")
-        .filter(asset__code=asset_code)
-        .first()
-    )
-    if fund is None:
-        raise ValidationError({"asset": f"There is no insurance fund for {asset_code!r}."})
+    fund = lock_fund(asset_code=asset_code)
     errors, values = {}, {}
     for name, raw, low, high in (
         ("cycle_seconds", cycle_seconds, 60, 366 * 86400),

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -13,6 +13,7 @@ from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundR
 from fund.pagecache import books_changed
 from fund.services.audit import Audit, admin_action_record
 from fund.services.bulk import insert_rows, reserve_ids
+from fund.services.locks import books_transaction, lock_fund, lock_fund_by_id
 from statements.money import MAX_UNITS, MoneyError, to_units
 
 
@@ -192,16 +193,6 @@ def _kind_totals_add(*, fund: Fund, records: list[Posted]) -> None:
             FundKindTotal.objects.create(fund=fund, kind=kind, total_units=amount, records=count)
 
 
-def fund_lock(*, asset_code: str) -> Fund:
-    """The fund of a margin asset, locked for the rest of the transaction."""
-    try:
-        return Fund.objects.select_for_update().select_related("asset").get(asset__code=asset_code)
-    except Fund.DoesNotExist:
-        raise ValidationError(
-            {"asset": f"There is no insurance fund for the asset {asset_code!r}."}
-        ) from None
-
-
 def _manual_amount(fund: Fund, amount, reason: str) -> int:
     errors = {}
     try:
@@ -218,7 +209,7 @@ def _manual_amount(fund: Fund, amount, reason: str) -> int:
     return units
 
 
-@transaction.atomic(durable=True)
+@books_transaction
 def fund_deposit(
     *, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None
 ) -> FundRecord:
@@ -226,7 +217,7 @@ def fund_deposit(
     return _manual_move(FundRecord.Kind.DEPOSIT, asset_code, amount, reason, actor, now, audit)
 
 
-@transaction.atomic(durable=True)
+@books_transaction
 def fund_withdraw(
     *, asset_code: str, amount, reason: str, actor=None, now=None, audit: Audit | None = None
 ) -> FundRecord:
@@ -235,7 +226,7 @@ def fund_withdraw(
 
 
 def _manual_move(kind, asset_code, amount, reason, actor, now, audit) -> FundRecord:
-    fund = fund_lock(asset_code=asset_code)
+    fund = lock_fund(asset_code=asset_code)
     units = _manual_amount(fund, amount, reason)
     actor = audit.actor if audit else actor
     signed = units if kind == FundRecord.Kind.DEPOSIT else -units
@@ -261,3 +252,81 @@ def _manual_move(kind, asset_code, amount, reason, actor, now, audit) -> FundRec
             details={"amount": fund.asset.format(units), "reason": entry.reason},
         )
     return record
+
+
+CORRECTABLE = (
+    FundRecord.Kind.DEPOSIT,
+    FundRecord.Kind.WITHDRAWAL,
+    FundRecord.Kind.LIQUIDATION_PROFIT,
+)
+
+
+@books_transaction
+def fund_record_correct(
+    *, record_id: int, amount, reason: str, audit: Audit, now=None
+) -> FundRecord:
+    """Corrects a record with a new one of kind "correction" that references it; the original
+    stays as it is (docs/rules.md §4). `amount` is signed: what the correction adds to the fund.
+    Deposits, withdrawals and liquidation profits can be corrected, never a settlement's
+    coverage (it follows from its cycle's figures) nor a correction (correct the original
+    again); the original and its corrections together stay on the original's side of zero, and
+    the fund never goes below zero. Audited."""
+    fund_id = FundRecord.objects.filter(pk=record_id).values_list("fund_id", flat=True).first()
+    if fund_id is None:
+        raise ValidationError({"record": f"There is no fund record {record_id}."})
+    fund = lock_fund_by_id(fund_id=fund_id)
+    record = FundRecord.objects.get(pk=record_id)
+    errors = {}
+    try:
+        units = to_units(amount, fund.asset.precision)
+        if units == 0:
+            errors["amount"] = "Enter an amount other than zero."
+    except MoneyError as exc:
+        errors["amount"] = f"The amount {exc}."
+        units = 0
+    if not (reason or "").strip():
+        errors["reason"] = "Give a written reason; it is published with the correction."
+    if record.kind == FundRecord.Kind.CORRECTION:
+        errors["record"] = (
+            f"#{record.seq} is itself a correction: correct the original record "
+            f"#{record.corrects.seq} instead."
+        )
+    elif record.kind not in CORRECTABLE:
+        errors["record"] = (
+            f"#{record.seq} is a settlement's coverage: it follows from the cycle's published "
+            "figures and is not corrected by hand."
+        )
+    if errors:
+        raise ValidationError(errors)
+    net = record.amount_units + sum(record.corrections.values_list("amount_units", flat=True))
+    after = net + units
+    if after != 0 and (after > 0) != (record.amount_units > 0):
+        raise ValidationError(
+            {
+                "amount": f"#{record.seq} and its corrections would come to "
+                f"{fund.asset.format(after)} {fund.asset.code}: a correction does not turn a "
+                f"{record.get_kind_display().lower()} into its opposite (the limit here is "
+                f"{fund.asset.format(-net)} here)."
+            }
+        )
+    entry = Entry(
+        FundRecord.Kind.CORRECTION,
+        units,
+        now or timezone.now(),
+        reason=reason.strip(),
+        actor_id=audit.actor.pk,
+        corrects_id=record.id,
+    )
+    correction = FundRecord.objects.get(pk=ledger_append(fund=fund, entries=[entry])[0])
+    admin_action_record(
+        audit=audit,
+        action=AdminAction.Action.CORRECT,
+        fund=fund,
+        record=correction,
+        details={
+            "corrects": record.seq,
+            "amount": fund.asset.format(units),
+            "reason": entry.reason,
+        },
+    )
+    return correction

@@ -11,22 +11,21 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from fund.errors import ConflictError
 from fund.models import (
     Contract,
-    Fund,
     FundRecord,
     LiquidationTakeover,
     PositionProfit,
-    SettlementCycle,
 )
 from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.cycles import cycle_first_start, cycles_for_takeovers
 from fund.services.ledger import Entry, ledger_append
+from fund.services.locks import books_transaction, lock_cycle, lock_fund_of_cycle, lock_funds
 from statements.models import TraderAccount
 from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
 
@@ -244,20 +243,6 @@ def _check_cycle_totals(what: str, cycle_ids, existing, field: str, additions) -
             )
 
 
-def _lock_funds(asset_ids) -> dict[int, Fund]:
-    funds = (
-        Fund.objects.select_for_update()
-        .select_related("asset")
-        .filter(asset_id__in=asset_ids)
-        .order_by("id")
-    )
-    locked = {fund.asset_id: fund for fund in funds}
-    missing = set(asset_ids) - set(locked)
-    if missing:
-        raise ValidationError({"contract": "The contract's margin asset has no insurance fund."})
-    return locked
-
-
 _TAKEOVER_FIELDS = (
     "side",
     "quantity",
@@ -302,9 +287,27 @@ def _takeovers_by_external_id(external_ids: list[str]):
         return cursor.fetchall()
 
 
-@transaction.atomic(durable=True)
 def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None = None) -> Intake:
-    """Books closed takeovers: a profit goes to the fund at once, a loss to its cycle."""
+    """Books closed takeovers: a profit goes to the fund at once, a loss to its cycle.
+
+    Each fund's lock orders the batches of one fund. A new external id sent at the same moment
+    for two funds' contracts meets the unique key instead: the batch that loses is run once
+    more, and then sees the other's takeover like any booked one (409, naming the item)."""
+    try:
+        return _liquidations_record(items=items, now=now)
+    except IntegrityError as exc:
+        if not _is_external_id_clash(exc):
+            raise
+        return _liquidations_record(items=items, now=now)
+
+
+def _is_external_id_clash(exc: IntegrityError) -> bool:
+    text = str(exc)
+    return "external_id" in text or "fund_liquidationtakeover_external_id" in text
+
+
+@books_transaction
+def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None) -> Intake:
     _check_batch(items)
     now = now or timezone.now()
     symbols = {item.contract for item in items if isinstance(item.contract, str)}
@@ -323,7 +326,7 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
         cleaned.append(data)
     _raise_item_errors(errors, [item.external_id for item in items])
 
-    funds = _lock_funds({data["contract"].margin_asset_id for data in cleaned})
+    funds = lock_funds(asset_ids={data["contract"].margin_asset_id for data in cleaned})
     first_start = {fund.id: cycle_first_start(fund=fund) for fund in funds.values()}
     for index, data in enumerate(cleaned):
         fund = funds[data["contract"].margin_asset_id]
@@ -424,18 +427,14 @@ def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None 
     return Intake(model=LiquidationTakeover, ids=ids, created=created)
 
 
-@transaction.atomic(durable=True)
+@books_transaction
 def position_profits_record(
     *, cycle_id: int, items: Sequence[PositionProfitInput], now: datetime | None = None
 ) -> Intake:
     """Books the engine's position profits for a cycle; accepted until the cycle settles."""
     _check_batch(items)
-    try:
-        fund_id = SettlementCycle.objects.values_list("fund_id", flat=True).get(pk=cycle_id)
-    except SettlementCycle.DoesNotExist:
-        raise ValidationError({"cycle": f"There is no settlement cycle {cycle_id}."}) from None
-    fund = Fund.objects.select_for_update().select_related("asset").get(pk=fund_id)
-    cycle = SettlementCycle.objects.select_for_update().get(pk=cycle_id)
+    fund = lock_fund_of_cycle(cycle_id=cycle_id)
+    cycle = lock_cycle(cycle_id=cycle_id)
     if not cycle.is_accepting:
         raise ConflictError(
             f"Cycle {cycle.id} is {cycle.get_status_display().lower()}: it takes no more position profits.",

@@ -8,7 +8,7 @@ from django.db.models import Count, Sum
 from fund.chain import GENESIS, record_hash
 from fund.merkle import merkle_root
 from fund.models import Fund, FundRecord, SettlementCycle
-from fund.selectors import cycle_apportionment_leaves
+from fund.proofs import cycle_apportionment_leaves
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,10 @@ def test_an_admin_previews_and_settles_a_cycle_and_the_traders_new_statement_app
     admin = browser.new_context().new_page()
     log_in(admin, books["url"], "ops")
     admin.goto(books["url"] + f"/ops/cycles/{books['current'].id}/")
+    expect(admin.locator("[data-preview=loss]")).to_have_count(0)  # a GET computes nothing
+    admin.get_by_role("button", name="Preview the settlement").click()
     expect(admin.locator("[data-preview=loss]")).to_have_text("30.00000000")
-    admin.get_by_label("I checked the totals above").check()
+    admin.get_by_label("I checked the preview's totals").check()
     admin.get_by_role("button", name="Settle now").click()
     expect(admin.locator("#cycle-status")).to_contain_text("Settled", timeout=20_000)
     trader = browser.new_context().new_page()

@@ -182,7 +182,7 @@ def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(
     end: the result it keeps must be exactly the one computed for that balance, else it starts again."""
     from dataclasses import replace
 
-    from fund.services.settlement import _BalanceMoved, _with_balance
+    from fund.computation import settlement_at_balance
 
     positions = list(enumerate(profits, start=1))
     first = compute_settlement(
@@ -191,9 +191,8 @@ def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(
     fresh = compute_settlement(
         loss=loss, balance=after, fund_ratio=ratio, screening_ratio="0.9", positions=positions
     )
-    try:
-        kept = _with_balance(first, after, ratio)
-    except _BalanceMoved:
+    kept = settlement_at_balance(first, balance=after, fund_ratio=ratio)
+    if kept is None:
         assert (first.fund_share, first.backstop) != (fresh.fund_share, fresh.backstop)
     else:
         assert kept == fresh == replace(first, balance=after)

@@ -107,7 +107,7 @@ def test_every_participant_of_a_large_cycle_gets_a_proof_that_reaches_the_root(u
     cycles_close_due(now=cycle.settle_after)
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     cycle.refresh_from_db()
-    from fund.selectors import apportionment_proof
+    from fund.proofs import apportionment_proof
 
     apportionments = list(
         Apportionment.objects.filter(cycle=cycle).select_related("cycle__fund__asset", "position")
@@ -251,9 +251,9 @@ def test_a_path_from_blocks_is_the_path_through_the_whole_tree(n, block, data):
 @pytest.mark.django_db
 def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear, monkeypatch):
     """The proof is computed from the leaf's block and the cycle's block roots (kept in the cache)."""
-    import fund.selectors as selectors
+    import fund.proofs as proofs
 
-    monkeypatch.setattr(selectors, "BLOCK", 64)
+    monkeypatch.setattr(proofs, "BLOCK", 64)
     deposit(usdt_fund, "10")
     book_loss(linear, "5000", at(0, 10))
     cycle = SettlementCycle.objects.get()
@@ -265,7 +265,7 @@ def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear,
         "cycle__fund__asset", "position"
     )
     for apportionment in apportionments.order_by("rank"):
-        proof = selectors.apportionment_proof(apportionment=apportionment)
+        proof = proofs.apportionment_proof(apportionment=apportionment)
         assert (
             root_from_path(bytes.fromhex(proof["leaf"]), proof["path"]) == cycle.apportionment_root
         )

@@ -84,7 +84,7 @@ def test_it_never_serves_a_stale_balance_from_its_cache(usdt_fund):
 
 
 def test_a_large_cycles_distribution_is_grouped_into_a_thousand_bars():
-    from fund.selectors import distribution_from_amounts
+    from fund.charts import distribution_from_amounts
 
     amounts = list(range(2500, 0, -1))
     data = distribution_from_amounts(amounts, 2)
@@ -97,7 +97,7 @@ def test_a_large_cycles_distribution_is_grouped_into_a_thousand_bars():
 
 @pytest.mark.django_db
 def test_the_report_groups_the_distribution_in_the_database_like_the_preview(usdt_fund, linear):
-    from fund.selectors import DISTRIBUTION_BARS, cycle_distribution, distribution_from_amounts
+    from fund.charts import DISTRIBUTION_BARS, cycle_distribution, distribution_from_amounts
     from fund.services.cycles import cycles_close_due
     from fund.services.settlement import settlement_cycle_settle
     from tests.helpers import book_loss, deposit, report_profits

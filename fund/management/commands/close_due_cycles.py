@@ -13,7 +13,8 @@ class Command(BaseCommand):
     def handle(self, *args, no_settle, **options):
         due = cycles_close_due(claim=not no_settle)
         self.stdout.write(
-            f"opened {len(due.opened)}, closed {len(due.closed)}, due for settlement {len(due.to_settle)}"
+            f"opened {len(due.opened)}, closed {len(due.closed)}, "
+            f"due for settlement {len(due.to_settle)}"
         )
         if no_settle:
             return

@@ -23,15 +23,18 @@ class Command(BaseCommand):
         lines = ["", f"  Insurance Fund Portal: http://{host}:{port}/"]
         if trader:
             lines.append(
-                f"  Trader login: {trader.user.username} / {TRADER_PASSWORD} ({trader.n} statements) "
+                f"  Trader login: {trader.user.username} / {TRADER_PASSWORD} "
+                f"({trader.n} statements) "
                 f"at http://{host}:{port}/accounts/login/"
             )
         lines.append(
-            f"  Admin login:  {ADMIN_USERNAME} / {ADMIN_PASSWORD}  (console: http://{host}:{port}/ops/, "
+            f"  Admin login:  {ADMIN_USERNAME} / {ADMIN_PASSWORD}  "
+            f"(console: http://{host}:{port}/ops/, "
             f"Django admin: /admin/, API docs: /api/docs/)"
         )
         lines.append(
-            "  Celery tasks run in this process; every minute the scheduler closes and settles due cycles."
+            "  Celery tasks run in this process; "
+            "every minute the scheduler closes and settles due cycles."
         )
         lines.append("  Stop the server with Ctrl+C.")
         lines.append("")

@@ -10,7 +10,10 @@ from fund.models import Fund
 
 
 class Command(BaseCommand):
-    help = f"Load a deterministic demo history: {DAYS} days of liquidations and settled cycles, traders with logins."
+    help = (
+        f"Load a deterministic demo history: {DAYS} days of liquidations and settled cycles, "
+        "traders with logins."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -54,6 +57,7 @@ class Command(BaseCommand):
                 seed=seed, end=end_at.astimezone(UTC), days=days, progress=bar.update
             )
         self.stdout.write(
-            f"Loaded {summary.funds} funds, {summary.traders} traders, {summary.takeovers} liquidation takeovers, "
+            f"Loaded {summary.funds} funds, {summary.traders} traders, "
+            f"{summary.takeovers} liquidation takeovers, "
             f"{summary.position_profits} position profits, {summary.cycles_settled} settled cycles."
         )

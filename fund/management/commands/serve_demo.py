@@ -28,7 +28,8 @@ class Command(BaseCommand):
     def beat(
         stop: threading.Event | None = None, interval: float = 60, runs: int | None = None
     ) -> None:
-        """Runs the beat task on every full `interval` seconds until `stop` is set (or `runs` times)."""
+        """Runs the beat task on every full `interval` seconds until `stop` is set
+        (or `runs` times)."""
         stop = stop or threading.Event()
         while (runs is None or runs > 0) and not stop.wait(interval - time.time() % interval):
             runs = None if runs is None else runs - 1

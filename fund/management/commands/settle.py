@@ -24,13 +24,15 @@ class Command(BaseCommand):
         cycle = outcome.cycle
         if not outcome.posted:
             self.stdout.write(
-                f"cycle {cycle.id} was settled already ({cycle.settled_at:%Y-%m-%d %H:%M:%S} UTC); nothing posted"
+                f"cycle {cycle.id} was settled already "
+                f"({cycle.settled_at:%Y-%m-%d %H:%M:%S} UTC); nothing posted"
             )
             return
         p = cycle.fund.asset.precision
         r = outcome.result
         self.stdout.write(
-            f"cycle {cycle.id} settled: L={format_units(r.loss, p)} F={format_units(r.fund_share, p)} "
+            f"cycle {cycle.id} settled: "
+            f"L={format_units(r.loss, p)} F={format_units(r.fund_share, p)} "
             f"U={format_units(r.users_share, p)} participants={len(r.participants)} "
             f"backstop={format_units(r.backstop, p)} uncovered={format_units(r.uncovered, p)}"
         )

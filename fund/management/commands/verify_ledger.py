@@ -7,8 +7,8 @@ from fund.services.verify import cycles_verify, ledger_verify
 
 class Command(BaseCommand):
     help = (
-        "Recompute every fund's hash chain and every settled cycle's totals and Merkle root; name the first bad "
-        "record or cycle. Exit 1 when anything is broken."
+        "Recompute every fund's hash chain and every settled cycle's totals and Merkle root; "
+        "name the first bad record or cycle. Exit 1 when anything is broken."
     )
 
     def add_arguments(self, parser):

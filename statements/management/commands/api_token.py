@@ -10,7 +10,10 @@ ENGINE_USERNAME = "trading-engine"
 
 
 class Command(BaseCommand):
-    help = "Make, list or revoke API tokens. The trading engine's credential: `api_token create --engine NAME`."
+    help = (
+        "Make, list or revoke API tokens. "
+        "The trading engine's credential: `api_token create --engine NAME`."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)

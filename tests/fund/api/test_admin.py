@@ -17,7 +17,7 @@ def test_it_previews_without_posting(settlement_staff, world, linear):
     open_cycle = SettlementCycle.objects.get(starts_at=at(1))
     book_loss(linear, "50", at(1, 3))
     report_profits(open_cycle, linear, {7: "100", 8: "50"})
-    preview = settlement_staff.get(f"/api/v1/admin/cycles/{open_cycle.id}/preview").data
+    preview = settlement_staff.post(f"/api/v1/admin/cycles/{open_cycle.id}/preview").data
     assert (preview["loss"], preview["fund_share"], preview["participant_count"]) == (
         "50.00000000",
         "10.00000000",

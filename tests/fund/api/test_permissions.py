@@ -79,7 +79,7 @@ ENDPOINTS = [
         lambda w: {"name": "laptop"},
         {**TRADERS, T: 201, O: 201},
     ),
-    ("get", lambda w: f"/api/v1/admin/cycles/{w.cycle.id}/preview", None, ADMIN),
+    ("post", lambda w: f"/api/v1/admin/cycles/{w.cycle.id}/preview", None, ADMIN),
     ("post", lambda w: f"/api/v1/admin/cycles/{open_cycle(w)}/settle", None, {**ADMIN, SS: 202}),
     (
         "post",

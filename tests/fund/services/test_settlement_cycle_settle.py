@@ -7,7 +7,7 @@ import pytest
 from django.db.models import Sum
 
 from fund.models import Apportionment, FundRecord, SettlementCycle
-from fund.services import settlement as settlement_service
+from fund.services.settlement import posting as settlement_service
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle, settlement_preview
 from statements.models import Statement

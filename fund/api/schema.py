@@ -1,0 +1,28 @@
+"""What several API modules document alike: error answers, who may call, the CSV parameter."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+ERROR = OpenApiResponse(description="Field messages: {field: [message, …]} or {detail: …}.")
+DENIED = {
+    401: OpenApiResponse(description="Not logged in / no valid token."),
+    403: OpenApiResponse(description="Logged in, but not allowed."),
+}
+# Public reads: no login needed, but a token that is sent must be valid; anonymous clients are
+# throttled.
+PUBLIC = {
+    401: OpenApiResponse(description="A token was sent and is not valid."),
+    429: OpenApiResponse(
+        description="Too many requests from an anonymous client: retry after Retry-After seconds."
+    ),
+}
+BUSY = {
+    503: OpenApiResponse(
+        description="The books are busy with another change: retry after Retry-After seconds."
+    )
+}
+CSV_PARAMETER = OpenApiParameter(
+    "format",
+    str,
+    enum=["json", "csv"],
+    description="csv: the whole selection as CSV (at most 100,000 rows).",
+)

@@ -1,0 +1,161 @@
+"""Traders: their own statements, how each apportionment was computed and its inclusion proof,
+and their API tokens. Another trader's id is a 404. Nothing here may be cached on the way."""
+
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from fund import selectors
+from fund.api import serializers as s
+from fund.api.csv import CSV_ROWS_MAX, csv_response, wants_csv
+from fund.api.pagination import cursor
+from fund.api.permissions import IsTrader
+from fund.api.renderers import CSVRenderer
+from fund.api.schema import CSV_PARAMETER, DENIED, ERROR
+from fund.api.throttling import ProofThrottle
+from fund.filters import StatementFilter
+from fund.lookups import statement_or_404
+from fund.presentation import apportionment_computation
+from fund.proofs import apportionment_proof
+from statements.models import ApiToken, Statement
+from statements.services import api_token_create, api_token_revoke
+
+StatementPagination = cursor("-id", size=50, max_size=500)  # unique: pages never skip or repeat
+
+
+class MyStatementsView(generics.ListAPIView):
+    permission_classes = [IsTrader]
+    serializer_class = s.StatementOut
+    pagination_class = StatementPagination
+    filterset_class = StatementFilter
+    renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
+    queryset = Statement.objects.none()  # for the schema; get_queryset builds the real one
+
+    def get_queryset(self):
+        return selectors.statements_of(account=self.request.user.trader_account)
+
+    @extend_schema(
+        tags=["traders"],
+        summary="My statements, newest first",
+        parameters=[CSV_PARAMETER],
+        responses={200: s.StatementOut(many=True), 400: ERROR, **DENIED},
+    )
+    def get(self, request, *args, **kwargs):
+        if not wants_csv(request):
+            return super().get(request, *args, **kwargs)
+        self.paginator.get_page_size(request)  # the same parameters are checked for CSV
+        rows = self.filter_queryset(self.get_queryset())[:CSV_ROWS_MAX]
+        header = ["id", "created_at", "type", "asset", "amount", "cycle", "position_id",
+                  "description"]  # fmt: skip
+        return csv_response(
+            "statements.csv",
+            header,
+            (
+                [r.id, r.created_at.isoformat(), r.type, r.asset.code,
+                 r.asset.format(r.amount_units), *_apportionment_columns(r), r.description]
+                for r in rows.iterator(chunk_size=2000)
+            ),
+        )  # fmt: skip
+
+
+def _apportionment_columns(statement) -> list:
+    """The cycle and position of an apportionment statement; blanks for any other."""
+    apportionment = getattr(statement, "apportionment", None)
+    if apportionment is None:
+        return ["", ""]
+    return [apportionment.cycle_id, apportionment.position.position_id]
+
+
+class MyStatementView(APIView):
+    permission_classes = [IsTrader]
+
+    @extend_schema(
+        tags=["traders"],
+        summary="One of my statements, with how an apportionment was computed",
+        responses={200: s.StatementDetailOut, 404: ERROR, **DENIED},
+    )
+    def get(self, request, pk):
+        statement = statement_or_404(account=request.user.trader_account, statement_id=pk)
+        apportionment = getattr(statement, "apportionment", None)
+        computation = None
+        if apportionment is not None:
+            computation = s.ComputationOut(
+                apportionment_computation(apportionment=apportionment)
+            ).data
+        return Response(s.StatementDetailOut(statement, context={"computation": computation}).data)
+
+
+class MyStatementProofView(APIView):
+    permission_classes = [IsTrader]
+    renderer_classes = [JSONRenderer]  # a download, whatever the browser's Accept header says
+    throttle_classes = [ProofThrottle]
+
+    @extend_schema(
+        tags=["traders"],
+        summary="The inclusion proof of my apportionment in its cycle's Merkle root",
+        responses={
+            200: s.ProofOut,
+            404: ERROR,
+            **DENIED,
+            429: OpenApiResponse(
+                description="More than 30 proofs a minute: retry after Retry-After seconds."
+            ),
+        },
+    )
+    def get(self, request, pk):
+        statement = statement_or_404(account=request.user.trader_account, statement_id=pk)
+        apportionment = getattr(statement, "apportionment", None)
+        if apportionment is None:
+            raise NotFound("This statement is not an apportionment: there is nothing to prove.")
+        proof = apportionment_proof(apportionment=apportionment)
+        proof["cycle_url"] = request.build_absolute_uri(reverse("api:cycle", args=[proof["cycle"]]))
+        response = Response(s.ProofOut(proof).data)
+        response["Content-Disposition"] = (
+            f'attachment; filename="apportionment-proof-{proof["asset"]}-cycle-{proof["cycle"]}-rank-{proof["rank"]}.json"'
+        )
+        return response
+
+
+class MyTokensView(APIView):
+    permission_classes = [IsTrader]
+
+    @extend_schema(
+        tags=["traders"], summary="My API tokens", responses={200: s.TokenOut(many=True), **DENIED}
+    )
+    def get(self, request):
+        tokens = ApiToken.objects.filter(user=request.user, kind=ApiToken.Kind.PERSONAL)
+        return Response(s.TokenOut(tokens, many=True).data)
+
+    @extend_schema(
+        tags=["traders"],
+        summary="Make an API token (shown once)",
+        request=s.TokenIn,
+        responses={201: s.TokenCreatedOut, 400: ERROR, **DENIED},
+    )
+    def post(self, request):
+        name = request.data.get("name") if isinstance(request.data, dict) else None
+        if not isinstance(name, str):
+            raise ValidationError({"name": "Give the token a name (text)."})
+        row, token = api_token_create(user=request.user, kind=ApiToken.Kind.PERSONAL, name=name)
+        return Response({**s.TokenOut(row).data, "token": token}, status=status.HTTP_201_CREATED)
+
+
+class MyTokenView(APIView):
+    permission_classes = [IsTrader]
+
+    @extend_schema(
+        tags=["traders"],
+        summary="Revoke one of my API tokens",
+        responses={204: None, 404: ERROR, **DENIED},
+    )
+    def delete(self, request, prefix):
+        try:
+            api_token_revoke(prefix=prefix, user=request.user)
+        except ValidationError:
+            return Response({"detail": "No such token."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,26 @@
+"""What a URL names, or a 404: the objects pages and API views look up by code, id or seq."""
+
+from django.shortcuts import get_object_or_404
+
+from fund import selectors
+from fund.models import Fund, FundRecord, SettlementCycle
+from statements.models import Statement, TraderAccount
+
+
+def fund_or_404(*, asset_code: str) -> Fund:
+    return get_object_or_404(selectors.funds_public(), asset__code=asset_code.upper())
+
+
+def cycle_or_404(*, cycle_id: int) -> SettlementCycle:
+    return get_object_or_404(selectors.cycles_public(), pk=cycle_id)
+
+
+def record_or_404(*, asset_code: str, seq: int) -> FundRecord:
+    return get_object_or_404(
+        selectors.records_public(), fund__asset__code=asset_code.upper(), seq=seq
+    )
+
+
+def statement_or_404(*, account: TraderAccount, statement_id: int) -> Statement:
+    """One of the trader's statements; any other id is a 404, whoever it belongs to."""
+    return get_object_or_404(selectors.statements_of(account=account), pk=statement_id)

@@ -1,0 +1,78 @@
+"""Figures as people read them: a settlement preview as decimal text, and how one
+apportionment was computed in the trader's own numbers (docs/rules.md §2)."""
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from fund.models import Apportionment, SettlementCycle
+from statements.money import format_units
+
+
+@dataclass(frozen=True)
+class ApportionmentComputation:
+    """How one apportionment was computed, in the trader's own numbers (docs/rules.md §2)."""
+
+    cycle: SettlementCycle
+    loss_units: int
+    fund_share_units: int
+    users_share_units: int
+    position_id: int
+    profit_units: int
+    rank: int
+    participant_count: int
+    threshold_profit_units: int
+    participants_profit_units: int
+    fraction: Fraction  # U / S, capped at 1
+    exact_share: Fraction  # U × p / S, before rounding
+    amount_units: int
+    rounding_unit: bool
+    profit_after_units: int
+
+
+def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentComputation:
+    cycle, position = apportionment.cycle, apportionment.position
+    users, participants = cycle.users_share_units, cycle.participants_profit_units
+    fraction = min(Fraction(users, participants), Fraction(1)) if participants else Fraction(0)
+    return ApportionmentComputation(
+        cycle=cycle,
+        loss_units=cycle.loss_units,
+        fund_share_units=cycle.fund_share_units,
+        users_share_units=users,
+        position_id=position.position_id,
+        profit_units=position.profit_units,
+        rank=apportionment.rank,
+        participant_count=cycle.participant_count,
+        threshold_profit_units=cycle.threshold_profit_units,
+        participants_profit_units=participants,
+        fraction=fraction,
+        exact_share=fraction * position.profit_units,
+        amount_units=apportionment.amount_units,
+        rounding_unit=apportionment.rounding_unit,
+        profit_after_units=position.profit_units - apportionment.amount_units,
+    )
+
+
+def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20) -> dict:
+    """A settlement preview's figures as decimal text, with the largest apportionments by rank."""
+    p, fmt = cycle.fund.asset.precision, cycle.fund.asset.format
+    return {
+        "cycle": cycle.id,
+        "asset": cycle.fund.asset.code,
+        "loss": fmt(result.loss),
+        "balance": fmt(result.balance),
+        "fund_share": fmt(result.fund_share),
+        "users_share": fmt(result.users_share),
+        "total_profit": fmt(result.total_profit),
+        "participants_profit": fmt(result.participants_profit),
+        "threshold_profit": fmt(result.threshold_profit),
+        "profitable_count": result.profitable_count,
+        "participant_count": len(result.participants),
+        "backstop": fmt(result.backstop),
+        "uncovered": fmt(result.uncovered),
+        "largest": [
+            {"rank": i + 1, "position_id": pid, "amount": format_units(a, p)}
+            for i, (pid, a) in enumerate(
+                zip(result.participants[:largest], result.amounts[:largest])
+            )
+        ],
+    }
