@@ -13,14 +13,22 @@ PORT ?= 8000
 PYTHON ?= $(shell for c in python3.12 python3.13 python3.14 python3 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python; do \
 	"$$c" -c 'import sys; assert sys.version_info >= (3, 12); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: help venv demo serve test test-postgres bench worker beat lock lint clean
+.PHONY: help venv demo serve test lint format bench worker beat lock clean
 
 help:
-	@echo "make demo   - install, migrate, load the demo data and serve http://$(HOST):$(PORT)"
-	@echo "make test   - install and run the whole test suite (SQLite, eager Celery)"
-	@echo "make bench  - settlement and COPY benchmarks on PostgreSQL and SQLite"
-	@echo "make worker / make beat - a Celery worker / beat against REDIS_URL"
-	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+	@echo "make demo    - install, migrate, load the demo data and serve http://$(HOST):$(PORT)"
+	@echo "make test    - install and run the whole test suite (SQLite, eager Celery)"
+	@echo "make lint    - ruff check and ruff format --check over the tree; template lines <= 150"
+	@echo "make format  - ruff format and ruff check --fix over the tree"
+	@echo "make serve   - Django's development server on http://$(HOST):$(PORT) (no demo load)"
+	@echo "make bench   - settlement, ingestion, page and load benchmarks (PostgreSQL, Redis, wrk)"
+	@echo "make worker  - a Celery worker against REDIS_URL"
+	@echo "make beat    - Celery beat against REDIS_URL (schedule file: celerybeat-schedule)"
+	@echo "make venv    - create or update .venv from requirements.lock"
+	@echo "make lock    - re-resolve requirements.lock from pyproject.toml"
+	@echo "make clean   - remove .venv, db.sqlite3 and caches"
+	@echo "Variables: HOST=$(HOST) PORT=$(PORT) PYTHON=$(PYTHON)"
+	@echo "           PYTEST_ARGS='...' for make test, BENCH_ARGS='...' for make bench"
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then echo "No Python >= 3.12 found: install one or run 'make PYTHON=/path/to/python3.12 ...'" >&2; exit 1; fi
@@ -44,6 +52,19 @@ serve: venv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+TEMPLATE_LINE_MAX := 150
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@long=$$(find templates -name '*.html' -exec awk -v max=$(TEMPLATE_LINE_MAX) \
+		'length > max { printf "%s:%d: %d characters (max %d)\n", FILENAME, FNR, length, max }' {} +); \
+		if [ -n "$$long" ]; then echo "$$long"; exit 1; fi
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: venv
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; } \

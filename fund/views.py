@@ -1,6 +1,7 @@
 """The public transparency portal: server-rendered pages, each a selector call and a template."""
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.shortcuts import render
@@ -36,6 +37,17 @@ def overview(request):
     )
 
 
+def csv_query(filterset) -> str:
+    """The query of the API's CSV download for the filters that hold on this page."""
+    params = [("format", "csv")]
+    for name, value in filterset.form.cleaned_data.items():
+        if name in filterset.errors or value in (None, "", []):
+            continue
+        raw = filterset.data.getlist(name)
+        params += [(name, v) for v in raw if v]
+    return urlencode(params)
+
+
 def filter_errors(filterset) -> dict[str, str]:
     """A filter form's errors, one line per field (the filters that are valid still apply)."""
     return {name: " ".join(messages) for name, messages in filterset.errors.items()}
@@ -69,6 +81,7 @@ def fund_detail(request, asset):
             "kinds": FundRecord.Kind.choices,
             "selected_kinds": filters.form.cleaned_data.get("kind") or [],
             "errors": filter_errors(filters),
+            "csv_query": csv_query(filters),
             "cycles": selectors.cycles_public().filter(fund=fund)[:5],
         },
     )

@@ -10,7 +10,7 @@ from fund import selectors
 from fund.filters import StatementFilter
 from fund.lookups import statement_or_404
 from fund.presentation import apportionment_computation
-from fund.views import filter_errors
+from fund.views import csv_query, filter_errors
 from statements.models import Asset, Statement
 
 
@@ -48,6 +48,7 @@ def my_statements(request):
             "types": Statement.Type.choices,
             "selected_types": filters.form.cleaned_data.get("type") or [],
             "errors": filter_errors(filters),
+            "csv_query": csv_query(filters),
         },
     )
 

@@ -15,5 +15,7 @@ class FilterBackend(DjangoFilterBackend):
                 if "" in request.query_params.getlist(name, [None])
             ]
             if empty:
-                raise ValidationError({name: ["Give a value, or leave the parameter out."] for name in empty})
+                raise ValidationError(
+                    {name: ["Give a value, or leave the parameter out."] for name in empty}
+                )
         return filterset

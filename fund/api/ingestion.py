@@ -134,7 +134,8 @@ class PositionProfitIntakeView(APIView):
         tags=["ingestion"],
         request=s.PositionProfitBatchIn,
         responses=INTAKE_RESPONSES,
-        summary="Report position profits for a cycle (exactly once by position_id, until the cycle settles)",
+        summary="Report position profits for a cycle (exactly once by position_id, until the "
+        "cycle settles)",
     )
     def post(self, request):
         items = _items(request.data, ("position_id", "account", "contract", "profit"))

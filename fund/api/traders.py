@@ -115,9 +115,8 @@ class MyStatementProofView(APIView):
         proof = apportionment_proof(apportionment=apportionment)
         proof["cycle_url"] = request.build_absolute_uri(reverse("api:cycle", args=[proof["cycle"]]))
         response = Response(s.ProofOut(proof).data)
-        response["Content-Disposition"] = (
-            f'attachment; filename="apportionment-proof-{proof["asset"]}-cycle-{proof["cycle"]}-rank-{proof["rank"]}.json"'
-        )
+        name = f"apportionment-proof-{proof['asset']}-cycle-{proof['cycle']}-rank-{proof['rank']}"
+        response["Content-Disposition"] = f'attachment; filename="{name}.json"'
         return response
 
 

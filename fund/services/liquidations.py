@@ -237,8 +237,8 @@ def _check_cycle_totals(what: str, cycle_ids, existing, field: str, additions) -
         if totals[cycle_id] > MAX_UNITS:
             raise ValidationError(
                 {
-                    f"items[{index}]": f"Item {index} ({ident!r}): the cycle's total {what} would exceed "
-                    "the largest amount the system books."
+                    f"items[{index}]": f"Item {index} ({ident!r}): the cycle's total {what} "
+                    "would exceed the largest amount the system books."
                 }
             )
 
@@ -281,7 +281,8 @@ def _takeovers_by_external_id(external_ids: list[str]):
         )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(columns)} FROM fund_liquidationtakeover WHERE external_id = ANY(%s)",
+            f"SELECT {', '.join(columns)} FROM fund_liquidationtakeover "
+            "WHERE external_id = ANY(%s)",
             [external_ids],
         )
         return cursor.fetchall()
@@ -332,8 +333,8 @@ def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None
         fund = funds[data["contract"].margin_asset_id]
         if data["closed_at"] < first_start[fund.id]:
             errors[index] = {
-                "closed_at": f"{data['closed_at']:%Y-%m-%d %H:%M:%S} UTC is before the fund's first "
-                f"settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."
+                "closed_at": f"{data['closed_at']:%Y-%m-%d %H:%M:%S} UTC is before the fund's "
+                f"first settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."
             }
     _raise_item_errors(errors, [item.external_id for item in items])
     existing = {row[0]: row[1:] for row in _takeovers_by_external_id(list(seen))}
@@ -351,7 +352,8 @@ def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None
             differs.insert(0, "contract")
         if differs:
             raise ConflictError(
-                f"Item {index} ({data['external_id']!r}) was booked before with a different {differs[0]}.",
+                f"Item {index} ({data['external_id']!r}) was booked before with a different "
+                f"{differs[0]}.",
                 code="id_reused",
                 details={"index": index, "id": data["external_id"], "field": differs[0]},
             )
@@ -437,7 +439,8 @@ def position_profits_record(
     cycle = lock_cycle(cycle_id=cycle_id)
     if not cycle.is_accepting:
         raise ConflictError(
-            f"Cycle {cycle.id} is {cycle.get_status_display().lower()}: it takes no more position profits.",
+            f"Cycle {cycle.id} is {cycle.get_status_display().lower()}: it takes no more "
+            "position profits.",
             code="cycle_settled",
         )
     precision = fund.asset.precision
@@ -495,7 +498,8 @@ def position_profits_record(
             created.append(True)
         elif old[1:] != (account, contract.id, profit):
             raise ConflictError(
-                f"Item {index} (position {position_id}) was reported before for this cycle with other values.",
+                f"Item {index} (position {position_id}) was reported before for this cycle "
+                "with other values.",
                 code="id_reused",
                 details={"index": index, "id": position_id},
             )

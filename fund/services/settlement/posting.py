@@ -83,7 +83,8 @@ def settlement_post(*, cycle_id: int, now: datetime) -> SettleOutcome:
         return _post_without_fund_lock(cycle_id=cycle_id, now=now)
     except _BalanceMoved:
         logger.info(
-            "cycle %s: the fund's balance moved during posting; posting again under the fund's lock",
+            "cycle %s: the fund's balance moved during posting; "
+            "posting again under the fund's lock",
             cycle_id,
         )
         return _post_under_fund_lock(cycle_id=cycle_id, now=now)
