@@ -117,10 +117,15 @@ def _with_from(filterset_class):
 
 
 @_with_from
-class RecordFilter(django_filters.FilterSet):
-    kind = ChoicesFilter(choices=FundRecord.Kind.choices, help_text="One or more kinds.")
+class PeriodFilterSet(django_filters.FilterSet):
+    """`from` and `to` on the rows' creation time."""
+
     from_ = MomentFilter(field_name="created_at", lookup_expr="gte", help_text="Inclusive.")
     to = MomentFilter(field_name="created_at", lookup_expr="lt", help_text="Exclusive.")
+
+
+class RecordFilter(PeriodFilterSet):
+    kind = ChoicesFilter(choices=FundRecord.Kind.choices, help_text="One or more kinds.")
 
     class Meta:
         model = FundRecord
@@ -136,13 +141,10 @@ class CycleFilter(django_filters.FilterSet):
         fields = []
 
 
-@_with_from
-class StatementFilter(django_filters.FilterSet):
+class StatementFilter(PeriodFilterSet):
     asset = AssetFilter(field_name="asset__code", help_text="A margin asset's code.")
     type = ChoicesFilter(choices=Statement.Type.choices)
     cycle = IdFilter(field_name="apportionment__cycle_id", help_text="A settlement cycle's id.")
-    from_ = MomentFilter(field_name="created_at", lookup_expr="gte", help_text="Inclusive.")
-    to = MomentFilter(field_name="created_at", lookup_expr="lt", help_text="Exclusive.")
 
     class Meta:
         model = Statement

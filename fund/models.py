@@ -1,5 +1,5 @@
 """Insurance funds: contracts, the funds' append-only ledgers, liquidation takeovers, settlement
-cycles, position profits and apportionments (RULES.md). Amounts are integers of the margin
+cycles, position profits and apportionments (docs/rules.md). Amounts are integers of the margin
 asset's smallest unit (see statements.money); prices and quantities are exact decimals of at most
 15 significant digits, which SQLite and PostgreSQL both store without loss."""
 
@@ -129,7 +129,7 @@ class SettlementCycle(models.Model):
     screening_ratio = models.DecimalField(
         max_digits=5, decimal_places=4, validators=RATIO_VALIDATORS
     )
-    # The totals of RULES.md section 2, step 8, written when the cycle settles.
+    # The totals of docs/rules.md §2 step 8, written when the cycle settles.
     loss_units = models.BigIntegerField(null=True, blank=True, help_text="L")
     balance_before_units = models.BigIntegerField(null=True, blank=True, help_text="B")
     fund_share_units = models.BigIntegerField(null=True, blank=True, help_text="F")

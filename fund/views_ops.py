@@ -109,10 +109,17 @@ def settle(request, pk):
     return redirect(f"{reverse('ops:cycle', args=[pk])}?follow=1")
 
 
-def _form_errors(form, exc: ValidationError) -> None:
-    """A service's field errors onto the form (fields it does not have: the form's own)."""
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
+def _on_form(form, call):
+    """Runs a service for a form: its result, or None with the service's field errors on the
+    form (fields it does not have: the form's own) or the books' "busy" message."""
+    try:
+        return call()
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    except BooksBusy as exc:
+        form.add_error(None, exc.message)
+    return None
 
 
 class MoneyMoveForm(forms.Form):
@@ -133,18 +140,16 @@ def fund_move(request, asset):
     form = MoneyMoveForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         service = fund_deposit if form.cleaned_data["kind"] == "deposit" else fund_withdraw
-        try:
-            record = service(
+        record = _on_form(
+            form,
+            lambda: service(
                 asset_code=fund.asset.code,
                 amount=form.cleaned_data["amount"],
                 reason=form.cleaned_data["reason"],
                 audit=Audit.from_request(request),
-            )
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        except BooksBusy as exc:
-            form.add_error(None, exc.message)
-        else:
+            ),
+        )
+        if record is not None:
             messages.success(
                 request,
                 f"{record.get_kind_display()} of {fund.asset.format(abs(record.amount_units))} "
@@ -171,15 +176,13 @@ def fund_schedule(request, asset):
     initial = {name: getattr(fund, name) for name in ScheduleForm.base_fields}
     form = ScheduleForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        try:
-            fund_schedule_update(
+        changed = _on_form(
+            form,
+            lambda: fund_schedule_update(
                 asset_code=fund.asset.code, audit=Audit.from_request(request), **form.cleaned_data
-            )
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        except BooksBusy as exc:
-            form.add_error(None, exc.message)
-        else:
+            ),
+        )
+        if changed is not None:
             messages.success(
                 request,
                 f"The {fund.asset.code} schedule is changed; it applies from the next cycle.",
@@ -216,18 +219,16 @@ def fund_correct(request, asset):
         if record is None:
             form.add_error("seq", f"{fund.asset.code} has no record #{form.cleaned_data['seq']}.")
         else:
-            try:
-                correction = fund_record_correct(
+            correction = _on_form(
+                form,
+                lambda: fund_record_correct(
                     record_id=record.id,
                     amount=form.cleaned_data["amount"],
                     reason=form.cleaned_data["reason"],
                     audit=Audit.from_request(request),
-                )
-            except ValidationError as exc:
-                _form_errors(form, exc)
-            except BooksBusy as exc:
-                form.add_error(None, exc.message)
-            else:
+                ),
+            )
+            if correction is not None:
                 messages.success(
                     request,
                     f"{fund.asset.code} #{record.seq} corrected by {fund.asset.code} "

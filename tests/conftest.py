@@ -1,6 +1,6 @@
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -10,7 +10,7 @@ from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import TraderAccount
 from tests.factories import ANCHOR, ContractFactory, FundFactory, UserFactory
-from tests.helpers import book_loss, deposit, report_profits
+from tests.helpers import at, book_loss, deposit, report_profits
 
 ON_POSTGRES = bool(os.environ.get("DATABASE_URL", "").startswith("postgres"))
 ON_REDIS = bool(os.environ.get("REDIS_URL"))
@@ -44,18 +44,6 @@ def day1():
     return ANCHOR + timedelta(hours=10)
 
 
-@pytest.fixture
-def vendor():
-    return connection.vendor
-
-
-def at(day: int, hour: float = 0) -> datetime:
-    return ANCHOR + timedelta(days=day, hours=hour)
-
-
-__all__ = ["UTC", "at"]
-
-
 @dataclass
 class World:
     cycle: SettlementCycle
@@ -65,7 +53,7 @@ class World:
 
 @pytest.fixture
 def world(usdt_fund, linear) -> World:
-    """RULES.md section 3 settled: trader owns position 1 (A), other trader position 2 (B)."""
+    """docs/rules.md §3 settled: trader owns position 1 (A), other trader position 2 (B)."""
     deposit(usdt_fund, "1000")
     book_loss(linear, "500", at(0, 10))
     cycle = SettlementCycle.objects.get(starts_at=at(0))
@@ -102,7 +90,6 @@ def django_db_setup(django_db_setup, django_db_blocker):
     if not ON_POSTGRES:
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            f"ALTER DATABASE \"{connection.settings_dict['NAME']}\" SET fund.allow_maintenance = 'on'"
-        )
+        name = connection.settings_dict["NAME"]
+        cursor.execute(f"ALTER DATABASE \"{name}\" SET fund.allow_maintenance = 'on'")
         cursor.execute("SET fund.allow_maintenance = 'on'")

@@ -4,7 +4,7 @@ from decimal import Decimal
 import factory
 
 from fund.models import Contract, Fund
-from statements.models import Asset, TraderAccount
+from statements.models import Asset
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,13 +40,6 @@ class ContractFactory(factory.django.DjangoModelFactory):
     margin_asset = factory.SubFactory(AssetFactory)
     kind = Contract.Kind.LINEAR
     multiplier = Decimal(1)
-
-
-class TraderAccountFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = TraderAccount
-
-    external_id = factory.Sequence(lambda n: f"acct-{n:05d}")
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -3,9 +3,11 @@
 import itertools
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import batched
+
+from rest_framework.test import APIClient
 
 from fund.services.ledger import fund_deposit
 from fund.services.liquidations import (
@@ -15,10 +17,30 @@ from fund.services.liquidations import (
     liquidations_record,
     position_profits_record,
 )
-from statements.money import from_units
+from statements.services import api_token_create
+from tests.factories import ANCHOR
 
 _ids = itertools.count(1)
 OPEN_PRICE = Decimal(1_000_000)
+LARGE_CYCLE_POSITIONS = 40_000  # the positions of tests/fund/conftest.py's large_cycle
+# The API's actors, each a fixture of tests/fund/api/conftest.py.
+ACTORS = ["anonymous", "trader", "other_trader", "engine", "staff", "settlement_staff"]
+
+
+def at(day: int, hour: float = 0) -> datetime:
+    """A moment of the test funds' daily cycles: `day` days and `hour` hours after their anchor."""
+    return ANCHOR + timedelta(days=day, hours=hour)
+
+
+def client_for(user=None, token_kind=None) -> APIClient:
+    """An API client for the user: with a fresh API token of that kind, or logged in."""
+    client = APIClient()
+    if token_kind:
+        _, token = api_token_create(user=user, kind=token_kind, name="test")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    elif user is not None:
+        client.force_login(user)
+    return client
 
 
 def book_loss(contract, loss, closed_at, *, external_id=None):
@@ -78,14 +100,6 @@ def deposit(fund, amount, reason="seed money"):
     return fund_deposit(asset_code=fund.asset.code, amount=str(amount), reason=reason)
 
 
-def units(amount, precision=8) -> int:
-    return int(Decimal(amount).scaleb(precision))
-
-
-def dec(units_value, precision=8) -> Decimal:
-    return from_units(units_value, precision)
-
-
 def run_together(*targets):
     """Runs each target in its own thread (each with its own database connection), at once;
     returns their results and fails the test if any raised."""
@@ -113,11 +127,13 @@ def run_together(*targets):
 
 
 def assert_books_hold(fund) -> None:
-    """The money invariants of RULES.md, read back from the database after whatever happened:
-    the balance is the sum of the records and never went below zero, the hash chain is intact;
-    every settled cycle has F + backstop + Σ a_i + uncovered = L, exactly one apportionment and one
-    statement per participant, none above the position's profit, one coverage record for what the
-    fund paid, and the Merkle root it published; an unsettled cycle has none of these."""
+    """The money invariants of docs/rules.md §2, read back from the database after whatever
+    happened: the balance is the sum of the records and never went below zero, the hash chain is
+    intact, the hourly balance rows the charts read agree with the ledger; every settled cycle has
+    F + backstop + Σ a_i + uncovered = L, exactly one apportionment and one statement per
+    participant (0 <= a_i <= p_i, the statement of -a_i for the position's account), one coverage
+    record for what the fund paid, and the Merkle root it published; an unsettled cycle has none
+    of these."""
     from django.db.models import Count, F, Min, Sum
 
     from fund.computation import fund_share_of
@@ -134,6 +150,11 @@ def assert_books_hold(fund) -> None:
     assert fund.balance_units >= 0 and (totals["lowest"] or 0) >= 0, "the balance went below zero"
     chain = ledger_verify(fund=fund)
     assert chain.ok, chain.problem
+    hours = list(fund.balance_hours.order_by("hour"))
+    assert sum(h.records for h in hours) == totals["n"], "the hourly rows miss records"
+    assert sum(h.inflow_units - h.outflow_units for h in hours) == fund.balance_units
+    assert not hours or hours[-1].close_units == fund.balance_units
+    assert all(a.close_units == b.open_units for a, b in zip(hours, hours[1:]))
     cycles = cycles_verify(fund=fund)
     assert cycles.ok, cycles.problem
     for cycle in SettlementCycle.objects.filter(fund=fund):
@@ -184,7 +205,15 @@ def assert_books_hold(fund) -> None:
             booked["n"] == booked["positions"] == booked["statements"] == cycle.participant_count
         ), (cycle.id, booked)
         assert (booked["total"] or 0) == cycle.apportioned_units
+        assert not apportionments.filter(amount_units__lt=0).exists(), f"cycle {cycle.id}: a_i < 0"
         assert not apportionments.filter(amount_units__gt=F("position__profit_units")).exists()
+        assert not apportionments.exclude(statement__amount_units=-F("amount_units")).exists(), (
+            f"cycle {cycle.id}: a statement is not -a_i"
+        )
+        assert not apportionments.exclude(statement__type=Statement.Type.APPORTIONMENT).exists()
+        assert not apportionments.exclude(statement__account=F("position__account")).exists(), (
+            f"cycle {cycle.id}: a statement for another account than the position's"
+        )
         statements = Statement.objects.filter(apportionment__cycle=cycle)
         assert statements.aggregate(total=Sum("amount_units"))["total"] == (
             -cycle.apportioned_units if booked["n"] else None
@@ -218,8 +247,9 @@ def settle_in_background(cycle):
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
             cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"statements_statement\"%%' "
-                "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE query LIKE 'COPY \"statements_statement\"%%' AND state = 'active' "
+                "AND pid <> pg_backend_pid() AND datname = current_database()"
             )
             if cursor.fetchone()[0]:
                 return thread, outcomes

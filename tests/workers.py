@@ -27,7 +27,8 @@ def database_url_of_test_database(application_name: str = APPLICATION_NAME) -> s
 
 
 class CeleryProcess:
-    """One `celery -A config …` process; its output goes to a log file the test prints on failure."""
+    """One `celery -A config …` process; its output goes to a log file the test prints on
+    failure."""
 
     def __init__(self, args: list[str], log: Path, env: dict | None = None):
         self.log_path = log

@@ -76,7 +76,8 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+# Read as it is: django-environ would take a key starting with "$" for another variable's name.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 _REQUIRE_SECRET_KEY = env_bool("DJANGO_REQUIRE_SECRET_KEY", default=False)  # checked even when set
 if not SECRET_KEY:
     if not DEBUG and _REQUIRE_SECRET_KEY:
@@ -314,6 +315,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", default=10, minimum=1),
     "unacked_restore_throttle": env_int("CELERY_RESTORE_THROTTLE", default=10, minimum=1),
 }
+# Celery beat keeps when each entry last ran in this file (its schedule is this module's).
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "celerybeat-schedule")
+)
 _BEAT_SECONDS = env_int("CELERY_BEAT_SECONDS", default=None, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "close-due-cycles": {

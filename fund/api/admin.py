@@ -78,9 +78,12 @@ def _record_answer(record) -> Response:
 
 
 class FundMoveView(APIView):
+    """A deposit or a withdrawal (`service`), documented on each subclass."""
+
     permission_classes = [IsSettlementStaff]
     service = None
 
+    @idempotent
     def post(self, request, asset):
         fund = fund_or_404(asset_code=asset)
         data = request.data if isinstance(request.data, dict) else {}
@@ -93,46 +96,33 @@ class FundMoveView(APIView):
         return _record_answer(record)
 
 
+def _money_schema(summary: str, request):
+    return extend_schema(
+        tags=["admin"],
+        summary=summary,
+        request=request,
+        parameters=[IDEMPOTENCY],
+        responses=MONEY_RESPONSES,
+    )
+
+
+@_money_schema("Deposit to a fund, with a published reason", s.MoneyMoveIn)
 class FundDepositView(FundMoveView):
     service = staticmethod(fund_deposit)
 
-    @extend_schema(
-        tags=["admin"],
-        summary="Deposit to a fund, with a published reason",
-        request=s.MoneyMoveIn,
-        parameters=[IDEMPOTENCY],
-        responses=MONEY_RESPONSES,
-    )
-    @idempotent
-    def post(self, request, asset):
-        return super().post(request, asset)
 
-
+@_money_schema("Withdraw from a fund (never below zero), with a published reason", s.MoneyMoveIn)
 class FundWithdrawView(FundMoveView):
     service = staticmethod(fund_withdraw)
-
-    @extend_schema(
-        tags=["admin"],
-        summary="Withdraw from a fund (never below zero), with a published reason",
-        request=s.MoneyMoveIn,
-        parameters=[IDEMPOTENCY],
-        responses=MONEY_RESPONSES,
-    )
-    @idempotent
-    def post(self, request, asset):
-        return super().post(request, asset)
 
 
 class RecordCorrectionView(APIView):
     permission_classes = [IsSettlementStaff]
 
-    @extend_schema(
-        tags=["admin"],
-        summary="Correct a record: a new, published record that references it (the original "
-        "stays as it is)",
-        request=s.CorrectionIn,
-        parameters=[IDEMPOTENCY],
-        responses=MONEY_RESPONSES,
+    @_money_schema(
+        "Correct a record: a new, published record that references it (the original stays "
+        "as it is)",
+        s.CorrectionIn,
     )
     @idempotent
     def post(self, request, asset, seq):

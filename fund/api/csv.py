@@ -28,3 +28,27 @@ def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]):
 
 def wants_csv(request) -> bool:
     return getattr(request.accepted_renderer, "format", None) == "csv"
+
+
+class CSVListMixin:
+    """A list view that answers `?format=csv` (or Accept: text/csv) with its whole filtered
+    selection, at most CSV_ROWS_MAX rows: `csv_header`, one `csv_row(obj)` per row."""
+
+    csv_header: list[str] = []
+
+    def csv_filename(self) -> str:
+        raise NotImplementedError
+
+    def csv_row(self, obj) -> list:
+        raise NotImplementedError
+
+    def get(self, request, *args, **kwargs):
+        if not wants_csv(request):
+            return super().get(request, *args, **kwargs)
+        self.paginator.get_page_size(request)  # the same parameters are checked for CSV
+        rows = self.filter_queryset(self.get_queryset())[:CSV_ROWS_MAX]
+        return csv_response(
+            self.csv_filename(),
+            self.csv_header,
+            (self.csv_row(row) for row in rows.iterator(chunk_size=2000)),
+        )

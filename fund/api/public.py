@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from fund import selectors
 from fund.api import serializers as s
-from fund.api.csv import CSV_ROWS_MAX, csv_response, wants_csv
+from fund.api.csv import CSVListMixin, csv_response, wants_csv
 from fund.api.pagination import cursor
 from fund.api.renderers import CSVRenderer
 from fund.api.schema import CSV_PARAMETER, ERROR, PUBLIC
@@ -101,15 +101,29 @@ class FundHistoryView(PublicMixin, APIView):
 RecordPagination = cursor("-seq", size=100, max_size=1000)  # unique within a fund
 
 
-class FundRecordsView(PublicMixin, generics.ListAPIView):
+class FundRecordsView(CSVListMixin, PublicMixin, generics.ListAPIView):
     serializer_class = s.RecordOut
     pagination_class = RecordPagination
     filterset_class = RecordFilter
     renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
     queryset = FundRecord.objects.none()  # for the schema; get_queryset builds the real one
+    csv_header = ["seq", "created_at", "kind", "amount", "balance_after", "takeover", "cycle",
+                  "corrects", "corrects_seq", "corrected_by", "reason"]  # fmt: skip
 
     def get_queryset(self):
         return selectors.fund_records(fund=fund_or_404(asset_code=self.kwargs["asset"]))
+
+    def csv_filename(self) -> str:
+        return f"{self.kwargs['asset'].upper()}-records.csv"
+
+    def csv_row(self, r) -> list:
+        return [
+            r.seq, r.created_at.isoformat(), r.kind, r.fund.asset.format(r.amount_units),
+            r.fund.asset.format(r.balance_after_units),
+            r.takeover.external_id if r.takeover_id else "", r.cycle_id or "",
+            r.corrects_id or "", r.corrects_seq or "",
+            " ".join(str(c.seq) for c in r.corrections.all()), r.reason,
+        ]  # fmt: skip
 
     @extend_schema(
         tags=["public"],
@@ -118,24 +132,7 @@ class FundRecordsView(PublicMixin, generics.ListAPIView):
         responses={200: s.RecordOut(many=True), 400: ERROR, 404: ERROR, **PUBLIC},
     )
     def get(self, request, *args, **kwargs):
-        if not wants_csv(request):
-            return super().get(request, *args, **kwargs)
-        self.paginator.get_page_size(request)  # the same parameters are checked for CSV
-        records = self.filter_queryset(self.get_queryset())[:CSV_ROWS_MAX]
-        header = ["seq", "created_at", "kind", "amount", "balance_after", "takeover", "cycle",
-                  "corrects", "corrects_seq", "corrected_by", "reason"]  # fmt: skip
-        return csv_response(
-            f"{self.kwargs['asset'].upper()}-records.csv",
-            header,
-            (
-                [r.seq, r.created_at.isoformat(), r.kind, r.fund.asset.format(r.amount_units),
-                 r.fund.asset.format(r.balance_after_units),
-                 r.takeover.external_id if r.takeover_id else "", r.cycle_id or "",
-                 r.corrects_id or "", r.corrects_seq or "",
-                 " ".join(str(c.seq) for c in r.corrections.all()), r.reason]
-                for r in records.iterator(chunk_size=2000)
-            ),
-        )  # fmt: skip
+        return super().get(request, *args, **kwargs)
 
 
 CyclePagination = cursor("-id", size=50, max_size=500)  # a unique key: pages never skip or repeat

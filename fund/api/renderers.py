@@ -1,4 +1,6 @@
-"""CSV for the history, the records and the statements: `?format=csv` or `Accept: text/csv`."""
+"""`?format=csv` or `Accept: text/csv` for the history, the records and the statements. Their
+downloads are streamed by fund/api/csv.py; this renders whatever else such a request is answered
+with (an error, OPTIONS) as CSV."""
 
 import csv
 import io
@@ -14,8 +16,6 @@ class CSVRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        if isinstance(data, dict) and "results" in data:
-            data = data["results"]
         if isinstance(data, dict):  # an error: one row per field
             data = [
                 {"field": key, "message": "; ".join(map(str, v)) if isinstance(v, list) else str(v)}

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from fund import selectors
 from fund.api import serializers as s
-from fund.api.csv import CSV_ROWS_MAX, csv_response, wants_csv
+from fund.api.csv import CSVListMixin
 from fund.api.pagination import cursor
 from fund.api.permissions import IsTrader
 from fund.api.renderers import CSVRenderer
@@ -28,16 +28,31 @@ from statements.services import api_token_create, api_token_revoke
 StatementPagination = cursor("-id", size=50, max_size=500)  # unique: pages never skip or repeat
 
 
-class MyStatementsView(generics.ListAPIView):
+class MyStatementsView(CSVListMixin, generics.ListAPIView):
     permission_classes = [IsTrader]
     serializer_class = s.StatementOut
     pagination_class = StatementPagination
     filterset_class = StatementFilter
     renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
     queryset = Statement.objects.none()  # for the schema; get_queryset builds the real one
+    csv_header = ["id", "created_at", "type", "asset", "amount", "cycle", "position_id",
+                  "description"]  # fmt: skip
 
     def get_queryset(self):
         return selectors.statements_of(account=self.request.user.trader_account)
+
+    def csv_filename(self) -> str:
+        return "statements.csv"
+
+    def csv_row(self, r) -> list:
+        apportionment = getattr(r, "apportionment", None)
+        cycle, position = (
+            (apportionment.cycle_id, apportionment.position.position_id)
+            if apportionment is not None
+            else ("", "")
+        )
+        return [r.id, r.created_at.isoformat(), r.type, r.asset.code,
+                r.asset.format(r.amount_units), cycle, position, r.description]  # fmt: skip
 
     @extend_schema(
         tags=["traders"],
@@ -46,29 +61,7 @@ class MyStatementsView(generics.ListAPIView):
         responses={200: s.StatementOut(many=True), 400: ERROR, **DENIED},
     )
     def get(self, request, *args, **kwargs):
-        if not wants_csv(request):
-            return super().get(request, *args, **kwargs)
-        self.paginator.get_page_size(request)  # the same parameters are checked for CSV
-        rows = self.filter_queryset(self.get_queryset())[:CSV_ROWS_MAX]
-        header = ["id", "created_at", "type", "asset", "amount", "cycle", "position_id",
-                  "description"]  # fmt: skip
-        return csv_response(
-            "statements.csv",
-            header,
-            (
-                [r.id, r.created_at.isoformat(), r.type, r.asset.code,
-                 r.asset.format(r.amount_units), *_apportionment_columns(r), r.description]
-                for r in rows.iterator(chunk_size=2000)
-            ),
-        )  # fmt: skip
-
-
-def _apportionment_columns(statement) -> list:
-    """The cycle and position of an apportionment statement; blanks for any other."""
-    apportionment = getattr(statement, "apportionment", None)
-    if apportionment is None:
-        return ["", ""]
-    return [apportionment.cycle_id, apportionment.position.position_id]
+        return super().get(request, *args, **kwargs)
 
 
 class MyStatementView(APIView):

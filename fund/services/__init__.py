@@ -1,6 +1,6 @@
-"""Every write that changes money goes through these services (see README, "Architecture").
+"""Every write that changes the books goes through these services (see README, "Architecture").
 
-Locking protocol: a write that touches a fund's ledger, takeovers, position profits or cycles
-locks the fund row first (funds in id order), then the cycle rows it needs. Settlement takes
-the same locks in the same order, so the two can neither deadlock nor interleave.
+Each entry point is one durable transaction (`locks.books_transaction`) and takes the books'
+locks through `fund/services/locks.py` only, in its one order: a cycle's posting lock, then the
+funds (in id order), then the cycles. The module docstring there states the protocol.
 """

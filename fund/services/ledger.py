@@ -193,20 +193,22 @@ def _kind_totals_add(*, fund: Fund, records: list[Posted]) -> None:
             FundKindTotal.objects.create(fund=fund, kind=kind, total_units=amount, records=count)
 
 
-def _manual_amount(fund: Fund, amount, reason: str) -> int:
+def _amount_and_reason(fund: Fund, amount, reason: str, *, signed: bool) -> tuple[int, dict]:
+    """A manual record's amount in units (positive, or with `signed` any but zero) and the
+    field errors of the amount and the written reason."""
     errors = {}
     try:
         units = to_units(amount, fund.asset.precision)
-        if units <= 0:
+        if signed and units == 0:
+            errors["amount"] = "Enter an amount other than zero."
+        elif not signed and units <= 0:
             errors["amount"] = "Enter an amount greater than zero."
     except MoneyError as exc:
         errors["amount"] = f"The amount {exc}."
         units = 0
     if not (reason or "").strip():
         errors["reason"] = "Give a written reason; it is published with the record."
-    if errors:
-        raise ValidationError(errors)
-    return units
+    return units, errors
 
 
 @books_transaction
@@ -227,7 +229,9 @@ def fund_withdraw(
 
 def _manual_move(kind, asset_code, amount, reason, actor, now, audit) -> FundRecord:
     fund = lock_fund(asset_code=asset_code)
-    units = _manual_amount(fund, amount, reason)
+    units, errors = _amount_and_reason(fund, amount, reason, signed=False)
+    if errors:
+        raise ValidationError(errors)
     actor = audit.actor if audit else actor
     signed = units if kind == FundRecord.Kind.DEPOSIT else -units
     entry = Entry(
@@ -276,16 +280,7 @@ def fund_record_correct(
         raise ValidationError({"record": f"There is no fund record {record_id}."})
     fund = lock_fund_by_id(fund_id=fund_id)
     record = FundRecord.objects.get(pk=record_id)
-    errors = {}
-    try:
-        units = to_units(amount, fund.asset.precision)
-        if units == 0:
-            errors["amount"] = "Enter an amount other than zero."
-    except MoneyError as exc:
-        errors["amount"] = f"The amount {exc}."
-        units = 0
-    if not (reason or "").strip():
-        errors["reason"] = "Give a written reason; it is published with the correction."
+    units, errors = _amount_and_reason(fund, amount, reason, signed=True)
     if record.kind == FundRecord.Kind.CORRECTION:
         errors["record"] = (
             f"#{record.seq} is itself a correction: correct the original record "

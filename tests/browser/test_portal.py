@@ -66,7 +66,8 @@ def test_it_draws_the_balance_chart_and_its_range_buttons_change_it(demo, watche
         arg=start_all,
     )
     days = watched.evaluate(
-        "(r => (new Date(r[1]) - new Date(r[0])) / 86400000)(document.getElementById('balance-chart').layout.xaxis.range)"
+        "(r => (new Date(r[1]) - new Date(r[0])) / 86400000)"
+        "(document.getElementById('balance-chart').layout.xaxis.range)"
     )
     assert days == pytest.approx(7, abs=0.01)
     chart.locator(".rangeselector .button", has_text="All").click()

@@ -1,15 +1,14 @@
-"""Fixtures shared by the fund's PostgreSQL fault tests."""
+"""Fixtures shared by the fund's tests: a large due cycle (fault tests), settlement staff."""
 
 import random
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from fund.models import SettlementCycle
 from fund.services.cycles import cycles_close_due
-from tests.conftest import at
-from tests.helpers import book_loss, deposit, report_many_profits
-
-LARGE_CYCLE_POSITIONS = 40_000
+from tests.factories import UserFactory
+from tests.helpers import LARGE_CYCLE_POSITIONS, at, book_loss, deposit, report_many_profits
 
 
 @pytest.fixture
@@ -29,3 +28,11 @@ def large_cycle(usdt_fund, linear):
     )
     cycles_close_due(now=cycle.settle_after)
     return cycle
+
+
+@pytest.fixture
+def ops(db):
+    """Staff with the settlement permission: the console's and the admin API's user."""
+    user = UserFactory(username="ops", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
+    return user

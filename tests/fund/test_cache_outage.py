@@ -1,5 +1,6 @@
-"""With the cache (Redis) unreachable, the portal reads and the engine's ingestion go on; signing in
-refuses clearly rather than skip its lockout. Runs on any database: the cache points at a closed port."""
+"""With the cache (Redis) unreachable, the portal reads and the engine's ingestion go on; signing
+in refuses clearly rather than skip its lockout. Runs on any database: the cache points at a
+closed port."""
 
 import socket
 from datetime import timedelta
@@ -11,8 +12,7 @@ from django.utils import timezone
 from fund.models import LiquidationTakeover
 from statements.models import ApiToken
 from tests.factories import UserFactory
-from tests.fund.api.conftest import client_for
-from tests.helpers import assert_books_hold, deposit
+from tests.helpers import assert_books_hold, client_for, deposit
 
 pytestmark = pytest.mark.django_db
 

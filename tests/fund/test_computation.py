@@ -1,4 +1,4 @@
-"""compute_settlement against RULES.md section 2, on plain numbers."""
+"""compute_settlement against docs/rules.md §2, on plain numbers."""
 
 import math
 from decimal import Decimal
@@ -179,7 +179,8 @@ def test_a_result_carried_to_a_new_balance_is_the_one_computed_for_it(
     loss, before, after, ratio, profits
 ):
     """The settlement posts without the fund's lock and takes the balance read under it at the
-    end: the result it keeps must be exactly the one computed for that balance, else it starts again."""
+    end: the result it keeps must be exactly the one computed for that balance, else it starts
+    again."""
     from dataclasses import replace
 
     from fund.computation import settlement_at_balance

@@ -2,23 +2,13 @@
 settles) computes and audits a preview only when staff ask for one, by POST; so does the API."""
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from rest_framework.test import APIClient
 
 from fund.models import AdminAction, SettlementCycle
-from tests.conftest import at
-from tests.factories import UserFactory
-from tests.helpers import book_loss, deposit, report_profits
+from tests.helpers import at, book_loss, deposit, report_profits
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ops(db):
-    user = UserFactory(username="ops", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
-    return user
 
 
 @pytest.fixture

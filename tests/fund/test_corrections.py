@@ -6,7 +6,6 @@ import csv
 import io
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework.test import APIClient
@@ -14,18 +13,10 @@ from rest_framework.test import APIClient
 from fund.models import AdminAction, FundRecord
 from fund.services.audit import Audit
 from fund.services.ledger import fund_record_correct, fund_withdraw
-from tests.conftest import at
 from tests.factories import UserFactory
-from tests.helpers import assert_books_hold, book_profit, deposit
+from tests.helpers import assert_books_hold, at, book_profit, deposit
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ops(db):
-    user = UserFactory(username="ops", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
-    return user
 
 
 def correct(ops, record, amount, reason="Typo in the amount"):

@@ -21,8 +21,7 @@ from fund.services.cycles import cycles_close_due
 from fund.tasks import settle_cycle
 from statements.models import ApiToken
 from tests.factories import ContractFactory, FundFactory, UserFactory
-from tests.fund.api.conftest import client_for
-from tests.helpers import assert_books_hold, book_loss, deposit, report_profits
+from tests.helpers import assert_books_hold, book_loss, client_for, deposit, report_profits
 from tests.workers import (
     APPLICATION_NAME,
     ROOT,
@@ -248,8 +247,8 @@ def test_a_lost_database_connection_mid_settlement_rolls_back_and_the_task_retri
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
-                "AND datname = current_database()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND datname = current_database()",
                 [APPLICATION_NAME],
             )
             assert all(row[0] for row in cursor.fetchall())

@@ -22,8 +22,7 @@ import pytest
 from config.celery import app
 from fund.models import Apportionment, SettlementCycle
 from fund.tasks import settle_cycle
-from tests.fund.conftest import LARGE_CYCLE_POSITIONS
-from tests.helpers import assert_books_hold
+from tests.helpers import LARGE_CYCLE_POSITIONS, assert_books_hold
 from tests.workers import SETTLE_PHASES, worker, worker_phase
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -51,7 +50,8 @@ def test_a_worker_killed_mid_settlement_leaves_the_cycle_settled_exactly_once(
     target = rng.randrange(len(SETTLE_PHASES))
     jitter = rng.uniform(0, 0.02)
     whole_worker = rng.random() < 0.5
-    where = f"seed {seed}: strike {'the whole worker' if whole_worker else 'the pool process'} at '{SETTLE_PHASES[target]}' + {jitter * 1000:.1f} ms"
+    struck = "the whole worker" if whole_worker else "the pool process"
+    where = f"seed {seed}: strike {struck} at '{SETTLE_PHASES[target]}' + {jitter * 1000:.1f} ms"
 
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"

@@ -20,9 +20,8 @@ from fund.models import Apportionment, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
-from tests.conftest import at
 from tests.fund.test_verify_ledger import tamper
-from tests.helpers import book_loss, deposit, report_profits
+from tests.helpers import at, book_loss, deposit, report_profits
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
 
@@ -222,7 +221,8 @@ def test_verify_ledger_checks_settled_cycles(world):
 def test_verify_ledger_names_a_cycle_whose_apportionments_were_swapped(world):
     """Counts and sums still match; only the Merkle root shows the change."""
     tamper(
-        "UPDATE fund_apportionment SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END"
+        "UPDATE fund_apportionment "
+        "SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END"
     )
     out = StringIO()
     with pytest.raises(CommandError):
@@ -250,7 +250,8 @@ def test_a_path_from_blocks_is_the_path_through_the_whole_tree(n, block, data):
 
 @pytest.mark.django_db
 def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear, monkeypatch):
-    """The proof is computed from the leaf's block and the cycle's block roots (kept in the cache)."""
+    """The proof is computed from the leaf's block and the cycle's block roots (kept in the
+    cache)."""
     import fund.proofs as proofs
 
     monkeypatch.setattr(proofs, "BLOCK", 64)

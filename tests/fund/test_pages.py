@@ -4,10 +4,9 @@ tests/browser)."""
 import pytest
 from django.test import Client
 
-from fund.models import FundRecord, SettlementCycle
-from tests.conftest import at
+from fund.models import Fund, FundRecord, SettlementCycle
 from tests.factories import AssetFactory, FundFactory
-from tests.helpers import book_profit, deposit
+from tests.helpers import at, book_profit, deposit
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +111,18 @@ def test_the_report_groups_the_distribution_in_the_database_like_the_preview(usd
     amounts = list(cycle.apportionments.order_by("rank").values_list("amount_units", flat=True))
     assert cycle_distribution(cycle=cycle) == distribution_from_amounts(amounts, 8)
     assert cycle_distribution(cycle=cycle)["group"] > 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/funds/USDT/?to=9999-12-31", "/funds/USDT/?before=%C2%B2", "/me/statements/?to=9999-12-31"],
+)
+def test_pages_shrug_off_odd_filters(world, client, path):
+    client.force_login(world.trader)
+    assert client.get(path).status_code == 200
+
+
+def test_it_shows_schedules_exactly(client, world):
+    Fund.objects.update(fund_ratio="0.1234", cycle_seconds=5400)
+    page = client.get("/funds/USDT/").content.decode()
+    assert "1 h 30 min cycles" in page and "fund share 12.34 %" in page

@@ -7,8 +7,7 @@ from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
-from tests.conftest import at
-from tests.helpers import book_loss, deposit, report_profits
+from tests.helpers import at, book_loss, deposit, report_profits
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

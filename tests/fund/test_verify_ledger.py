@@ -11,8 +11,7 @@ from rest_framework.test import APIClient
 
 from fund.chain import GENESIS, record_hash
 from statements.money import to_units
-from tests.conftest import at
-from tests.helpers import book_profit, deposit
+from tests.helpers import at, book_profit, deposit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +49,9 @@ def test_it_verifies_intact_books(books):
 
 def test_it_names_a_record_whose_amount_was_changed(books):
     tamper(
-        "UPDATE fund_fundrecord SET amount_units = amount_units + 1, balance_after_units = balance_after_units + 1 WHERE seq = 3"
+        "UPDATE fund_fundrecord "
+        "SET amount_units = amount_units + 1, balance_after_units = balance_after_units + 1 "
+        "WHERE seq = 3"
     )
     assert "BROKEN at record #3" in verify()
 

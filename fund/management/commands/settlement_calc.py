@@ -1,4 +1,4 @@
-"""Recomputes settlements from plain inputs, touching no database (RULES.md section 2).
+"""Recomputes settlements from plain inputs, touching no database (docs/rules.md §2).
 
     python manage.py settlement_calc cycles.jsonl      # or - for standard input
 

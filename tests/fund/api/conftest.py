@@ -1,23 +1,13 @@
-"""The API's actors: anonymous, a trader, another trader, the engine, staff without the
-settlement permission, settlement staff; and a settled worked example to look at."""
+"""The API's actors (tests.helpers.ACTORS): anonymous, a trader, another trader, the engine,
+staff without the settlement permission, settlement staff."""
 
 import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from statements.models import ApiToken
-from statements.services import api_token_create
 from tests.factories import UserFactory
-
-
-def client_for(user=None, token_kind=None) -> APIClient:
-    client = APIClient()
-    if token_kind:
-        _, token = api_token_create(user=user, kind=token_kind, name="test")
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    elif user is not None:
-        client.force_login(user)
-    return client
+from tests.helpers import client_for
 
 
 @pytest.fixture
@@ -50,6 +40,3 @@ def settlement_staff(db):
     user = UserFactory(username="ops", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
     return client_for(user)
-
-
-ACTORS = ["anonymous", "trader", "other_trader", "engine", "staff", "settlement_staff"]

@@ -6,9 +6,8 @@ import pytest
 from django.utils import timezone
 
 from fund.models import AdminAction, FundRecord, SettlementCycle
-from tests.conftest import at
 from tests.factories import AssetFactory, ContractFactory, FundFactory
-from tests.helpers import book_loss, deposit, report_profits
+from tests.helpers import at, book_loss, deposit, report_profits
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +107,10 @@ def test_it_answers_a_repeated_idempotency_key_once(settlement_staff, world):
         url, {**body, "amount": "11"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
     )
     assert other.status_code == 409
+
+
+def test_it_refuses_a_reason_that_is_not_text(settlement_staff, world):
+    response = settlement_staff.post(
+        "/api/v1/admin/funds/USDT/deposits", {"amount": "1", "reason": 123}, format="json"
+    )
+    assert response.status_code == 400 and "reason" in response.data

@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from fund.models import SettlementCycle
 from statements.models import Statement
-from tests.fund.api.conftest import ACTORS
+from tests.helpers import ACTORS
 
 pytestmark = pytest.mark.django_db
 
-A, T, O, E, S, SS = ACTORS
+A, T, OT, E, S, SS = ACTORS  # anonymous, trader, other trader, engine, staff, settlement staff
 
 
 def takeover_batch(world):
@@ -51,10 +51,10 @@ def open_cycle(world):
 
 
 PUBLIC = dict.fromkeys(ACTORS, 200)
-ENGINE_ONLY = {A: 401, T: 403, O: 403, E: 201, S: 403, SS: 403}
-TRADERS = {A: 401, T: 200, O: 200, E: 403, S: 403, SS: 403}
-OWN_STATEMENT = {A: 401, T: 200, O: 404, E: 403, S: 403, SS: 403}
-ADMIN = {A: 401, T: 403, O: 403, E: 403, S: 403, SS: 200}
+ENGINE_ONLY = {A: 401, T: 403, OT: 403, E: 201, S: 403, SS: 403}
+TRADERS = {A: 401, T: 200, OT: 200, E: 403, S: 403, SS: 403}
+OWN_STATEMENT = {A: 401, T: 200, OT: 404, E: 403, S: 403, SS: 403}
+ADMIN = {A: 401, T: 403, OT: 403, E: 403, S: 403, SS: 200}
 
 ENDPOINTS = [
     ("get", lambda w: "/api/v1/funds", None, PUBLIC),
@@ -77,7 +77,7 @@ ENDPOINTS = [
         "post",
         lambda w: "/api/v1/me/tokens",
         lambda w: {"name": "laptop"},
-        {**TRADERS, T: 201, O: 201},
+        {**TRADERS, T: 201, OT: 201},
     ),
     ("post", lambda w: f"/api/v1/admin/cycles/{w.cycle.id}/preview", None, ADMIN),
     ("post", lambda w: f"/api/v1/admin/cycles/{open_cycle(w)}/settle", None, {**ADMIN, SS: 202}),

@@ -8,8 +8,7 @@ from django.utils import timezone
 from fund.models import FundRecord, LiquidationTakeover
 from statements.models import ApiToken
 from tests.factories import UserFactory
-from tests.fund.api.conftest import client_for
-from tests.helpers import assert_books_hold, run_together
+from tests.helpers import assert_books_hold, client_for, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -7,8 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.conftest import at
-from tests.helpers import book_profit, deposit
+from tests.helpers import at, book_profit, deposit
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +113,23 @@ def test_it_throttles_anonymous_clients_but_not_logged_in_ones(anonymous, trader
 def test_it_answers_bad_query_parameters_with_400(anonymous, usdt_fund, query):
     response = anonymous.get(f"/api/v1/funds/USDT/records?{query}")
     assert response.status_code == 400, (query, response.content[:200])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=2026-02-30",
+        "from=2026-01-01T00:00:00%2B25:00",
+        "from=0001-01-01T00:00:00%2B01:00",
+        "page_size=%C2%B2",
+        "to=9999-12-31",
+    ],
+)
+def test_it_answers_impossible_dates_and_odd_digits_with_400_not_500(anonymous, usdt_fund, query):
+    assert anonymous.get(f"/api/v1/funds/USDT/records?{query}").status_code == 400
+
+
+def test_the_api_counts_a_date_only_to_as_the_whole_day_like_the_pages(anonymous, world):
+    day = world.cycle.fund.records.order_by("seq").first().created_at.date().isoformat()
+    rows = anonymous.get(f"/api/v1/funds/USDT/records?from={day}&to={day}").data["results"]
+    assert rows

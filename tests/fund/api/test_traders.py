@@ -6,6 +6,7 @@ import io
 import pytest
 
 from statements.models import Statement
+from tests.helpers import at, book_loss, report_profits
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +78,6 @@ def test_it_lists_my_statements_with_the_same_number_of_queries_whatever_the_pag
 
     from fund.services.cycles import cycles_close_due
     from fund.services.settlement import settlement_cycle_settle
-    from tests.conftest import at
-    from tests.helpers import book_loss, report_profits
 
     def count():
         with CaptureQueriesContext(connection) as queries:
@@ -94,3 +93,39 @@ def test_it_lists_my_statements_with_the_same_number_of_queries_whatever_the_pag
         settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     assert Statement.objects.filter(account__user=world.trader).count() == 4
     assert count() == few
+
+
+@pytest.mark.parametrize("query", ["cycle=%C2%B2", "cycle=99999999999999999999999"])
+def test_it_answers_an_odd_cycle_filter_with_400(trader, world, query):
+    assert trader.get(f"/api/v1/me/statements?{query}").status_code == 400
+
+
+def test_it_filters_cycle_zero_to_nothing(trader, world):
+    assert trader.get("/api/v1/me/statements?cycle=0").data["results"] == []
+
+
+def test_it_pages_back_through_statements_of_one_moment_without_skipping(trader, world, linear):
+    for day in (1, 2, 3):
+        book_loss(linear, "10", at(day, 5))
+    cycles = list(world.cycle.fund.cycles.order_by("starts_at"))
+    from fund.services.cycles import cycles_close_due
+    from fund.services.settlement import settlement_cycle_settle
+
+    for cycle in cycles[1:4]:
+        report_profits(cycle, linear, {1: "50"})
+        cycles_close_due(now=cycle.settle_after)
+        settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
+    every = sorted(
+        Statement.objects.filter(account__user=world.trader).values_list("id", flat=True)
+    )
+    seen, url = [], "/api/v1/me/statements?page_size=1"
+    while url:
+        page = trader.get(url).data
+        seen += [r["id"] for r in page["results"]]
+        last, url = page, page["next"]
+    back, url = [], last["previous"]
+    while url:
+        page = trader.get(url).data
+        back += [r["id"] for r in page["results"]]
+        url = page["previous"]
+    assert sorted(seen) == every and sorted(back + [seen[-1]]) == every

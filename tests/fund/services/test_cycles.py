@@ -7,8 +7,7 @@ import pytest
 from fund.models import SettlementCycle
 from fund.services.cycles import RESEND_AFTER, cycles_close_due
 from fund.services.liquidations import TakeoverInput, liquidations_record
-from tests.conftest import at
-from tests.helpers import book_loss
+from tests.helpers import at, book_loss
 
 pytestmark = pytest.mark.django_db
 S = SettlementCycle.Status

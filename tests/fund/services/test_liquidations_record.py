@@ -60,7 +60,8 @@ def test_it_computes_a_linear_result_both_ways():
 
 
 def test_it_rounds_an_inverse_result_down_toward_minus_infinity():
-    # 100 contracts of 1 USD, long from 30,000 to 29,000: 100 × (1/30000 − 1/29000) = −0.000114942528… BTC
+    # 100 contracts of 1 USD, long from 30,000 to 29,000:
+    # 100 × (1/30000 − 1/29000) = −0.000114942528… BTC
     args = {
         "kind": "inverse",
         "quantity": Decimal(100),
