@@ -26,7 +26,8 @@ help:
 	@echo "make beat    - Celery beat against REDIS_URL (schedule file: celerybeat-schedule)"
 	@echo "make venv    - create or update .venv from requirements.lock"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml"
-	@echo "make clean   - remove .venv, db.sqlite3 and caches"
+	@echo "make clean   - remove .venv, the demo database, beat's schedule file, collected static"
+	@echo "               files, test artifacts and caches"
 	@echo "Variables: HOST=$(HOST) PORT=$(PORT) PYTHON=$(PYTHON)"
 	@echo "           PYTEST_ARGS='...' for make test, BENCH_ARGS='...' for make bench"
 
@@ -81,4 +82,5 @@ lock: venv
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.12 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm celerybeat-schedule* staticfiles \
+		test-artifacts .pytest_cache .hypothesis .ruff_cache

@@ -28,7 +28,14 @@ class ContractAdmin(admin.ModelAdmin):
 
 @admin.register(Fund)
 class FundAdmin(ReadOnlyAdmin):
-    """Schedules are edited in the settlement console (/ops/), which records the change."""
+    """A fund is set up here, for a margin asset without one: its first cycle's start and its
+    schedule. From then on its schedule is edited in the settlement console (/ops/), which
+    records the change, and its balance moves only through its ledger."""
+
+    fields = ["asset", "anchor", "cycle_seconds", "grace_seconds", "fund_ratio", "screening_ratio"]
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("fund.add_fund")
 
     list_display = [
         "asset",

@@ -44,8 +44,8 @@ def _ratio(value) -> Fraction:
 
 
 def fund_share_of(*, loss: int, balance: int, fund_ratio) -> int:
-    """F = L × fund ratio, rounded down, never more than the balance B (docs/rules.md §2 steps
-    1-2)."""
+    """F = L × fund ratio, rounded down, never more than the balance B (docs/rules.md §2 step
+    1)."""
     ratio = _ratio(fund_ratio)
     return min(loss * ratio.numerator // ratio.denominator, balance)
 

@@ -37,6 +37,14 @@ def overview(request):
     )
 
 
+def query_without(request, name: str) -> str:
+    """The page's query string less one parameter (the pager's own), for links that keep the
+    filters."""
+    query = request.GET.copy()
+    query.pop(name, None)
+    return query.urlencode()
+
+
 def csv_query(filterset) -> str:
     """The query of the API's CSV download for the filters that hold on this page."""
     params = [("format", "csv")]
@@ -64,8 +72,6 @@ def fund_detail(request, asset):
         records = records.filter(seq__lt=int(before))
     page = list(records[: RECORDS_PER_PAGE + 1])
     older = page[RECORDS_PER_PAGE - 1].seq if len(page) > RECORDS_PER_PAGE else None
-    query = request.GET.copy()
-    query.pop("before", None)
     return render(
         request,
         "fund/fund_detail.html",
@@ -77,7 +83,7 @@ def fund_detail(request, asset):
             "records": page[:RECORDS_PER_PAGE],
             "older": older,
             "paged": paged,
-            "query": query.urlencode(),
+            "query": query_without(request, "before"),
             "kinds": FundRecord.Kind.choices,
             "selected_kinds": filters.form.cleaned_data.get("kind") or [],
             "errors": filter_errors(filters),
@@ -90,8 +96,6 @@ def fund_detail(request, asset):
 def cycle_list(request):
     filters = CycleFilter(request.GET, queryset=selectors.cycles_public())
     page = Paginator(filters.qs, 30).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "fund/cycle_list.html",
@@ -101,7 +105,7 @@ def cycle_list(request):
             "asset": request.GET.get("asset", ""),
             "status": request.GET.get("status", ""),
             "statuses": SettlementCycle.Status.choices,
-            "query": query.urlencode(),
+            "query": query_without(request, "page"),
             "errors": filter_errors(filters),
         },
     )

@@ -10,7 +10,7 @@ from fund import selectors
 from fund.filters import StatementFilter
 from fund.lookups import statement_or_404
 from fund.presentation import apportionment_computation
-from fund.views import csv_query, filter_errors
+from fund.views import csv_query, filter_errors, query_without
 from statements.models import Asset, Statement
 
 
@@ -34,15 +34,13 @@ def my_statements(request):
         .annotate(total=Sum("amount_units"), count=Count("id"))
     ]
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "statements/my_statements.html",
         {
             "page": page,
             "totals": sorted(totals, key=lambda t: t["asset"].code),
-            "query": query.urlencode(),
+            "query": query_without(request, "page"),
             "assets": Asset.objects.order_by("code"),
             "asset": request.GET.get("asset", ""),
             "types": Statement.Type.choices,

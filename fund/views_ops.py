@@ -109,6 +109,15 @@ def settle(request, pk):
     return redirect(f"{reverse('ops:cycle', args=[pk])}?follow=1")
 
 
+def _money_fields(form, request) -> dict:
+    """What a deposit, withdrawal or correction takes from its form: amount, reason, who."""
+    return {
+        "amount": form.cleaned_data["amount"],
+        "reason": form.cleaned_data["reason"],
+        "audit": Audit.from_request(request),
+    }
+
+
 def _on_form(form, call):
     """Runs a service for a form: its result, or None with the service's field errors on the
     form (fields it does not have: the form's own) or the books' "busy" message."""
@@ -142,12 +151,7 @@ def fund_move(request, asset):
         service = fund_deposit if form.cleaned_data["kind"] == "deposit" else fund_withdraw
         record = _on_form(
             form,
-            lambda: service(
-                asset_code=fund.asset.code,
-                amount=form.cleaned_data["amount"],
-                reason=form.cleaned_data["reason"],
-                audit=Audit.from_request(request),
-            ),
+            lambda: service(asset_code=fund.asset.code, **_money_fields(form, request)),
         )
         if record is not None:
             messages.success(
@@ -221,12 +225,7 @@ def fund_correct(request, asset):
         else:
             correction = _on_form(
                 form,
-                lambda: fund_record_correct(
-                    record_id=record.id,
-                    amount=form.cleaned_data["amount"],
-                    reason=form.cleaned_data["reason"],
-                    audit=Audit.from_request(request),
-                ),
+                lambda: fund_record_correct(record_id=record.id, **_money_fields(form, request)),
             )
             if correction is not None:
                 messages.success(

@@ -127,7 +127,7 @@ def run_together(*targets):
 
 
 def assert_books_hold(fund) -> None:
-    """The money invariants of docs/rules.md §2, read back from the database after whatever
+    """The money invariants of docs/rules.md §2 and §6, read back from the database after whatever
     happened: the balance is the sum of the records and never went below zero, the hash chain is
     intact, the hourly balance rows the charts read agree with the ledger; every settled cycle has
     F + backstop + Σ a_i + uncovered = L, exactly one apportionment and one statement per

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.ForwardedForMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -205,11 +206,13 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# X-Forwarded-Proto is trusted only when DJANGO_BEHIND_PROXY says that a proxy in front sets it
-# (and overwrites any a client sent); otherwise a client could claim HTTPS with the header.
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", default=False) else None
-)
+# X-Forwarded-Proto and X-Forwarded-For are trusted only when DJANGO_BEHIND_PROXY says that a
+# proxy in front sets them (and overwrites any a client sent); otherwise a client could claim
+# HTTPS, or another address, with a header. Behind the proxy, the client's address (for the
+# login lockout, the throttles and the audit trail) is the one the proxy forwards
+# (config/middleware.py).
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 
 # Behind HTTPS in production (DJANGO_SECURE=true): redirect to HTTPS, HSTS, secure cookies.
 # Off by default so that the demo works over http://127.0.0.1. The HSTS variables are checked
@@ -246,6 +249,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "fund.api.renderers.FormatNegotiation",
     "DEFAULT_THROTTLE_CLASSES": ["fund.api.throttling.PublicAnonRateThrottle"],
+    # Throttles key on REMOTE_ADDR, never on a client's own X-Forwarded-For (config/middleware.py
+    # puts the proxy's forwarded address there when DJANGO_BEHIND_PROXY is set).
+    "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_RATES": {"anon": env.str("API_ANON_RATE", default="600/minute")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fund.api.exceptions.exception_handler",

@@ -6,6 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+
+from fund.api.renderers import CSVRenderer
 
 CSV_ROWS_MAX = 100_000
 
@@ -34,6 +37,7 @@ class CSVListMixin:
     """A list view that answers `?format=csv` (or Accept: text/csv) with its whole filtered
     selection, at most CSV_ROWS_MAX rows: `csv_header`, one `csv_row(obj)` per row."""
 
+    renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
     csv_header: list[str] = []
 
     def csv_filename(self) -> str:

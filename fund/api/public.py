@@ -105,7 +105,6 @@ class FundRecordsView(CSVListMixin, PublicMixin, generics.ListAPIView):
     serializer_class = s.RecordOut
     pagination_class = RecordPagination
     filterset_class = RecordFilter
-    renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
     queryset = FundRecord.objects.none()  # for the schema; get_queryset builds the real one
     csv_header = ["seq", "created_at", "kind", "amount", "balance_after", "takeover", "cycle",
                   "corrects", "corrects_seq", "corrected_by", "reason"]  # fmt: skip

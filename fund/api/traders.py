@@ -6,7 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,7 +15,6 @@ from fund.api import serializers as s
 from fund.api.csv import CSVListMixin
 from fund.api.pagination import cursor
 from fund.api.permissions import IsTrader
-from fund.api.renderers import CSVRenderer
 from fund.api.schema import CSV_PARAMETER, DENIED, ERROR
 from fund.api.throttling import ProofThrottle
 from fund.filters import StatementFilter
@@ -33,7 +32,6 @@ class MyStatementsView(CSVListMixin, generics.ListAPIView):
     serializer_class = s.StatementOut
     pagination_class = StatementPagination
     filterset_class = StatementFilter
-    renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
     queryset = Statement.objects.none()  # for the schema; get_queryset builds the real one
     csv_header = ["id", "created_at", "type", "asset", "amount", "cycle", "position_id",
                   "description"]  # fmt: skip
