@@ -75,7 +75,9 @@ class ChoicesField(forms.MultipleChoiceField):
             if not self.valid_value(choice):
                 allowed = ", ".join(str(key) for key, _ in self.choices)
                 raise ValidationError(
-                    f"Unknown value {choice!r}; choose from {allowed}.", code="invalid_choice"
+                    "Unknown value %(value)r; choose from %(allowed)s.",
+                    code="invalid_choice",
+                    params={"value": choice, "allowed": allowed},
                 )
 
 

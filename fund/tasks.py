@@ -32,7 +32,7 @@ def close_due_cycles() -> dict:
     return {"opened": due.opened, "closed": due.closed, "to_settle": sent, "unsent": unsent}
 
 
-def _unreachable(exc: BaseException | None) -> bool:
+def broker_unreachable(exc: BaseException | None) -> bool:
     """Whether the error comes from the broker or the result store being unreachable (Celery
     wraps the connection error, e.g. in a RuntimeError of the result store's reconnection)."""
     while exc is not None:
@@ -51,7 +51,7 @@ def send_settlements(cycle_ids: list[int]) -> tuple[list[int], list[int]]:
         try:
             settle_cycle.delay(cycle_id)
         except Exception as exc:
-            if eager or not _unreachable(exc):
+            if eager or not broker_unreachable(exc):
                 raise
             unsent = list(cycle_ids[i:])
             logger.exception(

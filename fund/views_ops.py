@@ -2,26 +2,32 @@
 for settlements, deposits, withdrawals and schedules. Every action goes to the audit trail."""
 
 import functools
+import hashlib
+import json
+import uuid
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from fund import charts, selectors
 from fund.api.permissions import can_settle
-from fund.errors import ConflictError
+from fund.errors import SEND_FAILED, ConflictError
 from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import SettlementCycle
 from fund.presentation import settlement_preview_data
 from fund.services.audit import Audit
 from fund.services.cycles import fund_schedule_update
+from fund.services.idempotency import idempotency_answer, idempotency_claim
 from fund.services.ledger import fund_deposit, fund_record_correct, fund_withdraw
-from fund.services.locks import BooksBusy
+from fund.services.locks import BooksBusy, idempotent_transaction
 from fund.services.settlement import settlement_cycle_settle_now, settlement_preview_record
+from fund.tasks import broker_unreachable
 
 Status = SettlementCycle.Status
 
@@ -105,6 +111,11 @@ def settle(request, pk):
     except (ValidationError, ConflictError, BooksBusy) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect("ops:cycle", pk=pk)
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        messages.error(request, SEND_FAILED)
+        return redirect("ops:cycle", pk=pk)
     messages.success(request, f"Settlement of cycle {sent.cycle.id} sent to the workers.")
     return redirect(f"{reverse('ops:cycle', args=[pk])}?follow=1")
 
@@ -131,7 +142,47 @@ def _on_form(form, call):
     return None
 
 
-class MoneyMoveForm(forms.Form):
+class OnceForm(forms.Form):
+    """A form that moves money carries a one-time token: sent twice (a double click, a reload),
+    it books once, and the second answer says what the first did."""
+
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput, required=False)
+
+    def __init__(self, data=None, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("token", uuid.uuid4().hex)
+        super().__init__(data, **kwargs)
+
+
+def _once(request, form, call, describe):
+    """Runs `call` (a service, through _on_form) once per form token, in one transaction with
+    the token's claim and the message it answered with. Returns that message, or None when the
+    form has errors (then nothing is kept, and the form can be sent again)."""
+    if not form.cleaned_data.get("token"):  # a form sent without its page (a script): no token
+        result = _on_form(form, call)
+        return None if result is None else describe(result)
+    fields = {k: v for k, v in form.cleaned_data.items() if k != "token"}
+    fingerprint = hashlib.sha256(
+        f"{request.path}\n{json.dumps(fields, sort_keys=True, default=str)}".encode()
+    ).hexdigest()
+    key = f"console:{form.cleaned_data['token']}"
+    try:
+        with idempotent_transaction():
+            claim = idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
+            if claim.previous is not None:
+                return "Sent already, and done once: " + claim.previous.response.get("message", "")
+            result = _on_form(form, call)
+            if result is None:
+                transaction.set_rollback(True)
+                return None
+            message = describe(result)
+            idempotency_answer(claim=claim, status_code=200, response={"message": message})
+            return message
+    except BooksBusy as exc:
+        form.add_error(None, exc.message)
+        return None
+
+
+class MoneyMoveForm(OnceForm):
     kind = forms.ChoiceField(choices=[("deposit", "Deposit"), ("withdrawal", "Withdrawal")])
     amount = forms.CharField(
         max_length=60, help_text="A positive amount, at most the asset's decimals."
@@ -149,16 +200,18 @@ def fund_move(request, asset):
     form = MoneyMoveForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         service = fund_deposit if form.cleaned_data["kind"] == "deposit" else fund_withdraw
-        record = _on_form(
+        message = _once(
+            request,
             form,
             lambda: service(asset_code=fund.asset.code, **_money_fields(form, request)),
+            lambda record: (
+                f"{record.get_kind_display()} of "
+                f"{fund.asset.format(abs(record.amount_units))} {fund.asset.code} recorded as "
+                f"{fund.asset.code} #{record.seq}."
+            ),
         )
-        if record is not None:
-            messages.success(
-                request,
-                f"{record.get_kind_display()} of {fund.asset.format(abs(record.amount_units))} "
-                f"{fund.asset.code} recorded as {fund.asset.code} #{record.seq}.",
-            )
+        if message is not None:
+            messages.success(request, message)
             return redirect("ops:fund-move", asset=fund.asset.code)
     return render(request, "ops/fund_move.html", {"fund": fund, "form": form})
 
@@ -200,7 +253,7 @@ def audit(request):
     return render(request, "ops/audit.html", {"actions": selectors.admin_actions()[:200]})
 
 
-class CorrectionForm(forms.Form):
+class CorrectionForm(OnceForm):
     seq = forms.IntegerField(label="Record number (#)", min_value=1)
     amount = forms.CharField(
         max_length=60,
@@ -223,15 +276,17 @@ def fund_correct(request, asset):
         if record is None:
             form.add_error("seq", f"{fund.asset.code} has no record #{form.cleaned_data['seq']}.")
         else:
-            correction = _on_form(
+            message = _once(
+                request,
                 form,
                 lambda: fund_record_correct(record_id=record.id, **_money_fields(form, request)),
+                lambda correction: (
+                    f"{fund.asset.code} #{record.seq} corrected by "
+                    f"{fund.asset.code} #{correction.seq} "
+                    f"({fund.asset.format(correction.amount_units)})."
+                ),
             )
-            if correction is not None:
-                messages.success(
-                    request,
-                    f"{fund.asset.code} #{record.seq} corrected by {fund.asset.code} "
-                    f"#{correction.seq} ({fund.asset.format(correction.amount_units)}).",
-                )
+            if message is not None:
+                messages.success(request, message)
                 return redirect("ops:fund-correct", asset=fund.asset.code)
     return render(request, "ops/fund_correct.html", {"fund": fund, "form": form})

@@ -47,7 +47,9 @@ def env_bool(name: str, default: bool) -> bool:
     )
 
 
-def env_int(name: str, default: int | None, *, minimum: int | None = None) -> int | None:
+def env_int(
+    name: str, default: int | None, *, minimum: int | None = None, maximum: int | None = None
+) -> int | None:
     raw = _env_raw(name)
     if not raw:
         return default
@@ -55,12 +57,20 @@ def env_int(name: str, default: int | None, *, minimum: int | None = None) -> in
         value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+    return _in_range(name, raw, value, minimum, maximum)
+
+
+def _in_range(name: str, raw: str, value, minimum, maximum):
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at most {maximum}.")
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     raw = _env_raw(name)
     if not raw:
         return default
@@ -70,9 +80,7 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
     if not math.isfinite(value):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a finite number.")
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
-    return value
+    return _in_range(name, raw, value, minimum, maximum)
 
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
@@ -236,6 +244,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024, minimum=0
 )
 
+_API_ANON_RATE = env.str("API_ANON_RATE", default="600/minute")
+if not re.fullmatch(r"[1-9][0-9]{0,8}/(second|minute|hour|day)", _API_ANON_RATE):
+    raise ImproperlyConfigured(
+        f"API_ANON_RATE={_API_ANON_RATE!r} is not a rate: use N/second, N/minute, N/hour or N/day."
+    )
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "statements.api.authentication.BearerTokenAuthentication",
@@ -252,7 +265,7 @@ REST_FRAMEWORK = {
     # Throttles key on REMOTE_ADDR, never on a client's own X-Forwarded-For (config/middleware.py
     # puts the proxy's forwarded address there when DJANGO_BEHIND_PROXY is set).
     "NUM_PROXIES": 0,
-    "DEFAULT_THROTTLE_RATES": {"anon": env.str("API_ANON_RATE", default="600/minute")},
+    "DEFAULT_THROTTLE_RATES": {"anon": _API_ANON_RATE},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fund.api.exceptions.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["fund.api.filtering.FilterBackend"],
@@ -298,10 +311,10 @@ PAGE_VERSION_SECONDS = env_float("PAGE_VERSION_SECONDS", default=0.05, minimum=0
 
 # The books' locks (fund/services/locks.py): a lock that waits longer than this many seconds
 # gives up with "busy" (HTTP 503 with Retry-After; tasks retry).
-BOOKS_LOCK_TIMEOUT = env_float("BOOKS_LOCK_TIMEOUT", default=10, minimum=0.001)
+BOOKS_LOCK_TIMEOUT = env_float("BOOKS_LOCK_TIMEOUT", default=10, minimum=0.001, maximum=3600)
 # How long an Idempotency-Key is remembered (fund/services/idempotency.py); the beat prunes
 # older ones every hour.
-IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", default=24, minimum=1)
+IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", default=24, minimum=1, maximum=24 * 366)
 
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.

@@ -37,7 +37,7 @@ class CyclePreviewView(APIView):
         tags=["admin"],
         summary="Preview a cycle's settlement now (nothing posted; the preview is audited)",
         request=None,
-        responses={200: s.PreviewOut, 404: ERROR, **DENIED, **BUSY},
+        responses={200: s.PreviewOut, 404: ERROR, 409: s.ConflictOut, **DENIED, **BUSY},
     )
     def post(self, request, pk):
         cycle = cycle_or_404(cycle_id=pk)

@@ -9,9 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from fund.api.parsers import PayloadTooLarge
-from fund.errors import ConflictError
+from fund.errors import SEND_FAILED, ConflictError
 from fund.services.liquidations import BatchTooLarge
 from fund.services.locks import BooksBusy
+from fund.tasks import broker_unreachable
 
 
 def exception_handler(exc, context):
@@ -27,6 +28,12 @@ def exception_handler(exc, context):
         return Response(
             {"detail": exc.message, "code": exc.code, **exc.details},
             status=status.HTTP_409_CONFLICT,
+        )
+    if broker_unreachable(exc):
+        return Response(
+            {"detail": SEND_FAILED, "code": "workers_unreachable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "30"},
         )
     if isinstance(exc, BooksBusy):
         return Response(

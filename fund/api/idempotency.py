@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.response import Response
 
-from fund.services.idempotency import idempotency_answer, idempotency_claim
+from fund.services.idempotency import idempotency_answer, idempotency_claim, idempotency_forget
 from fund.services.locks import idempotent_transaction
 
 IDEMPOTENCY = OpenApiParameter(
@@ -26,7 +26,8 @@ IDEMPOTENCY = OpenApiParameter(
 def idempotent(view_method):
     """Runs the view, its key's claim and its stored answer in one transaction: a repeat with
     the same body gets the first answer again (Idempotent-Replayed: true), with another body a
-    409. An error answer stores nothing, so the request can be sent again."""
+    409. An error answer stores nothing, so the request can be sent again; nor does a failure of
+    what runs after the commit (a settlement's send to the workers): its answer is forgotten."""
 
     @functools.wraps(view_method)
     def wrapper(self, request, *args, **kwargs):
@@ -39,20 +40,32 @@ def idempotent(view_method):
         fingerprint = hashlib.sha256(
             f"{request.method} {request.path}\n{body}".encode()
         ).hexdigest()
-        with idempotent_transaction():
-            claim = idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
-            if claim.previous is not None:
-                return _replay(claim.previous, fingerprint)
-            response = view_method(self, request, *args, **kwargs)
-            if response.status_code < 400:
-                idempotency_answer(
-                    claim=claim, status_code=response.status_code, response=response.data
-                )
-            else:
-                transaction.set_rollback(True)
-            return response
+        committed: list[bool] = []
+        try:
+            return _run(view_method, self, request, args, kwargs, key, fingerprint, committed)
+        except Exception:
+            if committed:  # the work committed, then what follows its commit (a task's send) failed
+                idempotency_forget(user=request.user, key=key)
+            raise
 
     return wrapper
+
+
+def _run(view_method, view, request, args, kwargs, key, fingerprint, committed) -> Response:
+    with idempotent_transaction():
+        claim = idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
+        if claim.previous is not None:
+            return _replay(claim.previous, fingerprint)
+        # Runs first of the callbacks on commit: whatever fails after it, the answer is stored.
+        transaction.on_commit(lambda: committed.append(True))
+        response = view_method(view, request, *args, **kwargs)
+        if response.status_code < 400:
+            idempotency_answer(
+                claim=claim, status_code=response.status_code, response=response.data
+            )
+        else:
+            transaction.set_rollback(True)
+        return response
 
 
 def _replay(previous, fingerprint: str) -> Response:

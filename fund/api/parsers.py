@@ -33,3 +33,5 @@ class ExactJSONParser(JSONParser):
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ParseError("The body is nested too deeply.") from None

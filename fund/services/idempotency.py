@@ -54,6 +54,12 @@ def idempotency_answer(*, claim: Claim, status_code: int, response) -> None:
     claim.row.save(update_fields=["status_code", "response"])
 
 
+def idempotency_forget(*, user, key: str) -> None:
+    """Forgets a key's answer after what was to follow its commit failed, so that the request
+    can be sent again (it is then done again: "settle now" of a closed cycle is harmless)."""
+    IdempotentRequest.objects.filter(user=user, key=key).delete()
+
+
 def idempotency_keys_prune(*, now: datetime | None = None) -> int:
     """Removes the expired keys; returns how many."""
     deleted, _ = IdempotentRequest.objects.filter(created_at__lt=idempotency_expiry(now)).delete()

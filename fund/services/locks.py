@@ -80,7 +80,12 @@ class idempotent_transaction:
 
     def __enter__(self):
         self._atomic = transaction.atomic(durable=True)
-        self._atomic.__enter__()
+        try:
+            self._atomic.__enter__()  # SQLite's BEGIN IMMEDIATE waits for the write lock here
+        except OperationalError as exc:
+            if is_lock_timeout(exc):
+                raise BooksBusy() from exc
+            raise
         self._token = _enclosing.set(True)
         return self
 

@@ -188,3 +188,29 @@ def test_it_lists_every_variable_the_settings_read_in_env_example():
     assert len(ALL_NAMES) >= 20  # the patterns still find the reads
     missing = [n for n in ALL_NAMES if not re.search(rf"^# {n}=", example, re.MULTILINE)]
     assert not missing, f"not in .env.example: {missing}"
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [
+        ("IDEMPOTENCY_KEY_HOURS", "1000000000", "must be at most"),
+        ("BOOKS_LOCK_TIMEOUT", "3000000", "must be at most"),
+        ("API_ANON_RATE", "600/fortnight", "is not a rate"),
+        ("API_ANON_RATE", "600", "is not a rate"),
+    ],
+)
+def test_it_refuses_to_start_with_a_value_that_would_break_every_request(
+    tmp_path, variable, value, says
+):
+    done = start(tmp_path, **{variable: value})
+    assert done.returncode != 0 and f"{variable}={value!r}" in done.stderr and says in done.stderr
+
+
+def test_it_reads_a_secret_key_that_starts_with_a_dollar_as_it_is(tmp_path):
+    key = "$" + "k" * 60
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SECRET_KEY)"
+    )
+    done = run(clean_env(tmp_path, DJANGO_SECRET_KEY=key), "-c", code)
+    assert done.stdout.strip().splitlines()[-1] == key, done.stderr

@@ -56,3 +56,14 @@ def test_the_api_previews_by_post_only(ops, cycle):
     answer = api.post(url)
     assert answer.status_code == 200 and answer.data["loss"] == "500.00000000"
     assert AdminAction.objects.filter(action="preview").count() == 1
+
+
+def test_a_settled_cycle_has_no_preview_in_the_console_nor_the_api(ops, world):
+    api = APIClient()
+    api.force_authenticate(ops)
+    answer = api.post(f"/api/v1/admin/cycles/{world.cycle.id}/preview")
+    assert answer.status_code == 409 and answer.data["code"] == "cycle_settled"
+    console = Client()
+    console.force_login(ops)
+    assert console.post(f"/ops/cycles/{world.cycle.id}/preview/").status_code == 302
+    assert not AdminAction.objects.filter(action="preview").exists()

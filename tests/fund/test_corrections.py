@@ -4,6 +4,7 @@ record on the public pages, in the API and in the CSV. Bad corrections change no
 
 import csv
 import io
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -156,3 +157,21 @@ def test_the_public_pages_api_and_csv_show_a_correction_beside_the_record(usdt_f
     download = client.get("/api/v1/funds/USDT/records?format=csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[0]["corrects_seq"] == "1" and rows[1]["corrected_by"] == "2"
+
+
+def test_a_console_form_sent_twice_books_once(usdt_fund, ops):
+    deposit(usdt_fund, "100")
+    console = Client()
+    console.force_login(ops)
+    page = console.get("/ops/funds/USDT/correct/").content.decode()
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
+    data = {"token": token, "seq": "1", "amount": "-40", "reason": "Double booking"}
+    first = console.post("/ops/funds/USDT/correct/", data, follow=True).content.decode()
+    second = console.post("/ops/funds/USDT/correct/", data, follow=True).content.decode()
+    assert "USDT #1 corrected by USDT #2" in first
+    assert "Sent already, and done once: USDT #1 corrected by USDT #2" in second
+    usdt_fund.refresh_from_db()
+    assert FundRecord.objects.filter(kind="correction").count() == 1
+    assert usdt_fund.balance_units == 60 * 10**8
+    fresh = console.get("/ops/funds/USDT/move/").content.decode()
+    assert f'value="{token}"' not in fresh  # every page a new token

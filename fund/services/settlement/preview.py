@@ -2,6 +2,7 @@
 posting nothing."""
 
 from fund.computation import SettlementResult
+from fund.errors import ConflictError
 from fund.models import AdminAction, SettlementCycle
 from fund.services.audit import Audit, admin_action_record
 from fund.services.locks import books_transaction
@@ -18,6 +19,10 @@ def settlement_preview(*, cycle_id: int) -> SettlementResult:
 def settlement_preview_record(*, cycle_id: int, audit: Audit) -> SettlementResult:
     """A preview that staff asked for (console or API), recorded in the audit trail."""
     cycle = SettlementCycle.objects.select_related("fund__asset").get(pk=cycle_id)
+    if cycle.status == SettlementCycle.Status.SETTLED:
+        raise ConflictError(
+            f"Cycle {cycle.id} is settled: its report shows what was posted.", code="cycle_settled"
+        )
     result = settlement_preview(cycle_id=cycle_id)
     admin_action_record(
         audit=audit,
