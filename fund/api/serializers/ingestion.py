@@ -1,0 +1,77 @@
+"""What the trading engine sends and gets back (fund/api/ingestion.py); inputs are checked by
+the services, which name each bad field: these document them."""
+
+from rest_framework import serializers
+
+from fund.api.serializers.fields import decimal_text
+from fund.models import LiquidationTakeover
+from fund.services.liquidations import MAX_BATCH
+
+
+class TakeoverIn(serializers.Serializer):
+    external_id = serializers.CharField(
+        max_length=64, help_text="The engine's id of the takeover: the idempotency key."
+    )
+    contract = serializers.CharField(help_text="Contract symbol, e.g. BTCUSDT.")
+    side = serializers.ChoiceField(
+        choices=LiquidationTakeover.Side.choices, help_text="The taken-over position's side."
+    )
+    quantity = decimal_text("Contracts, > 0, at most 6 decimals and 15 digits.")
+    takeover_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
+    close_price = decimal_text("> 0, at most 8 decimals and 15 digits.")
+    remaining_margin = decimal_text(
+        "Margin taken over with the position, in the margin asset, ≥ 0, "
+        "at most the asset's decimals."
+    )
+    taken_over_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone.")
+    closed_at = serializers.DateTimeField(
+        help_text="ISO 8601 with a time zone; not before taken_over_at, not in the future."
+    )
+
+
+class TakeoverBatchIn(serializers.Serializer):
+    items = TakeoverIn(
+        many=True,
+        max_length=MAX_BATCH,
+        help_text=f"1 to {MAX_BATCH:,} closed takeovers; all or nothing.",
+    )
+
+
+class PositionProfitIn(serializers.Serializer):
+    position_id = serializers.IntegerField(
+        min_value=1, help_text="The engine's position id (ties rank lower ids first)."
+    )
+    account = serializers.CharField(max_length=64, help_text="The engine's account id.")
+    contract = serializers.CharField(help_text="A contract margined in the cycle's asset.")
+    profit = decimal_text(
+        "The position's profit for the cycle, at most the asset's decimals; ≤ 0 takes no part.",
+        signed=True,
+    )
+
+
+class PositionProfitBatchIn(serializers.Serializer):
+    cycle = serializers.IntegerField(help_text="The settlement cycle's id (see /api/v1/cycles).")
+    items = PositionProfitIn(
+        many=True, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH:,} positions; all or nothing."
+    )
+
+
+class IntakeItemOut(serializers.Serializer):
+    index = serializers.IntegerField()
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["created", "existing"])
+
+
+class IntakeOut(serializers.Serializer):
+    received = serializers.IntegerField()
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    items = IntakeItemOut(many=True)
+
+
+class ConflictOut(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    index = serializers.IntegerField(required=False)
+    id = serializers.CharField(required=False)
+    field = serializers.CharField(required=False)
