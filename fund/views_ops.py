@@ -182,16 +182,19 @@ def _once(request, form, call, describe):
         return None
 
 
+def reason_field(help_text: str) -> forms.CharField:
+    """A manual record's written reason, published with it."""
+    return forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, help_text=help_text
+    )
+
+
 class MoneyMoveForm(OnceForm):
     kind = forms.ChoiceField(choices=[("deposit", "Deposit"), ("withdrawal", "Withdrawal")])
     amount = forms.CharField(
         max_length=60, help_text="A positive amount, at most the asset's decimals."
     )
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
-        help_text="Published with the record.",
-    )
+    reason = reason_field("Published with the record.")
 
 
 @settlement_staff_required
@@ -260,11 +263,7 @@ class CorrectionForm(OnceForm):
         help_text="Signed: positive adds to the fund, negative takes out; at most the asset's "
         "decimals.",
     )
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
-        help_text="Published with the correction, beside the record it corrects.",
-    )
+    reason = reason_field("Published with the correction, beside the record it corrects.")
 
 
 @settlement_staff_required
