@@ -192,7 +192,7 @@ def reason_field(help_text: str) -> forms.CharField:
 class MoneyMoveForm(OnceForm):
     kind = forms.ChoiceField(choices=[("deposit", "Deposit"), ("withdrawal", "Withdrawal")])
     amount = forms.CharField(
-        max_length=60, help_text="A positive amount, at most the asset's decimals."
+        max_length=60, strip=False, help_text="A positive amount, at most the asset's decimals."
     )
     reason = reason_field("Published with the record.")
 
@@ -260,6 +260,7 @@ class CorrectionForm(OnceForm):
     seq = forms.IntegerField(label="Record number (#)", min_value=1)
     amount = forms.CharField(
         max_length=60,
+        strip=False,
         help_text="Signed: positive adds to the fund, negative takes out; at most the asset's "
         "decimals.",
     )

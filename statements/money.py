@@ -5,6 +5,7 @@ are exact on SQLite and PostgreSQL alike, sum exactly in SQL, and make the settl
 plain integer arithmetic. Decimal strings appear only at the edges: forms, the API, commands.
 """
 
+import re
 from decimal import Decimal, InvalidOperation
 
 # The largest amount, in smallest units, that any single figure or balance may reach. It keeps
@@ -15,30 +16,66 @@ MAX_PRECISION = 12
 MAX_DIGITS = 60
 
 
+# Plain decimal text, the one form money is written in wherever it enters (the API's schema
+# publishes it): ASCII digits, an optional leading minus and decimal point with digits on both
+# sides. Not Unicode digits, "1_000", "+25", " 25 ", "25\n", ".5", "25." or "2.5e1".
+DECIMAL_TEXT = r"-?[0-9]+(\.[0-9]+)?"
+_DECIMAL_TEXT = re.compile(DECIMAL_TEXT)
+_NOT_FINITE = re.compile(r"[+-]?(s?nan|inf|infinity)", re.IGNORECASE)
+
+
 class MoneyError(ValueError):
     """An amount that cannot be booked: not a number, too many decimals or out of range."""
 
 
+class JSONNumber(Decimal):
+    """A JSON number as its text was written (json.loads(parse_float=JSONNumber)): exact, and
+    held to the same plain form as decimal text."""
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def parse_decimal(value) -> Decimal:
-    """Turns text, an int or a Decimal into a finite Decimal; floats are refused."""
+    """Turns plain decimal text (DECIMAL_TEXT), a JSON number written that way, an int or a
+    Decimal into a finite Decimal; floats and any other writing are refused."""
     if isinstance(value, bool):
         raise MoneyError(f"must be a number, not {str(value).lower()}")
     if isinstance(value, float):
         raise MoneyError("must be given as a decimal string, not a floating-point number")
-    if isinstance(value, Decimal):
+    if isinstance(value, JSONNumber):
+        _plain(value.text)
+        number = value
+    elif isinstance(value, Decimal):
         number = value
     elif isinstance(value, int):
         number = Decimal(value)
     elif isinstance(value, str):
+        _plain(value)
         try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
+            number = Decimal(value)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
             raise MoneyError(f"{value!r} is not a number") from None
     else:
         raise MoneyError(f"{value!r} is not a number")
     if not number.is_finite():
         raise MoneyError("must be a finite number")
     return number
+
+
+def _plain(text: str) -> None:
+    if _NOT_FINITE.fullmatch(text.strip()):
+        raise MoneyError("must be a finite number")
+    if not _DECIMAL_TEXT.fullmatch(text):
+        shown = text if len(text) <= 40 else f"{text[:40]}…"
+        if not any(c.isdigit() for c in text):
+            raise MoneyError(f"{shown!r} is not a number")
+        raise MoneyError(
+            f"{shown!r} is not plain decimal text (digits 0-9, an optional leading minus and "
+            "decimal point, e.g. 1234.5)"
+        )
 
 
 def to_units(value, precision: int, *, limit: int | None = MAX_UNITS) -> int:

@@ -2,12 +2,13 @@
 Infinity are refused as invalid JSON; a body over DATA_UPLOAD_MAX_MEMORY_SIZE is refused (413)."""
 
 import json
-from decimal import Decimal
 
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser, get_encoding
+
+from statements.money import JSONNumber
 
 
 class PayloadTooLarge(APIException):
@@ -29,7 +30,7 @@ class ExactJSONParser(JSONParser):
             raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
         try:
             return json.loads(
-                body.decode(encoding), parse_float=Decimal, parse_constant=_refuse_constant
+                body.decode(encoding), parse_float=JSONNumber, parse_constant=_refuse_constant
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None

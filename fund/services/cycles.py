@@ -2,10 +2,11 @@
 the ones that are due."""
 
 import logging
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -16,6 +17,7 @@ from fund.models import AdminAction, Fund, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.audit import admin_action_record
 from fund.services.locks import BooksBusy, books_transaction, lock_fund, lock_fund_by_id
+from statements.money import MoneyError, parse_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -201,22 +203,21 @@ def fund_schedule_update(
         ("cycle_seconds", cycle_seconds, 60, 366 * 86400),
         ("grace_seconds", grace_seconds, 0, 86400),
     ):
-        try:
-            values[name] = int(str(raw).strip())
-            if not low <= values[name] <= high:
-                raise ValueError
-        except (TypeError, ValueError):
+        if isinstance(raw, str) and re.fullmatch(r"[0-9]{1,9}", raw.strip()):
+            raw = int(raw.strip())  # ASCII digits only: int() would take "٥" for 5
+        if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
             errors[name] = f"Enter a whole number of seconds from {low:,} to {high:,}."
+        else:
+            values[name] = raw
     for name, raw in (("fund_ratio", fund_ratio), ("screening_ratio", screening_ratio)):
         try:
-            values[name] = Decimal(str(raw).strip())
-            if (
-                not values[name].is_finite()
-                or not 0 <= values[name] <= 1
-                or values[name] != values[name].quantize(Decimal("0.0001"))
+            values[name] = parse_decimal(raw.strip() if isinstance(raw, str) else raw)
+            if not 0 <= values[name] <= 1 or values[name] != values[name].quantize(
+                Decimal("0.0001")
             ):
-                raise InvalidOperation
-        except (InvalidOperation, ValueError):
+                raise MoneyError
+        except MoneyError:
+            values.pop(name, None)
             errors[name] = "Enter a ratio from 0 to 1 with at most 4 decimals."
     if anchor is not None and anchor != fund.anchor:
         earliest = timezone.now() - timedelta(

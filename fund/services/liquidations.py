@@ -4,6 +4,7 @@ Both take batches, all or nothing, exactly once by the engine's ids: an item see
 the same content is answered as existing; with different content the whole batch is refused.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,14 @@ from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
 CLOCK_TOLERANCE = timedelta(seconds=2)
 QUANTITY_PLACES, PRICE_PLACES, MAX_DIGITS = 6, 8, 15
 MAX_BATCH = 10_000
+# The engine's ids in their one canonical form: stored and echoed exactly as sent, so an id
+# never has two spellings (no spaces around it, no control or non-ASCII characters).
+IDENTIFIER = re.compile(r"[!-~]{1,64}")
+IDENTIFIER_FORM = "1 to 64 printable ASCII characters, no spaces"
+
+
+def is_identifier(value) -> bool:
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
 
 
 class BatchTooLarge(Exception):
@@ -151,10 +160,10 @@ def _aware(value, name: str) -> datetime:
 def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tuple[dict, dict]:
     errors: dict[str, str] = {}
     data: dict[str, Any] = {
-        "external_id": item.external_id.strip() if isinstance(item.external_id, str) else ""
+        "external_id": item.external_id if is_identifier(item.external_id) else ""
     }
-    if not data["external_id"] or len(data["external_id"]) > 64:
-        errors["external_id"] = "Give the engine's id of the takeover (1 to 64 characters)."
+    if not data["external_id"]:
+        errors["external_id"] = f"Give the engine's id of the takeover ({IDENTIFIER_FORM})."
     contract = contracts.get(item.contract) if isinstance(item.contract, str) else None
     if contract is None:
         errors["contract"] = f"Unknown contract {item.contract!r}."
@@ -464,9 +473,9 @@ def position_profits_record(
             item_errors["position_id"] = f"Repeats item {seen[position_id]} of this batch."
         else:
             seen[position_id] = index
-        account = (item.account or "").strip() if isinstance(item.account, str) else ""
-        if not account or len(account) > 64:
-            item_errors["account"] = "Give the engine's account id (1 to 64 characters)."
+        account = item.account if is_identifier(item.account) else ""
+        if not account:
+            item_errors["account"] = f"Give the engine's account id ({IDENTIFIER_FORM})."
         contract = contracts.get(item.contract) if isinstance(item.contract, str) else None
         if contract is None:
             item_errors["contract"] = f"Unknown contract {item.contract!r}."

@@ -32,12 +32,12 @@ def test_it_converts_amounts_to_units_exactly(value, precision, units):
         ("0.000000001", "decimal places"),
         ("NaN", "finite"),
         ("-Infinity", "finite"),
-        ("1e30", "too large"),
+        ("1" + "0" * 30, "too large"),
         (1.5, "floating-point"),
         (True, "not true"),
         ("", "not a number"),
-        ("1e-99999999", "decimal places"),
-        ("1e99999999", "too large"),
+        ("0." + "0" * 99_999 + "1", "decimal places"),
+        ("9" * 40, "too large"),
     ],
 )
 def test_it_refuses_what_it_cannot_book(value, message):
@@ -102,3 +102,25 @@ def test_it_keeps_prices_and_quantities_of_fifteen_digits_exact_in_the_database(
     assert {k: getattr(stored, k) for k in values} == values
     contract.refresh_from_db()
     assert contract.multiplier == Decimal("1234567.12345678")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["٥", "５", "1_000", "+25", " 25 ", "25\n", ".5", "25.", "2.5e1", "1e3", "1E30", "0x10",
+     "--1", "1,5", "1.2.3", "𝟓"],
+)  # fmt: skip
+def test_it_takes_money_only_as_plain_decimal_text(text):
+    """Docs/rules.md: amounts are written as plain decimal text, as the API's schema publishes;
+    other writings Python's Decimal would read (Unicode digits, exponents, spaces) are refused."""
+    with pytest.raises(MoneyError, match="plain decimal text"):
+        to_units(text, 8)
+
+
+def test_it_holds_a_json_number_to_the_same_plain_form():
+    import json
+
+    from statements.money import JSONNumber
+
+    assert to_units(json.loads("25.5", parse_float=JSONNumber), 8) == 2_550_000_000
+    with pytest.raises(MoneyError, match="plain decimal text"):
+        to_units(json.loads("2.5e1", parse_float=JSONNumber), 8)

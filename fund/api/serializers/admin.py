@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from fund.api.serializers.fields import decimal_text
 from fund.models import AdminAction
 
 
@@ -25,16 +26,15 @@ class PreviewOut(serializers.Serializer):
 
 
 class MoneyMoveIn(serializers.Serializer):
-    amount = serializers.CharField(
-        help_text="A positive decimal string, at most the asset's decimals."
-    )
+    amount = decimal_text("A positive decimal string, at most the asset's decimals.")
     reason = serializers.CharField(max_length=2000, help_text="Published with the record.")
 
 
 class CorrectionIn(serializers.Serializer):
-    amount = serializers.CharField(
-        help_text="A signed decimal string, not zero, at most the asset's decimals: what the "
-        "correction adds to the fund (negative: takes out)."
+    amount = decimal_text(
+        "A signed decimal string, not zero, at most the asset's decimals: what the "
+        "correction adds to the fund (negative: takes out).",
+        signed=True,
     )
     reason = serializers.CharField(
         max_length=2000, help_text="Published with the correction, beside the corrected record."

@@ -4,6 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from statements import money
 from statements.money import format_units
 
 
@@ -27,7 +28,7 @@ class Amount(serializers.Field):
         return format_units(value, asset.precision)
 
 
-DECIMAL_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
+DECIMAL_TEXT = f"^{money.DECIMAL_TEXT}$"  # the one form money is written in (statements.money)
 
 
 def decimal_text(help_text: str, *, signed: bool = False) -> serializers.RegexField:

@@ -10,12 +10,11 @@ apportionment, backstop, uncovered loss, P, S and the threshold profit, as decim
 
 import json
 import sys
-from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 
 from fund.computation import compute_settlement
-from statements.money import MoneyError, format_units, parse_decimal, to_units
+from statements.money import JSONNumber, MoneyError, format_units, parse_decimal, to_units
 
 MAX_PRECISION = 18
 
@@ -61,7 +60,7 @@ def _ratio(raw, field):
 def parse_cycle(line: str) -> dict:
     """One input line, checked field by field; raises InputError naming the field."""
     try:
-        data = json.loads(line, parse_float=Decimal, parse_constant=_constant)
+        data = json.loads(line, parse_float=JSONNumber, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise InputError("line", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):

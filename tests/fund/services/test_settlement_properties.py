@@ -14,7 +14,7 @@ from fund.models import SettlementCycle
 from fund.services.ledger import fund_deposit
 from fund.services.liquidations import TakeoverInput, liquidations_record
 from fund.services.settlement import settlement_cycle_settle
-from statements.money import from_units
+from statements.money import format_units
 from tests.factories import AssetFactory, ContractFactory, FundFactory
 from tests.helpers import assert_books_hold, at, report_profits
 
@@ -26,7 +26,7 @@ def book_result(contract, result_units: int, precision: int, closed_at, external
     """A takeover whose engine result is exactly `result_units`: a long with no margin left,
     closed |result| lower (a loss), or closed flat with the result as remaining margin (a
     profit)."""
-    amount = str(from_units(abs(result_units), precision))
+    amount = format_units(abs(result_units), precision)
     price = {
         "takeover_price": str(Decimal(amount) + 1),
         "close_price": "1",
@@ -86,7 +86,7 @@ def test_it_keeps_every_invariant_when_settling_generated_cycles(case):
     if case["deposit"]:
         fund_deposit(
             asset_code=code,
-            amount=str(from_units(case["deposit"], case["precision"])),
+            amount=format_units(case["deposit"], case["precision"]),
             reason="seed",
             now=at(0, 1),
         )
@@ -106,7 +106,7 @@ def test_it_keeps_every_invariant_when_settling_generated_cycles(case):
         report_profits(
             cycle,
             contract,
-            {pid: str(from_units(p, case["precision"])) for pid, p in case["profits"].items()},
+            {pid: format_units(p, case["precision"]) for pid, p in case["profits"].items()},
             account_prefix=code,
         )
     assert settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after).posted
