@@ -30,6 +30,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from webserver import gunicorn_command  # noqa: E402  (bench/webserver.py)
 
 from fund.models import Contract, Fund, LiquidationTakeover, PositionProfit, SettlementCycle  # noqa: E402
 from fund.services.bulk import insert_rows, reserve_ids  # noqa: E402
@@ -195,20 +196,7 @@ def main() -> None:
         "REDIS_URL": "",
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "2",
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ],
+        gunicorn_command(PORT, 2, "--timeout", "120"),
         cwd=ROOT,
         env=env,
     )

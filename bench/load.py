@@ -69,6 +69,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, Sum  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from ingest import takeovers  # noqa: E402  (bench/ingest.py: the same engine batches)
+from webserver import gunicorn_command  # noqa: E402  (bench/webserver.py)
 
 from fund.models import (  # noqa: E402
     Apportionment,
@@ -720,20 +721,7 @@ def run(args) -> dict:
     settler = None
     with open(server_log_path, "w") as server_log:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--timeout",
-                str(args.worker_timeout),
-                "--log-level",
-                "warning",
-            ],
+            gunicorn_command(port, args.workers, "--timeout", str(args.worker_timeout)),
             cwd=ROOT,
             env=env,
             stdout=server_log,

@@ -41,6 +41,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from webserver import gunicorn_command  # noqa: E402  (bench/webserver.py)
 
 from fund import charts, selectors  # noqa: E402
 from fund.models import Fund, FundRecord  # noqa: E402
@@ -78,18 +79,7 @@ def page_speed(seconds: int) -> dict:
         "REDIS_URL": bench_redis(),
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "4",
-            "--log-level",
-            "warning",
-        ],
+        gunicorn_command(PORT, 4),
         cwd=ROOT,
         env=env,
     )

@@ -1,6 +1,12 @@
-"""The client's address behind the reverse proxy the README's production section shows."""
+"""Request middleware: the client's address behind the reverse proxy the README's production
+section shows, and a 400 for text no database can store in the URL or a form."""
+
+import json
 
 from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+
+from config.text import unstorable
 
 
 class ForwardedForMiddleware:
@@ -18,3 +24,42 @@ class ForwardedForMiddleware:
             if forwarded:
                 request.META["REMOTE_ADDR"] = forwarded
         return self.get_response(request)
+
+
+class UnstorableTextMiddleware:
+    """A NUL character or a lone surrogate in the path, a query parameter or a form field is
+    answered 400 naming where it was (JSON under /api/, text elsewhere), before any view or
+    query sees it: PostgreSQL would refuse it mid-query."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        problem = self._problem(request)
+        if problem is None:
+            return self.get_response(request)
+        where, why = problem
+        if request.path.startswith("/api/"):
+            return JsonResponse({where: [f"The value {why}."]}, status=400)
+        return HttpResponse(
+            f"Bad request: {where} {why}.", status=400, content_type="text/plain; charset=utf-8"
+        )
+
+    @staticmethod
+    def _problem(request) -> tuple[str, str] | None:
+        why = unstorable(request.path)
+        if why:
+            return "path", why
+        sources = [request.GET]
+        if request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            sources.append(request.POST)
+        for source in sources:
+            for name, values in source.lists():
+                for text in (name, *values):
+                    why = unstorable(text)
+                    if why:
+                        return json.dumps(name)[1:-1] or "parameter", why
+        return None

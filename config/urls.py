@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
 from django.urls import include, path
+from django.views.decorators.cache import cache_control
 
 from statements.forms import ThrottledAuthenticationForm
 
@@ -10,6 +11,8 @@ def healthz(request):
     """For load balancers (and the benchmarks' trivial view): the process answers."""
     return HttpResponse("ok", content_type="text/plain")
 
+
+private = cache_control(private=True, no_store=True)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -21,10 +24,16 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    # The login and logout pages are never_cache already (Django's views); these are a
+    # logged-in user's own pages as well.
+    path(
+        "accounts/password/",
+        private(auth_views.PasswordChangeView.as_view()),
+        name="password_change",
+    ),
     path(
         "accounts/password/done/",
-        auth_views.PasswordChangeDoneView.as_view(),
+        private(auth_views.PasswordChangeDoneView.as_view()),
         name="password_change_done",
     ),
     path("admin/", admin.site.urls),

@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Sum
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
 
 from fund import selectors
 from fund.filters import StatementFilter
@@ -21,6 +22,7 @@ def _account(request):
     return account
 
 
+@cache_control(private=True, no_store=True)  # a trader's own page
 @login_required
 def my_statements(request):
     account = _account(request)
@@ -51,6 +53,7 @@ def my_statements(request):
     )
 
 
+@cache_control(private=True, no_store=True)  # a trader's own page
 @login_required
 def my_statement(request, pk):
     statement = statement_or_404(account=_account(request), statement_id=pk)

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
 from fund import charts, selectors
@@ -34,6 +35,7 @@ Status = SettlementCycle.Status
 
 def settlement_staff_required(view):
     @functools.wraps(view)
+    @cache_control(private=True, no_store=True)  # staff's pages: no cache on the way keeps them
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())

@@ -20,9 +20,11 @@ def token_digest(token: str) -> str:
 @transaction.atomic(durable=True)
 def api_token_create(*, user, kind: str, name: str) -> tuple[ApiToken, str]:
     """Makes a credential and returns it with the token itself, which is never stored."""
-    name = (name or "").strip()
-    if not name or len(name) > 100:
-        raise ValidationError({"name": "Give the credential a name (1 to 100 characters)."})
+    limit = ApiToken._meta.get_field("name").max_length
+    # Measured as sent: a name too long is refused, never cut to fit; spaces around it go.
+    if not isinstance(name, str) or len(name) > limit or not name.strip():
+        raise ValidationError({"name": f"Give the credential a name (1 to {limit} characters)."})
+    name = name.strip()
     if kind not in ApiToken.Kind.values:
         raise ValidationError({"kind": f"Must be one of {', '.join(ApiToken.Kind.values)}."})
     prefix = secrets.token_hex(6)

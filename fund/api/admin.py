@@ -3,6 +3,8 @@ withdrawals, corrections and the audit trail. Every action is audited; money mov
 Idempotency-Key."""
 
 from django.core.exceptions import ValidationError
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import cache_control
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -20,6 +22,9 @@ from fund.services.audit import Audit
 from fund.services.ledger import fund_deposit, fund_record_correct, fund_withdraw
 from fund.services.settlement import settlement_cycle_settle_now, settlement_preview_record
 
+# Staff's answers (previews, the audit trail, money moves) are theirs: Cache-Control: private,
+# no-store on every one, errors included.
+private = method_decorator(cache_control(private=True, no_store=True), name="dispatch")
 MONEY_RESPONSES = {
     201: s.RecordOut,
     400: ERROR,
@@ -30,6 +35,7 @@ MONEY_RESPONSES = {
 }
 
 
+@private
 class CyclePreviewView(APIView):
     permission_classes = [IsSettlementStaff]
 
@@ -45,6 +51,7 @@ class CyclePreviewView(APIView):
         return Response(settlement_preview_data(cycle=cycle, result=result))
 
 
+@private
 class CycleSettleView(APIView):
     permission_classes = [IsSettlementStaff]
 
@@ -77,6 +84,7 @@ def _record_answer(record) -> Response:
     return Response(s.RecordOut(record).data, status=status.HTTP_201_CREATED)
 
 
+@private
 class FundMoveView(APIView):
     """A deposit or a withdrawal (`service`), documented on each subclass."""
 
@@ -116,6 +124,7 @@ class FundWithdrawView(FundMoveView):
     service = staticmethod(fund_withdraw)
 
 
+@private
 class RecordCorrectionView(APIView):
     permission_classes = [IsSettlementStaff]
 
@@ -140,6 +149,7 @@ class RecordCorrectionView(APIView):
 ActionPagination = cursor("-id")
 
 
+@private
 class AdminActionsView(generics.ListAPIView):
     permission_classes = [IsSettlementStaff]
     serializer_class = s.AdminActionOut

@@ -19,9 +19,16 @@ from fund.services.liquidations import (
 )
 
 
-def _items(data, required: tuple[str, ...]) -> list[dict]:
+def _items(data, required: tuple[str, ...], top: tuple[str, ...] = ("items",)) -> list[dict]:
+    """The batch's items, each with exactly the `required` fields; the body itself may carry
+    only the `top` keys (an unknown key is refused, not ignored: it is a client's mistake)."""
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ValidationError({"items": 'Send {"items": [...]}: a list of objects.'})
+    unknown = sorted(set(data) - set(top))
+    if unknown:
+        raise ValidationError(
+            {name: f"Unknown field {name!r}: send only {', '.join(top)}." for name in unknown}
+        )
     items, errors, fields = data["items"], {}, set(required)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -138,7 +145,9 @@ class PositionProfitIntakeView(APIView):
         "cycle settles)",
     )
     def post(self, request):
-        items = _items(request.data, ("position_id", "account", "contract", "profit"))
+        items = _items(
+            request.data, ("position_id", "account", "contract", "profit"), ("cycle", "items")
+        )
         cycle = request.data.get("cycle")
         if isinstance(cycle, bool) or not isinstance(cycle, int):
             raise ValidationError({"cycle": "Give the settlement cycle's id, a whole number."})

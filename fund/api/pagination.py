@@ -22,6 +22,19 @@ class Cursor(CursorPagination):
             )
         return int(raw)
 
+    def get_schema_operation_parameters(self, view):
+        """The schema says what get_page_size takes: a whole number from 1 to max_page_size."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Results per page, 1 to {self.max_page_size} (default {self.page_size})."
+                )
+                parameter["schema"].update(
+                    minimum=1, maximum=self.max_page_size, default=self.page_size
+                )
+        return parameters
+
     def decode_cursor(self, request):
         try:
             return super().decode_cursor(request)

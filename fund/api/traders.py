@@ -3,6 +3,8 @@ and their API tokens. Another trader's id is a 404. Nothing here may be cached o
 
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import cache_control
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
@@ -24,9 +26,13 @@ from fund.proofs import apportionment_proof
 from statements.models import ApiToken, Statement
 from statements.services import api_token_create, api_token_revoke
 
+# Every answer here (errors and downloads too) is one trader's own: Cache-Control: private,
+# no-store, so no shared cache or browser history keeps it.
+private = method_decorator(cache_control(private=True, no_store=True), name="dispatch")
 StatementPagination = cursor("-id", size=50, max_size=500)  # unique: pages never skip or repeat
 
 
+@private
 class MyStatementsView(CSVListMixin, generics.ListAPIView):
     permission_classes = [IsTrader]
     serializer_class = s.StatementOut
@@ -62,6 +68,7 @@ class MyStatementsView(CSVListMixin, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+@private
 class MyStatementView(APIView):
     permission_classes = [IsTrader]
 
@@ -81,6 +88,7 @@ class MyStatementView(APIView):
         return Response(s.StatementDetailOut(statement, context={"computation": computation}).data)
 
 
+@private
 class MyStatementProofView(APIView):
     permission_classes = [IsTrader]
     renderer_classes = [JSONRenderer]  # a download, whatever the browser's Accept header says
@@ -111,6 +119,7 @@ class MyStatementProofView(APIView):
         return response
 
 
+@private
 class MyTokensView(APIView):
     permission_classes = [IsTrader]
 
@@ -135,6 +144,7 @@ class MyTokensView(APIView):
         return Response({**s.TokenOut(row).data, "token": token}, status=status.HTTP_201_CREATED)
 
 
+@private
 class MyTokenView(APIView):
     permission_classes = [IsTrader]
 

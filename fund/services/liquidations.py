@@ -261,6 +261,8 @@ _TAKEOVER_FIELDS = (
     "taken_over_at",
     "closed_at",
 )
+# A conflict names the field as the engine sends it (TakeoverInput), not the model's column.
+_API_FIELD = {"remaining_margin_units": "remaining_margin"}
 _TAKEOVER_COLUMNS = [
     "id",
     "external_id",
@@ -356,7 +358,9 @@ def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None
             created.append(True)
             continue
         ids[index] = old[0]
-        differs = [f for f, value in zip(_TAKEOVER_FIELDS, old[2:]) if value != data[f]]
+        differs = [
+            _API_FIELD.get(f, f) for f, value in zip(_TAKEOVER_FIELDS, old[2:]) if value != data[f]
+        ]
         if old[1] != data["contract"].id:
             differs.insert(0, "contract")
         if differs:

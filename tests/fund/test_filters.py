@@ -43,4 +43,5 @@ def test_a_good_filter_selects_the_same_records_on_the_page_and_the_api(client, 
 @pytest.mark.parametrize("asset", ["US%00DT", "%E2%82%AC", "USDT%20", "a" * 17])
 def test_a_fund_code_no_asset_can_have_is_a_404_everywhere(client, usdt_fund, asset):
     for url in (f"/funds/{asset}/", f"/api/v1/funds/{asset}", f"/api/v1/funds/{asset}/records"):
-        assert client.get(url).status_code == 404, url
+        # 404; a NUL is refused before any view (400, tests/test_hostile_input.py)
+        assert client.get(url).status_code == (400 if "%00" in asset else 404), url

@@ -146,9 +146,9 @@ def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(
     path = tmp_path / "proof.json"
     path.write_text(json.dumps(proof))
 
-    def check(*extra):
+    def check():  # against the site the trader names, never the proof's own cycle_url
         return subprocess.run(
-            [sys.executable, str(SCRIPT), "--proof", str(path), live_server.url, *extra],
+            [sys.executable, str(SCRIPT), "--proof", str(path), live_server.url],
             capture_output=True,
             text=True,
             timeout=60,
@@ -156,11 +156,21 @@ def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(
 
     intact = check()
     assert intact.returncode == 0, intact.stdout + intact.stderr
+    # The proof names the cycle under the host the client asked (testserver); the site checked is
+    # the one named on the command line, and the script says so.
+    assert f"checked against {live_server.url}/api/v1/cycles/{world.cycle.id}" in intact.stderr
+    without_site = subprocess.run(
+        [sys.executable, str(SCRIPT), "--proof", str(path)], capture_output=True, text=True
+    )
+    assert without_site.returncode == 1 and "--proof FILE URL" in without_site.stderr
     assert "apportionment of 266.66666667 (rank 1, position 1) is included" in intact.stdout
 
-    path.write_text(
-        json.dumps({**proof, "amount": "266.66666666", "amount_units": 26666666666})
-    )  # a smaller figure
+    smaller = {"amount": "266.66666666", "amount_units": 26666666666}
+    path.write_text(json.dumps({**proof, **smaller}))
+    altered = check()
+    assert altered.returncode == 1 and "leaf_text is not" in altered.stdout
+    leaf_text = proof["leaf_text"].replace("|26666666667", "|26666666666")
+    path.write_text(json.dumps({**proof, **smaller, "leaf_text": leaf_text}))
     altered = check()
     assert altered.returncode == 1 and "leaf is not the hash" in altered.stdout
 

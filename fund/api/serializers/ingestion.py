@@ -29,12 +29,16 @@ class TakeoverIn(serializers.Serializer):
     )
 
 
-class TakeoverBatchIn(serializers.Serializer):
-    items = TakeoverIn(
-        many=True,
-        max_length=MAX_BATCH,
-        help_text=f"1 to {MAX_BATCH:,} closed takeovers; all or nothing.",
+def batch(child: serializers.Serializer, help_text: str) -> serializers.ListField:
+    """A batch's items: a list field rather than many=True, so that the schema carries the
+    bounds the intake enforces (minItems 1, maxItems MAX_BATCH)."""
+    return serializers.ListField(
+        child=child, min_length=1, max_length=MAX_BATCH, help_text=help_text
     )
+
+
+class TakeoverBatchIn(serializers.Serializer):
+    items = batch(TakeoverIn(), f"1 to {MAX_BATCH:,} closed takeovers; all or nothing.")
 
 
 class PositionProfitIn(serializers.Serializer):
@@ -51,9 +55,7 @@ class PositionProfitIn(serializers.Serializer):
 
 class PositionProfitBatchIn(serializers.Serializer):
     cycle = serializers.IntegerField(help_text="The settlement cycle's id (see /api/v1/cycles).")
-    items = PositionProfitIn(
-        many=True, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH:,} positions; all or nothing."
-    )
+    items = batch(PositionProfitIn(), f"1 to {MAX_BATCH:,} positions; all or nothing.")
 
 
 class IntakeItemOut(serializers.Serializer):

@@ -1,5 +1,6 @@
 """What traders send and get (fund/api/traders.py)."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -116,7 +117,12 @@ class ProofOut(serializers.Serializer):
 
 
 class TokenIn(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(
+        max_length=ApiToken._meta.get_field("name").max_length,
+        validators=[RegexValidator(r"\S")],
+        help_text="Counted as sent: a longer name is refused, not cut; spaces around it are "
+        "dropped, so it needs one other character.",
+    )
 
 
 class TokenOut(serializers.ModelSerializer):

@@ -114,3 +114,43 @@ def test_it_refuses_a_reason_that_is_not_text(settlement_staff, world):
         "/api/v1/admin/funds/USDT/deposits", {"amount": "1", "reason": 123}, format="json"
     )
     assert response.status_code == 400 and "reason" in response.data
+
+
+def test_every_staff_answer_is_private_and_not_stored(settlement_staff, staff, world):
+    open_cycle = SettlementCycle.objects.get(starts_at=at(1))
+    key = {"HTTP_IDEMPOTENCY_KEY": "cache-1"}
+    move = {"amount": "10", "reason": "top-up"}
+    answers = {
+        "preview": settlement_staff.post(f"/api/v1/admin/cycles/{open_cycle.id}/preview"),
+        "deposit": settlement_staff.post(
+            "/api/v1/admin/funds/USDT/deposits", move, format="json", **key
+        ),
+        "replayed": settlement_staff.post(
+            "/api/v1/admin/funds/USDT/deposits", move, format="json", **key
+        ),
+        "withdrawal": settlement_staff.post(
+            "/api/v1/admin/funds/USDT/withdrawals", move, format="json"
+        ),
+        "correction": settlement_staff.post(
+            "/api/v1/admin/funds/USDT/records/1/corrections",
+            {"amount": "-1", "reason": "typo"},
+            format="json",
+        ),
+        "settled already": settlement_staff.post(f"/api/v1/admin/cycles/{world.cycle.id}/settle"),
+        "actions": settlement_staff.get("/api/v1/admin/actions"),
+        "no permission": staff.get("/api/v1/admin/actions"),
+    }
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "preview": 200,
+        "deposit": 201,
+        "replayed": 201,
+        "withdrawal": 201,
+        "correction": 201,
+        "settled already": 409,
+        "actions": 200,
+        "no permission": 403,
+    }
+    cache_control = {name: answer.get("Cache-Control", "") for name, answer in answers.items()}
+    assert {
+        name: value for name, value in cache_control.items() if value != "private, no-store"
+    } == {}

@@ -188,3 +188,68 @@ def test_it_answers_position_profits_of_the_wrong_type_with_400(engine, world):
     bad = [{"position_id": "1", "account": {}, "contract": ["x"], "profit": None}]
     response = post(engine, bad, url=PROFITS, cycle=open_cycle.id)
     assert response.status_code == 400 and "items[0].profit" in response.data
+
+
+def test_a_conflict_names_the_field_as_the_api_calls_it(engine, linear, recent):
+    post(engine, [item("lq-1")])
+    response = post(engine, [item("lq-1", remaining_margin="26")])
+    assert response.status_code == 409
+    assert response.data["field"] == "remaining_margin"
+    assert "different remaining_margin." in response.data["detail"]
+    assert "_units" not in str(response.data)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON; Charset=UTF-8",
+        'application/json;charset="utf-8"',
+    ],
+)
+def test_it_reads_application_json_in_utf_8(engine, linear, recent, content_type):
+    body = json.dumps({"items": [item()]})
+    response = engine.post(URL, data=body, content_type=content_type)
+    assert response.status_code == 201, response.data
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "*/*",
+        "application/*",
+        "*/json",
+        "text/plain",
+        "application/json-patch+json",
+        "application/jsonx",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "application/json; charset=utf-16",
+        "application/json; charset=utf8",
+        "application/json; version=2",
+    ],
+)
+def test_it_refuses_any_other_content_type_with_415_and_reads_nothing(
+    engine, linear, recent, content_type
+):
+    body = json.dumps({"items": [item()]})
+    response = engine.post(URL, data=body, content_type=content_type)
+    assert response.status_code == 415, (content_type, response.data)
+    assert "Unsupported media type" in response.data["detail"]
+    assert not LiquidationTakeover.objects.exists()
+
+
+def test_it_refuses_an_unknown_top_level_key_and_names_it(engine, linear, recent):
+    response = post(engine, [item()], extra=1)
+    assert response.status_code == 400
+    assert "extra" in response.data and "Unknown field 'extra'" in response.data["extra"][0]
+    assert not LiquidationTakeover.objects.exists()
+
+
+def test_it_refuses_an_unknown_top_level_key_beside_position_profits(engine, world):
+    open_cycle = SettlementCycle.objects.filter(status="open").order_by("starts_at").first()
+    batch = [{"position_id": 10, "account": "acct-10", "contract": "BTCUSDT", "profit": "12.5"}]
+    response = post(engine, batch, url=PROFITS, cycle=open_cycle.id, asset="USDT")
+    assert response.status_code == 400 and "asset" in response.data
+    assert not PositionProfit.objects.filter(cycle=open_cycle).exists()

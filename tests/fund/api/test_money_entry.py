@@ -97,5 +97,5 @@ def test_the_intake_takes_an_engine_id_in_its_one_canonical_form_only(
             "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
             "closed_at": (now - timedelta(minutes=1)).isoformat()}  # fmt: skip
     answer = engine.post("/api/v1/ingest/liquidations", {"items": [item]}, format="json")
-    assert answer.status_code == 400 and "items[0].external_id" in answer.data
+    assert answer.status_code == 400 and "items[0].external_id" in str(answer.data)
     assert not LiquidationTakeover.objects.exists()

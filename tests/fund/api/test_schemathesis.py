@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from config.wsgi import application
+from fund.services.liquidations import MAX_BATCH
 from statements.models import ApiToken
 from statements.services import api_token_create
 from tests.factories import UserFactory
@@ -55,3 +56,29 @@ def test_it_answers_generated_requests_as_the_schema_says(case, tokens, keep_con
         headers={"Authorization": f"Bearer {tokens.get(tag, tokens['public'])}"},
         excluded_checks=[positive_data_acceptance],
     )
+
+
+@pytest.mark.django_db
+def test_the_schema_says_what_the_server_enforces(client):
+    """Bounds the server holds to are in the schema, so that a schema-valid request is not
+    refused for them (schemathesis' "schema-valid request rejected")."""
+    document = client.get("/api/schema/?format=json").json()
+    components = document["components"]["schemas"]
+    for batch in ("TakeoverBatchInRequest", "PositionProfitBatchInRequest"):
+        items = components[batch]["properties"]["items"]
+        assert (items["minItems"], items["maxItems"]) == (1, MAX_BATCH), batch
+    name = components["TokenInRequest"]["properties"]["name"]
+    assert (name["maxLength"], name["pattern"]) == (100, r"\S")
+    page_sizes = {
+        path: (parameter["schema"]["minimum"], parameter["schema"]["maximum"])
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "page_size"
+    }
+    assert page_sizes == {
+        "/api/v1/admin/actions": (1, 1000),
+        "/api/v1/cycles": (1, 500),
+        "/api/v1/funds/{asset}/records": (1, 1000),
+        "/api/v1/me/statements": (1, 500),
+    }

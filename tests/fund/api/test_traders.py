@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from statements.models import Statement
+from statements.models import ApiToken, Statement
 from tests.helpers import at, book_loss, report_profits
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +129,52 @@ def test_it_pages_back_through_statements_of_one_moment_without_skipping(trader,
         back += [r["id"] for r in page["results"]]
         url = page["previous"]
     assert sorted(seen) == every and sorted(back + [seen[-1]]) == every
+
+
+def private(response) -> bool:
+    """Cache-Control says private and no-store (whatever else it says)."""
+    directives = {d.strip().split("=")[0] for d in response.get("Cache-Control", "").split(",")}
+    return {"private", "no-store"} <= directives
+
+
+def test_every_answer_of_mine_is_private_and_not_stored(trader, other_trader, anonymous, world):
+    statement = Statement.objects.get(account__user=world.trader).id
+    made = trader.post("/api/v1/me/tokens", {"name": "script"}, format="json")
+    answers = {
+        "list": trader.get("/api/v1/me/statements"),
+        "csv": trader.get("/api/v1/me/statements?format=csv"),
+        "one": trader.get(f"/api/v1/me/statements/{statement}"),
+        "proof": trader.get(f"/api/v1/me/statements/{statement}/proof"),
+        "tokens": trader.get("/api/v1/me/tokens"),
+        "token made": made,
+        "token revoked": trader.delete(f"/api/v1/me/tokens/{made.data['prefix']}"),
+        "bad filter": trader.get("/api/v1/me/statements?type=nope"),
+        "another's": other_trader.get(f"/api/v1/me/statements/{statement}"),
+        "anonymous": anonymous.get("/api/v1/me/statements"),
+    }
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {
+        "list": 200,
+        "csv": 200,
+        "one": 200,
+        "proof": 200,
+        "tokens": 200,
+        "token made": 201,
+        "token revoked": 204,
+        "bad filter": 400,
+        "another's": 404,
+        "anonymous": 401,
+    }
+    assert [name for name, answer in answers.items() if not private(answer)] == []
+
+
+@pytest.mark.parametrize("name", ["n" * 101, "n" * 100 + " ", " " + "n" * 100, "   ", ""])
+def test_it_refuses_a_token_name_that_does_not_fit_and_makes_nothing(trader, world, name):
+    response = trader.post("/api/v1/me/tokens", {"name": name}, format="json")
+    assert response.status_code == 400 and "name" in response.data, response.data
+    assert not ApiToken.objects.filter(user=world.trader).exists()
+
+
+def test_it_takes_a_token_name_of_100_characters_as_it_is(trader, world):
+    response = trader.post("/api/v1/me/tokens", {"name": "n" * 100}, format="json")
+    assert response.status_code == 201 and response.data["name"] == "n" * 100
