@@ -2,15 +2,12 @@
 for settlements, deposits, withdrawals and schedules. Every action goes to the audit trail."""
 
 import functools
-import hashlib
-import json
 import uuid
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import cache_control
@@ -24,9 +21,9 @@ from fund.models import SettlementCycle
 from fund.presentation import settlement_preview_data
 from fund.services.audit import Audit
 from fund.services.cycles import fund_schedule_update
-from fund.services.idempotency import idempotency_answer, idempotency_claim
+from fund.services.idempotency import idempotency_fingerprint, idempotency_once
 from fund.services.ledger import fund_deposit, fund_record_correct, fund_withdraw
-from fund.services.locks import BooksBusy, idempotent_transaction
+from fund.services.locks import BooksBusy
 from fund.services.settlement import settlement_cycle_settle_now, settlement_preview_record
 from fund.tasks import broker_unreachable
 
@@ -163,25 +160,24 @@ def _once(request, form, call, describe):
         result = _on_form(form, call)
         return None if result is None else describe(result)
     fields = {k: v for k, v in form.cleaned_data.items() if k != "token"}
-    fingerprint = hashlib.sha256(
-        f"{request.path}\n{json.dumps(fields, sort_keys=True, default=str)}".encode()
-    ).hexdigest()
-    key = f"console:{form.cleaned_data['token']}"
+
+    def work():
+        result = _on_form(form, call)
+        return result, None if result is None else (200, {"message": describe(result)})
+
     try:
-        with idempotent_transaction():
-            claim = idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
-            if claim.previous is not None:
-                return "Sent already, and done once: " + claim.previous.response.get("message", "")
-            result = _on_form(form, call)
-            if result is None:
-                transaction.set_rollback(True)
-                return None
-            message = describe(result)
-            idempotency_answer(claim=claim, status_code=200, response={"message": message})
-            return message
+        once = idempotency_once(
+            user=request.user,
+            key=f"console:{form.cleaned_data['token']}",
+            fingerprint=idempotency_fingerprint(request.path, fields),
+            work=work,
+        )
     except BooksBusy as exc:
         form.add_error(None, exc.message)
         return None
+    if once.previous is not None:
+        return "Sent already, and done once: " + once.previous.response.get("message", "")
+    return None if once.result is None else describe(once.result)
 
 
 def reason_field(help_text: str) -> forms.CharField:

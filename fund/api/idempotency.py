@@ -2,17 +2,13 @@
 when the first request's process died (fund/services/idempotency.py)."""
 
 import functools
-import hashlib
-import json
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.response import Response
 
-from fund.services.idempotency import idempotency_answer, idempotency_claim, idempotency_forget
-from fund.services.locks import idempotent_transaction
+from fund.services.idempotency import idempotency_fingerprint, idempotency_once
 
 IDEMPOTENCY = OpenApiParameter(
     "Idempotency-Key",
@@ -36,36 +32,17 @@ def idempotent(view_method):
             return view_method(self, request, *args, **kwargs)
         if len(key) > 128:
             raise ValidationError({"Idempotency-Key": "At most 128 characters."})
-        body = json.dumps(request.data, sort_keys=True, default=str)
-        fingerprint = hashlib.sha256(
-            f"{request.method} {request.path}\n{body}".encode()
-        ).hexdigest()
-        committed: list[bool] = []
-        try:
-            return _run(view_method, self, request, args, kwargs, key, fingerprint, committed)
-        except Exception:
-            if committed:  # the work committed, then what follows its commit (a task's send) failed
-                idempotency_forget(user=request.user, key=key)
-            raise
+        fingerprint = idempotency_fingerprint(f"{request.method} {request.path}", request.data)
+
+        def work():
+            response = view_method(self, request, *args, **kwargs)
+            kept = (response.status_code, response.data) if response.status_code < 400 else None
+            return response, kept
+
+        once = idempotency_once(user=request.user, key=key, fingerprint=fingerprint, work=work)
+        return once.result if once.previous is None else _replay(once.previous, fingerprint)
 
     return wrapper
-
-
-def _run(view_method, view, request, args, kwargs, key, fingerprint, committed) -> Response:
-    with idempotent_transaction():
-        claim = idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
-        if claim.previous is not None:
-            return _replay(claim.previous, fingerprint)
-        # Runs first of the callbacks on commit: whatever fails after it, the answer is stored.
-        transaction.on_commit(lambda: committed.append(True))
-        response = view_method(view, request, *args, **kwargs)
-        if response.status_code < 400:
-            idempotency_answer(
-                claim=claim, status_code=response.status_code, response=response.data
-            )
-        else:
-            transaction.set_rollback(True)
-        return response
 
 
 def _replay(previous, fingerprint: str) -> Response:

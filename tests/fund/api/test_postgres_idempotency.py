@@ -61,7 +61,7 @@ KILLED_REQUEST = textwrap.dedent(
     from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
 
-    import fund.api.idempotency
+    import fund.services.idempotency
     from fund.models import FundRecord, IdempotentRequest
 
     def killed(**kwargs):
@@ -70,7 +70,7 @@ KILLED_REQUEST = textwrap.dedent(
         print(f"written={written} claimed={claimed}", flush=True)
         os._exit(9)
 
-    fund.api.idempotency.idempotency_answer = killed
+    fund.services.idempotency.idempotency_answer = killed
     client = APIClient()
     client.force_authenticate(get_user_model().objects.get(username=sys.argv[1]))
     response = client.post(
