@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import batched
 
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fund.services.ledger import fund_deposit
@@ -255,3 +256,21 @@ def settle_in_background(cycle):
                 return thread, outcomes
             time.sleep(0.001)
     raise AssertionError("the settlement never wrote its statements")
+
+
+def takeover_item(external_id="lq-1", **overrides) -> dict:
+    """One closed liquidation takeover as the engine sends it to the API: a long of 2 BTCUSDT
+    taken over at 60,000 and closed a minute ago at 59,990.5 with 25 of margin left."""
+    now = timezone.now()
+    return {
+        "external_id": external_id,
+        "contract": "BTCUSDT",
+        "side": "long",
+        "quantity": "2",
+        "takeover_price": "60000",
+        "close_price": "59990.5",
+        "remaining_margin": "25",
+        "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
+        "closed_at": (now - timedelta(minutes=1)).isoformat(),
+        **overrides,
+    }

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from fund.models import FundRecord, SettlementCycle
 from statements.models import ApiToken
 from tests.factories import UserFactory
-from tests.helpers import client_for
+from tests.helpers import client_for, takeover_item
 
 pytestmark = pytest.mark.django_db
 # As a hostile client writes them into a URL or a form: NUL, a lone surrogate in the bytes
@@ -130,9 +130,7 @@ def test_every_page_and_form_refuses_unstorable_text(world):
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
 def test_a_moment_postgresql_cannot_store_is_a_400_naming_the_field(world, linear, moment):
     engine = client_for(UserFactory(username="engine"), ApiToken.Kind.ENGINE)
-    item = {"external_id": "lq-tz", "contract": "BTCUSDT", "side": "long", "quantity": "2",
-            "takeover_price": "60000", "close_price": "59990.5", "remaining_margin": "25",
-            "taken_over_at": moment, "closed_at": moment}  # fmt: skip
+    item = takeover_item("lq-tz", taken_over_at=moment, closed_at=moment)
     answer = engine.post("/api/v1/ingest/liquidations", {"items": [item]}, format="json")
     assert answer.status_code == 400 and any("items[0]" in key for key in answer.json())
     for query in (f"from={moment}", f"to={moment}"):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from fund.models import LiquidationTakeover
 from statements.models import ApiToken
 from tests.factories import UserFactory
-from tests.helpers import assert_books_hold, client_for, deposit
+from tests.helpers import assert_books_hold, client_for, deposit, takeover_item
 
 pytestmark = pytest.mark.django_db
 
@@ -59,23 +59,18 @@ def test_pages_and_public_reads_render_uncached(usdt_fund, linear, dead_cache):
 def test_ingestion_answers_and_books(usdt_fund, linear, dead_cache):
     usdt_fund.anchor = timezone.now() - timedelta(days=1)
     usdt_fund.save()
-    now = timezone.now()
     engine = client_for(UserFactory(username="trading-engine"), ApiToken.Kind.ENGINE)
     response = engine.post(
         "/api/v1/ingest/liquidations",
         {
             "items": [
-                {
-                    "external_id": "x-1",
-                    "contract": "BTCUSDT",
-                    "side": "long",
-                    "quantity": "1",
-                    "takeover_price": "100",
-                    "close_price": "99.5",
-                    "remaining_margin": "2",
-                    "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-                    "closed_at": (now - timedelta(minutes=1)).isoformat(),
-                }
+                takeover_item(
+                    "x-1",
+                    quantity="1",
+                    takeover_price="100",
+                    close_price="99.5",
+                    remaining_margin="2",
+                )
             ]
         },
         format="json",

@@ -8,27 +8,11 @@ from django.utils import timezone
 
 from fund.models import FundRecord, LiquidationTakeover, PositionProfit, SettlementCycle
 from fund.services.liquidations import MAX_BATCH
+from tests.helpers import takeover_item as item
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/ingest/liquidations"
 PROFITS = "/api/v1/ingest/position-profits"
-
-
-def item(external_id="lq-1", **overrides):
-    now = timezone.now()
-    values = {
-        "external_id": external_id,
-        "contract": "BTCUSDT",
-        "side": "long",
-        "quantity": "2",
-        "takeover_price": "60000",
-        "close_price": "59990.5",
-        "remaining_margin": "25",
-        "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-        "closed_at": (now - timedelta(minutes=1)).isoformat(),
-    }
-    values.update(overrides)
-    return values
 
 
 @pytest.fixture

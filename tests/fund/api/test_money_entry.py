@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fund.models import FundRecord, LiquidationTakeover
-from tests.helpers import deposit
+from tests.helpers import deposit, takeover_item
 
 pytestmark = pytest.mark.django_db
 NOT_PLAIN = ["٥", "５", "1_000", "+25", " 25 ", "25\n", ".5", "25.", "2.5e1", "1e3"]
@@ -47,10 +47,7 @@ def test_the_intake_refuses_an_amount_not_in_plain_text(engine, usdt_fund, linea
     now = timezone.now()
     usdt_fund.anchor = now - timedelta(days=1)
     usdt_fund.save()
-    item = {"external_id": "lq-plain", "contract": "BTCUSDT", "side": "long", "quantity": "2",
-            "takeover_price": "60000", "close_price": "59990.5", "remaining_margin": "25",
-            "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-            "closed_at": (now - timedelta(minutes=1)).isoformat(), field: value}  # fmt: skip
+    item = takeover_item("lq-plain", **{field: value})
     answer = engine.post("/api/v1/ingest/liquidations", {"items": [item]}, format="json")
     assert answer.status_code == 400 and f"items[0].{field}" in answer.data
     assert not LiquidationTakeover.objects.exists()
@@ -92,10 +89,7 @@ def test_the_intake_takes_an_engine_id_in_its_one_canonical_form_only(
     now = timezone.now()
     usdt_fund.anchor = now - timedelta(days=1)
     usdt_fund.save()
-    item = {"external_id": external_id, "contract": "BTCUSDT", "side": "long", "quantity": "2",
-            "takeover_price": "60000", "close_price": "59990.5", "remaining_margin": "25",
-            "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-            "closed_at": (now - timedelta(minutes=1)).isoformat()}  # fmt: skip
+    item = takeover_item(external_id)
     answer = engine.post("/api/v1/ingest/liquidations", {"items": [item]}, format="json")
     assert answer.status_code == 400 and "items[0].external_id" in str(answer.data)
     assert not LiquidationTakeover.objects.exists()

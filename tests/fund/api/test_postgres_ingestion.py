@@ -8,7 +8,7 @@ from django.utils import timezone
 from fund.models import FundRecord, LiquidationTakeover
 from statements.models import ApiToken
 from tests.factories import UserFactory
-from tests.helpers import assert_books_hold, client_for, run_together
+from tests.helpers import assert_books_hold, client_for, run_together, takeover_item
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -16,20 +16,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_it_books_a_batch_sent_three_times_at_once_exactly_once(usdt_fund, linear):
     usdt_fund.anchor = timezone.now() - timedelta(days=1)
     usdt_fund.save()
-    now = timezone.now()
     batch = {
         "items": [
-            {
-                "external_id": f"race-{i}",
-                "contract": "BTCUSDT",
-                "side": "long",
-                "quantity": "1",
-                "takeover_price": "100",
-                "close_price": "99.5",
-                "remaining_margin": "2",
-                "taken_over_at": (now - timedelta(minutes=2)).isoformat(),
-                "closed_at": (now - timedelta(minutes=1)).isoformat(),
-            }
+            takeover_item(
+                f"race-{i}",
+                quantity="1",
+                takeover_price="100",
+                close_price="99.5",
+                remaining_margin="2",
+            )
             for i in range(500)
         ]
     }
