@@ -14,6 +14,7 @@ Canonical form (anyone can recompute it from the public API):
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from statements.money import format_units
 
@@ -41,7 +42,7 @@ def record_hash(
         kind,
         format_units(amount_units, precision),
         format_units(balance_after_units, precision),
-        created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        _utc_text(created_at),
         takeover or "",
         "" if cycle_id is None else str(cycle_id),
         "" if corrects_id is None else str(corrects_id),
@@ -49,3 +50,8 @@ def record_hash(
     ]
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
+
+
+@lru_cache(maxsize=1024)  # a batch's records mostly share one moment
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

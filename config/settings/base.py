@@ -240,9 +240,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "fund:my-statements"
 LOGOUT_REDIRECT_URL = "fund:overview"
 
-# A 10,000-item ingestion batch is a few MB of JSON; larger bodies are refused with 413.
+# A 10,000-item ingestion batch is 2 to 5 MB of JSON; larger bodies are refused with 413,
+# before they are read when Content-Length says so (fund/api/intake.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
-    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024, minimum=0
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024, minimum=1024
 )
 
 _API_ANON_RATE = env.str("API_ANON_RATE", default="600/minute")

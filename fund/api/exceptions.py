@@ -1,5 +1,5 @@
 """Errors as the API answers them: 400 with field messages for bad input (Django's or DRF's
-ValidationError), 409 for a clash with what is booked, 413 for an oversize body or batch, 503 with
+ValidationError), 409 for a clash with what is booked, 413 for an oversize body, 503 with
 Retry-After while the books are busy."""
 
 from django.core.exceptions import RequestDataTooBig
@@ -10,7 +10,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from fund.api.parsers import PayloadTooLarge
 from fund.errors import SEND_FAILED, ConflictError
-from fund.services.liquidations import BatchTooLarge
 from fund.services.locks import BooksBusy
 from fund.tasks import broker_unreachable
 
@@ -41,8 +40,6 @@ def exception_handler(exc, context):
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(exc.retry_after)},
         )
-    if isinstance(exc, BatchTooLarge):
-        exc = PayloadTooLarge(str(exc))
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge("The request body is larger than the server accepts.")
     return drf_exception_handler(exc, context)

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fund.api import serializers as s
+from fund.api.intake import Batch, PositionProfitBatchParser, TakeoverBatchParser, batch_items
 from fund.api.permissions import IsEngine
 from fund.api.schema import BUSY, DENIED, ERROR
 from fund.services.liquidations import (
@@ -17,37 +18,6 @@ from fund.services.liquidations import (
     liquidations_record,
     position_profits_record,
 )
-
-
-def _items(data, required: tuple[str, ...], top: tuple[str, ...] = ("items",)) -> list[dict]:
-    """The batch's items, each with exactly the `required` fields; the body itself may carry
-    only the `top` keys (an unknown key is refused, not ignored: it is a client's mistake)."""
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-        raise ValidationError({"items": 'Send {"items": [...]}: a list of objects.'})
-    unknown = sorted(set(data) - set(top))
-    if unknown:
-        raise ValidationError(
-            {name: f"Unknown field {name!r}: send only {', '.join(top)}." for name in unknown}
-        )
-    items, errors, fields = data["items"], {}, set(required)
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors[f"items[{index}]"] = f"Item {index}: must be an object."
-            continue
-        if item.keys() == fields and None not in item.values() and "" not in item.values():
-            continue  # the usual case, checked at once
-        for name in required:
-            if item.get(name) in (None, ""):
-                ident = item.get("external_id", item.get("position_id"))
-                errors[f"items[{index}].{name}"] = (
-                    f"Item {index} ({ident!r}): this field is required."
-                )
-        unknown = sorted(set(item) - fields)
-        if unknown:
-            errors[f"items[{index}].{unknown[0]}"] = f"Item {index}: unknown field {unknown[0]!r}."
-    if errors:
-        raise ValidationError(errors)
-    return items
 
 
 def _moment(value):
@@ -88,11 +58,12 @@ INTAKE_RESPONSES = {
         s.ConflictOut,
         description="An id was booked before with other content, or the cycle is settled.",
     ),
-    413: OpenApiResponse(description="More than 10,000 items, or a body too large."),
+    413: OpenApiResponse(description="A body larger than the server reads (8 MiB by default)."),
 }
 
 
 class LiquidationIntakeView(APIView):
+    parser_classes = [TakeoverBatchParser]
     permission_classes = [IsEngine]
     throttle_classes = []
 
@@ -114,7 +85,11 @@ class LiquidationIntakeView(APIView):
             "taken_over_at",
             "closed_at",
         )
-        items = _items(request.data, fields)
+        data = request.data
+        if isinstance(data, Batch):  # typed by the decoder (fund/api/intake.py)
+            intake = liquidations_record(items=data.items)
+            return _intake_response(intake, [i.external_id for i in data.items])
+        items = batch_items(data, fields)
         inputs = [
             TakeoverInput(
                 i["external_id"],
@@ -134,6 +109,7 @@ class LiquidationIntakeView(APIView):
 
 
 class PositionProfitIntakeView(APIView):
+    parser_classes = [PositionProfitBatchParser]
     permission_classes = [IsEngine]
     throttle_classes = []
 
@@ -145,10 +121,14 @@ class PositionProfitIntakeView(APIView):
         "cycle settles)",
     )
     def post(self, request):
-        items = _items(
-            request.data, ("position_id", "account", "contract", "profit"), ("cycle", "items")
+        data = request.data
+        if isinstance(data, Batch):  # typed by the decoder (fund/api/intake.py)
+            intake = position_profits_record(cycle_id=data.cycle, items=data.items)
+            return _intake_response(intake, [i.position_id for i in data.items])
+        items = batch_items(
+            data, ("position_id", "account", "contract", "profit"), ("cycle", "items")
         )
-        cycle = request.data.get("cycle")
+        cycle = data.get("cycle")
         if isinstance(cycle, bool) or not isinstance(cycle, int):
             raise ValidationError({"cycle": "Give the settlement cycle's id, a whole number."})
         inputs = [PositionProfitInput(**item) for item in items]

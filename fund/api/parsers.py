@@ -64,6 +64,12 @@ class ExactJSONParser(JSONParser):
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
+        return self.decode(body)
+
+    @staticmethod
+    def decode(body: bytes):
+        """UTF-8 JSON text to Python values, numbers exact, text storable (the module's
+        docstring); ParseError (400) otherwise."""
         try:
             data = json.loads(
                 body.decode(JSON_CHARSET), parse_float=JSONNumber, parse_constant=_refuse_constant

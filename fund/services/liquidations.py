@@ -34,6 +34,8 @@ from statements.money import MAX_UNITS, MoneyError, parse_decimal, to_units
 CLOCK_TOLERANCE = timedelta(seconds=2)
 QUANTITY_PLACES, PRICE_PLACES, MAX_DIGITS = 6, 8, 15
 MAX_BATCH = 10_000
+# The most items whose errors one answer lists; the others are counted (bounded answers).
+MAX_ITEM_ERRORS = 100
 # The engine's ids in their one canonical form: stored and echoed exactly as sent, so an id
 # never has two spellings (no spaces around it, no control or non-ASCII characters).
 IDENTIFIER = re.compile(r"[!-~]{1,64}")
@@ -44,16 +46,13 @@ def is_identifier(value) -> bool:
     return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
 
 
-class BatchTooLarge(Exception):
-    """More items than one batch may carry (HTTP 413)."""
-
-
-def _check_batch(items) -> None:
+def batch_check(items) -> None:
+    """A batch's size, checked before any of its items is looked at."""
     if not items:
         raise ValidationError({"items": "Send at least one item."})
     if len(items) > MAX_BATCH:
-        raise BatchTooLarge(
-            f"A batch carries at most {MAX_BATCH:,} items; this one has {len(items):,}."
+        raise ValidationError(
+            {"items": f"A batch carries at most {MAX_BATCH:,} items; this one has {len(items):,}."}
         )
 
 
@@ -219,14 +218,30 @@ def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tupl
 
 
 def _raise_item_errors(errors: dict[int, dict[str, str]], ids: Sequence[str]) -> None:
-    if errors:
-        raise ValidationError(
-            {
+    item_errors_raise(
+        {
+            index: {
                 f"items[{index}].{name}": f"Item {index} ({ids[index]!r}): {message}"
-                for index, fields in sorted(errors.items())
                 for name, message in fields.items()
             }
+            for index, fields in errors.items()
+        }
+    )
+
+
+def item_errors_raise(errors: dict[int, dict[str, str]]) -> None:
+    """Raises the ValidationError of a batch's item errors (item index → {key: message}):
+    the first MAX_ITEM_ERRORS items' messages, and how many more items have errors."""
+    if not errors:
+        return
+    listed = sorted(errors)[:MAX_ITEM_ERRORS]
+    body = {key: message for index in listed for key, message in errors[index].items()}
+    if len(errors) > len(listed):
+        body["items"] = (
+            f"{len(errors) - len(listed):,} more items have errors; the first "
+            f"{len(listed)} are listed."
         )
+    raise ValidationError(body)
 
 
 def _check_cycle_totals(what: str, cycle_ids, existing, field: str, additions) -> None:
@@ -320,7 +335,7 @@ def _is_external_id_clash(exc: IntegrityError) -> bool:
 
 @books_transaction
 def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None) -> Intake:
-    _check_batch(items)
+    batch_check(items)
     now = now or timezone.now()
     symbols = {item.contract for item in items if isinstance(item.contract, str)}
     contracts = {
@@ -447,7 +462,7 @@ def position_profits_record(
     *, cycle_id: int, items: Sequence[PositionProfitInput], now: datetime | None = None
 ) -> Intake:
     """Books the engine's position profits for a cycle; accepted until the cycle settles."""
-    _check_batch(items)
+    batch_check(items)
     fund = lock_fund_of_cycle(cycle_id=cycle_id)
     cycle = lock_cycle(cycle_id=cycle_id)
     if not cycle.is_accepting:

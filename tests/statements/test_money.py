@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fund.models import FundRecord, LiquidationTakeover
 from statements.money import MAX_PRECISION, MAX_UNITS, MoneyError, format_units, to_units
@@ -124,3 +126,26 @@ def test_it_holds_a_json_number_to_the_same_plain_form():
     assert to_units(json.loads("25.5", parse_float=JSONNumber), 8) == 2_550_000_000
     with pytest.raises(MoneyError, match="plain decimal text"):
         to_units(json.loads("2.5e1", parse_float=JSONNumber), 8)
+
+
+def _outcome(convert):
+    try:
+        return convert()
+    except MoneyError as exc:
+        return str(exc)
+
+
+@given(
+    text=st.from_regex(r"-?[0-9]{1,41}(\.[0-9]{1,41})?", fullmatch=True),
+    precision=st.integers(0, 18),
+    limited=st.booleans(),
+)
+def test_plain_text_is_read_in_integers_exactly_as_through_decimal(text, precision, limited):
+    limit = MAX_UNITS if limited else None
+    fast = _outcome(lambda: to_units(text, precision, limit=limit))
+    assert fast == _outcome(lambda: to_units(Decimal(text), precision, limit=limit))
+
+
+@given(units=st.integers(-MAX_UNITS, MAX_UNITS), precision=st.integers(0, 18))
+def test_units_are_written_as_their_exact_decimal(units, precision):
+    assert format_units(units, precision) == f"{Decimal(f'{units}E-{precision}'):.{precision}f}"

@@ -126,9 +126,9 @@ def test_it_requires_every_field(engine, linear, recent):
     assert response.status_code == 400 and "required" in response.data["items[0].close_price"][0]
 
 
-def test_it_refuses_an_oversize_batch_with_413(engine, linear, recent):
+def test_it_refuses_an_oversize_batch_naming_the_items(engine, linear, recent):
     response = post(engine, [item(f"lq-{i}") for i in range(MAX_BATCH + 1)])
-    assert response.status_code == 413
+    assert response.status_code == 400 and "at most 10,000 items" in response.data["items"][0]
     assert not LiquidationTakeover.objects.exists()
 
 
