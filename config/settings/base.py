@@ -286,6 +286,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "fund.api.schema.filters_not_empty",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RecordKindEnum": "fund.models.FundRecord.Kind",
         "ContractKindEnum": "fund.models.Contract.Kind",

@@ -24,11 +24,12 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 from fund.api.parsers import JSON_TYPE, ExactJSONParser, PayloadTooLarge, check_media_type
-from fund.services.liquidations import IDENTIFIER, MAX_BATCH, batch_check, item_errors_raise
+from fund.api.serializers.ingestion import IDENTIFIER_PATTERN, SYMBOL_PATTERN
+from fund.services.liquidations import MAX_BATCH, batch_check, item_errors_raise
 from statements.money import DECIMAL_TEXT
 
-_Identifier = Annotated[str, msgspec.Meta(pattern=f"^{IDENTIFIER.pattern}$")]
-_Symbol = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,32}$")]
+_Identifier = Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
+_Symbol = Annotated[str, msgspec.Meta(pattern=SYMBOL_PATTERN)]
 _Positive = Annotated[str, msgspec.Meta(pattern=f"^{DECIMAL_TEXT.replace('-?', '')}$")]
 _Signed = Annotated[str, msgspec.Meta(pattern=f"^{DECIMAL_TEXT}$")]
 _Moment = Annotated[datetime, msgspec.Meta(tz=True)]

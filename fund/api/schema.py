@@ -26,3 +26,23 @@ CSV_PARAMETER = OpenApiParameter(
     enum=["json", "csv"],
     description="csv: the whole selection as CSV (at most 100,000 rows).",
 )
+
+# Query parameters that are not filters: a cursor, a page size and the CSV switch.
+_NOT_FILTERS = frozenset({"cursor", "page_size", "format"})
+
+
+def filters_not_empty(result, generator, request, public):
+    """drf-spectacular hook: a filter sent empty is refused (fund/api/filtering.py), so the
+    schema says each text filter has at least one character."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if (
+                    parameter.get("in") == "query"
+                    and parameter["name"] not in _NOT_FILTERS
+                    and schema.get("type") == "string"
+                    and "enum" not in schema
+                ):
+                    schema["minLength"] = 1
+    return result

@@ -133,6 +133,17 @@ def _ratio(value: Decimal) -> tuple[int, int]:
 
 def _bounded_decimal(value, *, places: int, positive: bool) -> Decimal:
     """A price or quantity: at most `places` decimals and MAX_DIGITS digits in all."""
+    parts = _UNSIGNED_PARTS.fullmatch(value) if type(value) is str else None
+    if parts is not None:  # plain text: its digits counted as written (the usual case)
+        whole, fraction = parts.groups()
+        if (
+            len(whole.lstrip("0")) <= MAX_DIGITS - places
+            and len((fraction or "").rstrip("0")) <= places
+        ):
+            number = Decimal(value)
+            if positive and not number:
+                raise MoneyError("must be greater than zero")
+            return number
     number = parse_decimal(value)
     if positive and number <= 0:
         raise MoneyError("must be greater than zero")
@@ -144,6 +155,7 @@ def _bounded_decimal(value, *, places: int, positive: bool) -> Decimal:
     return exact
 
 
+_UNSIGNED_PARTS = re.compile(r"([0-9]{1,40})(?:\.([0-9]{1,40}))?")
 _STEPS = {places: Decimal(1).scaleb(-places) for places in (QUANTITY_PLACES, PRICE_PLACES)}
 _SIDES = frozenset(LiquidationTakeover.Side.values)
 

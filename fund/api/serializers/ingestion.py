@@ -5,14 +5,18 @@ from rest_framework import serializers
 
 from fund.api.serializers.fields import decimal_text
 from fund.models import LiquidationTakeover
-from fund.services.liquidations import MAX_BATCH
+from fund.services.liquidations import IDENTIFIER, IDENTIFIER_FORM, MAX_BATCH
+
+IDENTIFIER_PATTERN = f"^{IDENTIFIER.pattern}$"
+SYMBOL_PATTERN = r"^[!-~]{1,32}$"
 
 
 class TakeoverIn(serializers.Serializer):
-    external_id = serializers.CharField(
-        max_length=64, help_text="The engine's id of the takeover: the idempotency key."
+    external_id = serializers.RegexField(
+        IDENTIFIER_PATTERN,
+        help_text=f"The engine's id of the takeover, the idempotency key: {IDENTIFIER_FORM}.",
     )
-    contract = serializers.CharField(help_text="Contract symbol, e.g. BTCUSDT.")
+    contract = serializers.RegexField(SYMBOL_PATTERN, help_text="Contract symbol, e.g. BTCUSDT.")
     side = serializers.ChoiceField(
         choices=LiquidationTakeover.Side.choices, help_text="The taken-over position's side."
     )
@@ -43,10 +47,16 @@ class TakeoverBatchIn(serializers.Serializer):
 
 class PositionProfitIn(serializers.Serializer):
     position_id = serializers.IntegerField(
-        min_value=1, help_text="The engine's position id (ties rank lower ids first)."
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The engine's position id (ties rank lower ids first).",
     )
-    account = serializers.CharField(max_length=64, help_text="The engine's account id.")
-    contract = serializers.CharField(help_text="A contract margined in the cycle's asset.")
+    account = serializers.RegexField(
+        IDENTIFIER_PATTERN, help_text=f"The engine's account id: {IDENTIFIER_FORM}."
+    )
+    contract = serializers.RegexField(
+        SYMBOL_PATTERN, help_text="A contract margined in the cycle's asset."
+    )
     profit = decimal_text(
         "The position's profit for the cycle, at most the asset's decimals; ≤ 0 takes no part.",
         signed=True,
@@ -54,7 +64,11 @@ class PositionProfitIn(serializers.Serializer):
 
 
 class PositionProfitBatchIn(serializers.Serializer):
-    cycle = serializers.IntegerField(help_text="The settlement cycle's id (see /api/v1/cycles).")
+    cycle = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The settlement cycle's id (see /api/v1/cycles).",
+    )
     items = batch(PositionProfitIn(), f"1 to {MAX_BATCH:,} positions; all or nothing.")
 
 

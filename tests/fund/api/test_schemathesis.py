@@ -82,3 +82,22 @@ def test_the_schema_says_what_the_server_enforces(client):
         "/api/v1/funds/{asset}/records": (1, 1000),
         "/api/v1/me/statements": (1, 500),
     }
+
+
+@pytest.mark.django_db
+def test_the_schema_says_filters_are_not_empty_and_ids_are_canonical(client):
+    """A filter sent empty is refused, and the engine's ids have one form: the schema says so."""
+    document = client.get("/api/schema/?format=json").json()
+    filters = {
+        (path, parameter["name"]): parameter["schema"]
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+    }
+    assert filters["/api/v1/cycles", "asset"]["minLength"] == 1
+    assert filters["/api/v1/funds/{asset}/records", "from"]["minLength"] == 1
+    assert "minLength" not in filters["/api/v1/cycles", "cursor"]
+    takeover = document["components"]["schemas"]["TakeoverInRequest"]["properties"]
+    assert takeover["external_id"]["pattern"] == "^[!-~]{1,64}$"
+    assert takeover["contract"]["pattern"] == "^[!-~]{1,32}$"
