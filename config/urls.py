@@ -4,7 +4,17 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.cache import cache_control
 
-from statements.forms import ThrottledAuthenticationForm
+from statements.forms import (
+    ThrottledAdminAuthenticationForm,
+    ThrottledAdminPasswordChangeForm,
+    ThrottledAuthenticationForm,
+    ThrottledPasswordChangeForm,
+)
+
+# Django's admin logs in and changes passwords through its own forms: the same lockout's
+# (statements/lockout.py: the backend counts every login; these forms give its refusals words).
+admin.site.login_form = ThrottledAdminAuthenticationForm
+admin.site.password_change_form = ThrottledAdminPasswordChangeForm
 
 
 def healthz(request):
@@ -28,7 +38,7 @@ urlpatterns = [
     # logged-in user's own pages as well.
     path(
         "accounts/password/",
-        private(auth_views.PasswordChangeView.as_view()),
+        private(auth_views.PasswordChangeView.as_view(form_class=ThrottledPasswordChangeForm)),
         name="password_change",
     ),
     path(

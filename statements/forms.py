@@ -1,56 +1,77 @@
-"""Logging in, with repeated failures locked out for a while."""
+"""The login and password change forms, with the lockout's refusals in words
+(statements/lockout.py counts and refuses; these forms only say why)."""
 
-import logging
-
-from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.core.exceptions import ValidationError
 
-logger = logging.getLogger(__name__)
+from statements.lockout import LoginRefused, login_attempt
 
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 15 * 60
-
-
-def _key(request, username: str) -> str:
-    address = request.META.get("REMOTE_ADDR", "") if request else ""
-    return f"login-failures:{address}:{(username or '').strip().lower()}"
+REFUSAL_MESSAGES = {
+    "locked": "Too many failed logins. Try again in %(wait)s.",
+    "unavailable": "Signing in is unavailable for a moment. Try again in a minute.",
+}
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """After MAX_FAILURES failed logins for one username from one address, further attempts are
-    refused for LOCKOUT_SECONDS, whatever the password."""
+def _wait(seconds: int) -> str:
+    minutes = max(1, -(-seconds // 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "locked": "Too many failed logins. Try again in 15 minutes.",
-        "unavailable": "Signing in is unavailable for a moment. Try again in a minute.",
-    }
 
-    def clean(self):
-        key = _key(self.request, self.cleaned_data.get("username"))
-        try:
-            failures = cache.get(key, 0)
-        except Exception:  # the lockout cannot be checked: refuse rather than let guesses through
-            logger.warning("login throttle cache unavailable", exc_info=True)
-            raise ValidationError(self.error_messages["unavailable"], code="unavailable") from None
-        if failures >= MAX_FAILURES:
-            raise ValidationError(self.error_messages["locked"], code="locked")
-        try:
-            cleaned = super().clean()
-        except ValidationError:
+def refusal_error(refusal: LoginRefused) -> ValidationError:
+    return ValidationError(
+        REFUSAL_MESSAGES[refusal.reason],
+        code=refusal.reason,
+        params={"wait": _wait(refusal.retry_after)},
+    )
+
+
+class LockoutMessageMixin:
+    """For an AuthenticationForm: when the backend refused the attempt without checking the
+    password, say so instead of "wrong password"."""
+
+    def get_invalid_login_error(self):
+        refusal = getattr(self.request, "login_refusal", None)
+        if refusal is not None:
+            return refusal_error(refusal)
+        return super().get_invalid_login_error()
+
+
+class ThrottledAuthenticationForm(LockoutMessageMixin, AuthenticationForm):
+    """/accounts/login/."""
+
+
+class ThrottledAdminAuthenticationForm(LockoutMessageMixin, AdminAuthenticationForm):
+    """/admin/login/: the same budgets as /accounts/login/."""
+
+
+class LockoutOldPasswordMixin:
+    """For a PasswordChangeForm: the old password is a password check like a login's, against
+    the same account budget (the form has no request, so no address budget)."""
+
+    def clean_old_password(self):
+        check = super().clean_old_password
+
+        def verify():
             try:
-                try:
-                    cache.incr(key)
-                except ValueError:
-                    cache.set(key, 1, timeout=LOCKOUT_SECONDS)
-            except Exception:
-                logger.warning(
-                    "login throttle cache unavailable: a failure was not counted", exc_info=True
-                )
-            raise
+                return check()
+            except ValidationError as wrong:
+                verify.wrong = wrong
+                return None
+
+        verify.wrong = None
         try:
-            cache.delete(key)
-        except Exception:
-            logger.warning("login throttle cache unavailable: failures not reset", exc_info=True)
-        return cleaned
+            old_password = login_attempt(None, self.user.get_username(), verify)
+        except LoginRefused as refusal:
+            raise refusal_error(refusal) from None
+        if verify.wrong is not None:
+            raise verify.wrong
+        return old_password
+
+
+class ThrottledPasswordChangeForm(LockoutOldPasswordMixin, PasswordChangeForm):
+    """/accounts/password/."""
+
+
+class ThrottledAdminPasswordChangeForm(LockoutOldPasswordMixin, AdminPasswordChangeForm):
+    """/admin/password_change/."""

@@ -124,3 +124,22 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+
+class LoginBudget(models.Model):
+    """How many password checks one account, or one client address, has used in its current
+    window (statements/lockout.py). A slot is taken, in one atomic statement, before a password
+    is checked, and given back when the password was right or the attempt refused; so `used` is
+    the window's failures plus the checks under way."""
+
+    key = models.CharField(
+        max_length=80, primary_key=True, help_text="account:<sha256 of the username> or address:…"
+    )
+    used = models.IntegerField()
+    window_ends = models.BigIntegerField(help_text="Unix time, in seconds.")
+
+    class Meta:
+        indexes = [models.Index(fields=["window_ends"], name="login_budget_window_ends")]
+
+    def __str__(self):
+        return f"{self.key}: {self.used}"

@@ -236,6 +236,18 @@ if env_bool("DJANGO_SECURE", default=False):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# Every password check (the login pages, Django's admin, the password change forms) takes a slot
+# from two budgets first, atomically (statements/lockout.py): LOGIN_ACCOUNT_FAILURES per account
+# and LOGIN_ADDRESS_FAILURES per client address over all accounts, per LOGIN_LOCKOUT_SECONDS
+# window; a right password gives its slots back. A used-up account is locked for every address;
+# a used-up address for every account.
+AUTHENTICATION_BACKENDS = ["statements.lockout.LockoutModelBackend"]
+LOGIN_ACCOUNT_FAILURES = env_int("LOGIN_ACCOUNT_FAILURES", default=5, minimum=1, maximum=1000)
+LOGIN_ADDRESS_FAILURES = env_int("LOGIN_ADDRESS_FAILURES", default=20, minimum=1, maximum=100_000)
+LOGIN_LOCKOUT_SECONDS = env_int(
+    "LOGIN_LOCKOUT_SECONDS", default=15 * 60, minimum=1, maximum=7 * 24 * 3600
+)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "fund:my-statements"
 LOGOUT_REDIRECT_URL = "fund:overview"

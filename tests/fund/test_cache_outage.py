@@ -1,5 +1,5 @@
-"""With the cache (Redis) unreachable, the portal reads and the engine's ingestion go on; signing
-in refuses clearly rather than skip its lockout. Runs on any database: the cache points at a
+"""With the cache (Redis) unreachable, the portal reads and the engine's ingestion go on, and so
+does signing in, its lockout held in the database. Runs on any database: the cache points at a
 closed port."""
 
 import socket
@@ -80,12 +80,14 @@ def test_ingestion_answers_and_books(usdt_fund, linear, dead_cache):
     assert_books_hold(usdt_fund)
 
 
-def test_signing_in_refuses_clearly(dead_cache):
+def test_signing_in_goes_on_and_its_lockout_holds(dead_cache):
+    """The login budgets live in the database (statements/lockout.py), not the cache."""
     UserFactory(username="carol", password="a-good-password-1")
-    response = Client().post(
+    ok = Client().post("/accounts/login/", {"username": "carol", "password": "a-good-password-1"})
+    assert ok.status_code == 302
+    for _ in range(5):
+        Client().post("/accounts/login/", {"username": "carol", "password": "wrong"})
+    locked = Client().post(
         "/accounts/login/", {"username": "carol", "password": "a-good-password-1"}
     )
-    assert (
-        response.status_code == 200
-        and b"Signing in is unavailable for a moment" in response.content
-    )
+    assert locked.status_code == 200 and b"Too many failed logins" in locked.content
