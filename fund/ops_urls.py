@@ -9,6 +9,7 @@ urlpatterns = [
     path("cycles/<int:pk>/", views_ops.cycle, name="cycle"),
     path("cycles/<int:pk>/preview/", views_ops.preview, name="preview"),
     path("cycles/<int:pk>/settle/", views_ops.settle, name="settle"),
+    path("cycles/<int:pk>/resend/", views_ops.resend, name="resend"),
     path("funds/<str:asset>/move/", views_ops.fund_move, name="fund-move"),
     path("funds/<str:asset>/correct/", views_ops.fund_correct, name="fund-correct"),
     path("funds/<str:asset>/schedule/", views_ops.fund_schedule, name="fund-schedule"),

@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from fund.services.cycles import cycles_close_due, cycles_release_claim
 from fund.services.idempotency import idempotency_keys_prune
 from fund.services.locks import BooksBusy
-from fund.services.settlement import settlement_cycle_settle
+from fund.services.settlement import settlement_cycle_settle, settlements_dead_claims
 
 logger = logging.getLogger(__name__)
 BROKER_ERRORS = (
@@ -30,6 +30,15 @@ def close_due_cycles() -> dict:
     due = cycles_close_due()
     sent, unsent = send_settlements(due.to_settle)  # each fund's transaction has committed already
     return {"opened": due.opened, "closed": due.closed, "to_settle": sent, "unsent": unsent}
+
+
+@shared_task(name="fund.tasks.resend_dead_settlements", ignore_result=True)
+def resend_dead_settlements() -> dict:
+    """Every DEAD_CLAIM_SECONDS (beat, 20 s): sends again the settlement of each settling cycle
+    whose worker died (its claim is free: fund/services/settlement/resend.py), so that it settles
+    within a minute of the death instead of the broker's visibility timeout."""
+    sent, unsent = send_settlements(settlements_dead_claims())
+    return {"resent": sent, "unsent": unsent}
 
 
 def broker_unreachable(exc: BaseException | None) -> bool:

@@ -24,7 +24,12 @@ from fund.services.cycles import fund_schedule_update
 from fund.services.idempotency import idempotency_fingerprint, idempotency_once
 from fund.services.ledger import fund_deposit, fund_record_correct, fund_withdraw
 from fund.services.locks import BooksBusy
-from fund.services.settlement import settlement_cycle_settle_now, settlement_preview_record
+from fund.services.settlement import (
+    settlement_claim_alive,
+    settlement_cycle_resend,
+    settlement_cycle_settle_now,
+    settlement_preview_record,
+)
 from fund.tasks import broker_unreachable
 
 Status = SettlementCycle.Status
@@ -66,11 +71,11 @@ def _render_cycle(request, cycle, preview=None):
         cycle.status == Status.CLOSED and request.GET.get("follow")
     )
     charts = preview["chart"] if preview and preview["participant_count"] else {}
-    return render(
-        request,
-        "ops/cycle.html",
-        {"cycle": cycle, "preview": preview, "following": following, "charts": charts},
-    )
+    context = {"cycle": cycle, "preview": preview, "following": following, "charts": charts}
+    if cycle.status == Status.SETTLING:
+        context["claim_alive"] = settlement_claim_alive(cycle=cycle)
+        context["resend_form"] = ResendForm()
+    return render(request, "ops/cycle.html", context)
 
 
 @settlement_staff_required
@@ -116,6 +121,45 @@ def settle(request, pk):
         messages.error(request, SEND_FAILED)
         return redirect("ops:cycle", pk=pk)
     messages.success(request, f"Settlement of cycle {sent.cycle.id} sent to the workers.")
+    return redirect(f"{reverse('ops:cycle', args=[pk])}?follow=1")
+
+
+@require_POST
+@settlement_staff_required
+def resend(request, pk):
+    """Sends a settling cycle's settlement again when its worker died (the beat does so within
+    DEAD_CLAIM_SECONDS too); says so and sends nothing while its posting is alive. Audited; a
+    one-time token, so a double click sends once."""
+    cycle = cycle_or_404(cycle_id=pk)
+    form = ResendForm(request.POST)
+    message = None
+    if form.is_valid():
+
+        def call():
+            try:
+                return settlement_cycle_resend(cycle_id=cycle.id, audit=Audit.from_request(request))
+            except ConflictError as exc:  # alive, or no longer settling: a message, nothing kept
+                raise ValidationError({"cycle": exc.message}) from exc
+
+        try:
+            message = _once(
+                request,
+                form,
+                call,
+                lambda sent: (
+                    f"Cycle {sent.cycle.id}'s worker had died: its settlement is sent to the "
+                    "workers again."
+                ),
+            )
+        except Exception as exc:
+            if not broker_unreachable(exc):
+                raise
+            messages.error(request, SEND_FAILED)
+            return redirect("ops:cycle", pk=pk)
+    if message is None:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("ops:cycle", pk=pk)
+    messages.success(request, message)
     return redirect(f"{reverse('ops:cycle', args=[pk])}?follow=1")
 
 
@@ -178,6 +222,10 @@ def _once(request, form, call, describe):
     if once.previous is not None:
         return "Sent already, and done once: " + once.previous.response.get("message", "")
     return None if once.result is None else describe(once.result)
+
+
+class ResendForm(OnceForm):
+    """Send a settling cycle's settlement again (its worker died): the token only."""
 
 
 def reason_field(help_text: str) -> forms.CharField:

@@ -357,11 +357,19 @@ CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "celerybeat-schedule")
 )
 _BEAT_SECONDS = env_int("CELERY_BEAT_SECONDS", default=None, minimum=1)
+# How often the beat looks for settling cycles whose worker died (resend_dead_settlements):
+# such a cycle is sent again within this many seconds of its worker's death.
+DEAD_CLAIM_SECONDS = env_int("CELERY_DEAD_CLAIM_SECONDS", default=20, minimum=1, maximum=60)
 CELERY_BEAT_SCHEDULE = {
     "close-due-cycles": {
         "task": "fund.tasks.close_due_cycles",
         # Every minute; CELERY_BEAT_SECONDS sets a shorter period (the fault tests use one second).
         "schedule": timedelta(seconds=_BEAT_SECONDS) if _BEAT_SECONDS else crontab(minute="*"),
+    },
+    "resend-dead-settlements": {
+        "task": "fund.tasks.resend_dead_settlements",
+        # A settling cycle whose worker died (its claim is free) is sent again at the next run.
+        "schedule": timedelta(seconds=DEAD_CLAIM_SECONDS),
     },
     "prune-idempotency-keys": {
         "task": "fund.tasks.prune_idempotency_keys",

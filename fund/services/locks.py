@@ -2,6 +2,10 @@
 
 A transaction that changes the books takes, in this order and only the ones it needs:
 
+0. (a settling worker, across its transactions) a cycle's claim (`hold_cycle_claim`: a
+   PostgreSQL session-level advisory lock, held from before the claim to after the posting or
+   the failure; the database drops it when the worker's connection dies, which is how a dead
+   claim is told from a slow one: `cycle_claim_held`);
 1. a cycle's posting lock (`lock_cycle_posting`: a PostgreSQL advisory lock; one posting of a
    cycle at a time, held without any row lock that intake waits for);
 2. the funds' rows (`lock_fund`, `lock_funds`, `lock_fund_of_cycle`), several in id order;
@@ -14,8 +18,10 @@ transaction. A lock that waits longer than `BOOKS_LOCK_TIMEOUT` seconds (Postgre
 answers 503 with Retry-After.
 """
 
+import contextlib
 import contextvars
 import functools
+import logging
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -25,7 +31,11 @@ from django.db import OperationalError, connection, transaction
 from fund.models import Fund, SettlementCycle
 
 ADVISORY_SETTLE = 7_117_001  # the first key of the settlement's advisory locks
+ADVISORY_CLAIM = 7_117_002  # the first key of the settling workers' claims (session-level)
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+
+
+logger = logging.getLogger(__name__)
 
 
 class BooksBusy(Exception):
@@ -198,3 +208,45 @@ def after_books_commit(func) -> None:
         transaction.on_commit(func, robust=False)
     else:
         func()
+
+
+@contextlib.contextmanager
+def hold_cycle_claim(*, cycle_id: int):
+    """Holds a settling worker's claim on a cycle for the whole settlement: the claim's
+    transaction, the posting's (or both postings') and the failure's. A PostgreSQL session-level
+    advisory lock, so it outlives each commit and rollback, and PostgreSQL releases it when the
+    connection ends: a killed worker's claim is free within moments of its death. A second
+    settlement of the same cycle waits here for the first to finish (or die), then finds it
+    settled. SQLite has no such lock (one writer at a time; see cycle_claim_held)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [ADVISORY_CLAIM, cycle_id])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_CLAIM, cycle_id])
+        except Exception:  # the connection itself failed: ending it is what releases the lock
+            logger.warning("could not release the claim of cycle %s", cycle_id, exc_info=True)
+            if not connection.in_atomic_block:
+                connection.close()
+
+
+def cycle_claim_held(*, cycle_id: int) -> bool | None:
+    """Whether a live database session holds this cycle's claim (hold_cycle_claim) or its
+    posting lock; inside a transaction only. When both are free they stay taken by this
+    transaction until it ends, so no new claim starts before what this transaction decides on
+    has committed (a new claimant waits for it). None on SQLite, which cannot tell."""
+    if connection.vendor != "postgresql":
+        return None
+    if not connection.in_atomic_block:
+        raise RuntimeError("The books' locks are taken inside a transaction only.")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s) AND pg_try_advisory_xact_lock(%s, %s)",
+            [ADVISORY_CLAIM, cycle_id, ADVISORY_SETTLE, cycle_id],
+        )
+        return not cursor.fetchone()[0]

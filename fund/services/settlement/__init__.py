@@ -13,9 +13,11 @@ from datetime import datetime
 from django.utils import timezone
 
 from fund.models import SettlementCycle
+from fund.services.locks import hold_cycle_claim
 from fund.services.settlement.claim import settlement_claim
 from fund.services.settlement.close_now import (
     settlement_cycle_close_now,
+    settlement_cycle_resend,
     settlement_cycle_settle_now,
 )
 from fund.services.settlement.failure import settlement_fail
@@ -27,6 +29,7 @@ from fund.services.settlement.posting import (
     settlement_post,
 )
 from fund.services.settlement.preview import settlement_preview, settlement_preview_record
+from fund.services.settlement.resend import settlement_claim_alive, settlements_dead_claims
 
 logger = logging.getLogger("fund.services.settlement")
 
@@ -34,24 +37,30 @@ __all__ = [
     "SettleOutcome",
     "cycle_loss_units",
     "ranked_positions",
+    "settlement_claim_alive",
     "settlement_compute",
     "settlement_cycle_close_now",
+    "settlement_cycle_resend",
     "settlement_cycle_settle",
     "settlement_cycle_settle_now",
     "settlement_preview",
     "settlement_preview_record",
+    "settlements_dead_claims",
 ]
 
 
 def settlement_cycle_settle(
     *, cycle_id: int, now: datetime | None = None, ignore_grace: bool = False
 ) -> SettleOutcome:
-    """Settles one cycle once. Returns posted=False when it was settled already."""
-    now = now or timezone.now()
-    if not settlement_claim(cycle_id=cycle_id, now=now, ignore_grace=ignore_grace):
-        return SettleOutcome(SettlementCycle.objects.get(pk=cycle_id), posted=False)
-    try:
-        return settlement_post(cycle_id=cycle_id, now=now)
-    except Exception as exc:
-        settlement_fail(cycle_id=cycle_id, error=exc)
-        raise
+    """Settles one cycle once. Returns posted=False when it was settled already. The worker's
+    claim is held throughout (hold_cycle_claim: a second settlement of the cycle waits for this
+    one, and a dead worker's claim is seen free: resend.py)."""
+    with hold_cycle_claim(cycle_id=cycle_id):
+        now = now or timezone.now()  # after any wait for another settlement of the cycle
+        if not settlement_claim(cycle_id=cycle_id, now=now, ignore_grace=ignore_grace):
+            return SettleOutcome(SettlementCycle.objects.get(pk=cycle_id), posted=False)
+        try:
+            return settlement_post(cycle_id=cycle_id, now=now)
+        except Exception as exc:
+            settlement_fail(cycle_id=cycle_id, error=exc)
+            raise

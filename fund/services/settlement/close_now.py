@@ -17,6 +17,7 @@ from fund.services.locks import (
     lock_cycle,
     lock_fund_of_cycle,
 )
+from fund.services.settlement.resend import resend_dead_claim
 
 Status = SettlementCycle.Status
 
@@ -26,12 +27,16 @@ def settlement_cycle_close_now(
     *, cycle_id: int, audit: Audit, now: datetime | None = None
 ) -> SettlementCycle:
     """An open cycle ends now and the next cycle takes the rest of its period (the schedule
-    keeps its grid); a closed or failed cycle is taken as it is. Audited. The settlement itself
+    keeps its grid); a closed or failed cycle is taken as it is, and a settling one whose worker
+    died is sent again (409 while its worker is alive: resend.py). Audited. The settlement itself
     runs afterwards (settle_cycle with ignore_grace), once this has committed."""
     now = now or timezone.now()
     fund = lock_fund_of_cycle(cycle_id=cycle_id)
     cycle = lock_cycle(cycle_id=cycle_id)
-    if cycle.status in (Status.SETTLING, Status.SETTLED):
+    if cycle.status == Status.SETTLING:  # 409 while its worker lives; sent again if it died
+        resend_dead_claim(fund=fund, cycle=cycle, audit=audit, now=now)
+        return cycle
+    if cycle.status == Status.SETTLED:
         raise ConflictError(
             f"Cycle {cycle.id} is {cycle.get_status_display().lower()} already.",
             code="cycle_settled",
@@ -80,6 +85,36 @@ def settlement_cycle_settle_now(*, cycle_id: int, audit: Audit) -> SettleNow:
     from fund.tasks import settle_cycle  # the tasks call the services: imported when used
 
     cycle = settlement_cycle_close_now(cycle_id=cycle_id, audit=audit)
+    task_id = str(uuid.uuid4())
+    after_books_commit(
+        lambda: settle_cycle.apply_async((cycle.id,), {"ignore_grace": True}, task_id=task_id)
+    )
+    cycle.refresh_from_db()
+    return SettleNow(cycle=cycle, task_id=task_id)
+
+
+@books_transaction
+def _resend_locked(*, cycle_id: int, audit: Audit, now: datetime) -> SettlementCycle:
+    fund = lock_fund_of_cycle(cycle_id=cycle_id)
+    cycle = lock_cycle(cycle_id=cycle_id)
+    if cycle.status != Status.SETTLING:
+        raise ConflictError(
+            f"Cycle {cycle.id} is {cycle.get_status_display().lower()}, not settling: "
+            "nothing to send again.",
+            code="cycle_not_settling",
+        )
+    resend_dead_claim(fund=fund, cycle=cycle, audit=audit, now=now)
+    return cycle
+
+
+def settlement_cycle_resend(
+    *, cycle_id: int, audit: Audit, now: datetime | None = None
+) -> SettleNow:
+    """The console's "send the settlement again", for a settling cycle only: sent when its
+    worker died, refused (409, nothing sent) while its posting is alive (resend.py)."""
+    from fund.tasks import settle_cycle
+
+    cycle = _resend_locked(cycle_id=cycle_id, audit=audit, now=now or timezone.now())
     task_id = str(uuid.uuid4())
     after_books_commit(
         lambda: settle_cycle.apply_async((cycle.id,), {"ignore_grace": True}, task_id=task_id)
