@@ -6,6 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Field, Lookup
+from django.db.models.lookups import In
 
 
 def _table(model) -> str:
@@ -87,3 +89,23 @@ def _sqlite_row(row: tuple) -> tuple:
         adapt(v) if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v
         for v in row
     )
+
+
+@Field.register_lookup
+class AnyOf(Lookup):
+    """`field__any=[…]`: `field IN (…)` for thousands of values. On PostgreSQL the values travel
+    as one array parameter (`field = ANY(%s)`), so that neither psycopg nor the server parses a
+    statement with ten thousand placeholders; elsewhere it is Django's own `__in`."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value, connection):
+        return "%s", [list(value)]
+
+    def as_sql(self, compiler, connection):
+        if connection.vendor != "postgresql":
+            return In(self.lhs, list(self.rhs)).as_sql(compiler, connection)
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]

@@ -12,7 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -290,7 +290,7 @@ _TAKEOVER_FIELDS = (
 )
 # A conflict names the field as the engine sends it (TakeoverInput), not the model's column.
 _API_FIELD = {"remaining_margin_units": "remaining_margin"}
-_TAKEOVER_COLUMNS = [
+TAKEOVER_COLUMNS = [
     "id",
     "external_id",
     "contract_id",
@@ -310,20 +310,9 @@ _TAKEOVER_COLUMNS = [
 
 
 def _takeovers_by_external_id(external_ids: list[str]):
-    """(external id, id, contract id, *_TAKEOVER_FIELDS) of the takeovers booked with these ids.
-    On PostgreSQL the ids travel as one array parameter, not ten thousand."""
+    """(external id, id, contract id, *_TAKEOVER_FIELDS) of the takeovers booked with these ids."""
     columns = ["external_id", "id", "contract_id", *_TAKEOVER_FIELDS]
-    if connection.vendor != "postgresql":
-        return LiquidationTakeover.objects.filter(external_id__in=external_ids).values_list(
-            *columns
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(columns)} FROM fund_liquidationtakeover "
-            "WHERE external_id = ANY(%s)",
-            [external_ids],
-        )
-        return cursor.fetchall()
+    return LiquidationTakeover.objects.filter(external_id__any=external_ids).values_list(*columns)
 
 
 def liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None = None) -> Intake:
@@ -375,7 +364,41 @@ def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None
                 f"first settlement cycle ({first_start[fund.id]:%Y-%m-%d %H:%M:%S} UTC)."
             }
     _raise_item_errors(errors, [item.external_id for item in items])
-    existing = {row[0]: row[1:] for row in _takeovers_by_external_id(list(seen))}
+
+    def as_booked():
+        for fund in funds.values():  # as the savepoint left them (the ledger moves them)
+            fund.refresh_from_db(fields=["balance_units", "head_hash"])
+        existing = {row[0]: row[1:] for row in _takeovers_by_external_id(list(seen))}
+        return _takeovers_book(cleaned, funds, now, existing=existing)
+
+    return _optimistically(
+        lambda: _takeovers_book(cleaned, funds, now, existing={}),
+        as_booked,
+        clash=lambda exc: _is_external_id_clash(exc),
+    )
+
+
+def _optimistically(all_new, as_booked, *, clash):
+    """Books a batch as if none of its items were booked before (the usual case: no lookup of
+    ten thousand ids), in a savepoint; when that fails (an id is booked already, so its unique
+    key refuses the row: `clash(exc)`, or a check failed that might have passed with some items
+    existing), goes back to the savepoint and books it the careful way, which gives the exact
+    answer. Funds and cycles are locked already: nothing else moves in between."""
+    savepoint = transaction.savepoint_create()
+    try:
+        intake = all_new()
+    except (IntegrityError, ValidationError) as exc:
+        transaction.savepoint_rollback(savepoint)
+        if isinstance(exc, IntegrityError) and not clash(exc):
+            raise
+        return as_booked()
+    transaction.savepoint_commit(savepoint)
+    return intake
+
+
+def _takeovers_book(cleaned: list[dict], funds: dict, now: datetime, existing: dict) -> Intake:
+    """Writes the batch's new takeovers and the fund's records of their profits, given the
+    `existing` takeovers booked with its ids (external id → the row's values)."""
     ids: list[int | None] = [None] * len(cleaned)
     created, new = [], []
     for index, data in enumerate(cleaned):
@@ -427,7 +450,7 @@ def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None
         ids[index] = takeover_id
     insert_rows(
         LiquidationTakeover,
-        _TAKEOVER_COLUMNS,
+        TAKEOVER_COLUMNS,
         (
             (
                 ids[i],
@@ -523,12 +546,31 @@ def position_profits_record(
     _raise_item_errors(errors, [item.position_id for item in items])
 
     accounts = _accounts({account for _, account, _, _ in cleaned})
-    existing = {
+    return _optimistically(
+        lambda: _profits_book(cycle, cleaned, accounts, now, existing={}),
+        lambda: _profits_book(cycle, cleaned, accounts, now, existing=_profits_booked(cycle, seen)),
+        clash=_is_position_clash,
+    )
+
+
+def _is_position_clash(exc: IntegrityError) -> bool:
+    text = str(exc)
+    return "position_profit_unique" in text or "fund_positionprofit.position_id" in text
+
+
+def _profits_booked(cycle, position_ids) -> dict:
+    """position id → (row id, account's external id, contract id, profit) of the cycle's
+    position profits with these ids."""
+    return {
         row[0]: row[1:]
         for row in PositionProfit.objects.filter(
-            cycle=cycle, position_id__in=list(seen)
+            cycle=cycle, position_id__any=list(position_ids)
         ).values_list("position_id", "id", "account__external_id", "contract_id", "profit_units")
     }
+
+
+def _profits_book(cycle, cleaned: list[tuple], accounts: dict, now, existing: dict) -> Intake:
+    """Writes the batch's new position profits, given the `existing` ones of its ids."""
     ids: list[int | None] = [None] * len(cleaned)
     created, new = [], []
     for index, (position_id, account, contract, profit) in enumerate(cleaned):
@@ -586,7 +628,7 @@ def position_profits_record(
 def _accounts(external_ids: set[str]) -> dict[str, int]:
     """Trader account ids by the engine's account id, created on first sight."""
     found = dict(
-        TraderAccount.objects.filter(external_id__in=external_ids).values_list("external_id", "id")
+        TraderAccount.objects.filter(external_id__any=external_ids).values_list("external_id", "id")
     )
     missing = external_ids - set(found)
     if missing:
@@ -594,6 +636,6 @@ def _accounts(external_ids: set[str]) -> dict[str, int]:
             [TraderAccount(external_id=e) for e in missing], ignore_conflicts=True
         )
         found.update(
-            TraderAccount.objects.filter(external_id__in=missing).values_list("external_id", "id")
+            TraderAccount.objects.filter(external_id__any=missing).values_list("external_id", "id")
         )
     return found

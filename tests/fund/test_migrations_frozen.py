@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fund import chain, merkle
 
@@ -93,3 +95,27 @@ def test_it_keeps_the_merkle_root_of_0010(count):
     assert frozen == live
     assert merkle_0010._merkle_root(frozen) == merkle.merkle_root(live)
     assert (merkle.merkle_root(live) == "") == (count == 0)
+
+
+@given(
+    takeover=st.text(max_size=20),
+    reason=st.text(max_size=40),
+    asset=st.text(alphabet="ABCDEFXYZ019.-_ ", min_size=1, max_size=8),
+    kind=st.text(max_size=12),
+)
+def test_any_text_hashes_as_0009_hashed_it(takeover, reason, asset, kind):
+    args = {
+        "asset": asset,
+        "precision": 8,
+        "seq": 5,
+        "kind": kind,
+        "amount_units": -12,
+        "balance_after_units": 10**12,
+        "created_at": WHEN[1],
+        "takeover": takeover,
+        "cycle_id": 3,
+        "corrects_id": None,
+        "reason": reason,
+    }
+    frozen = chain_0009._record_hash(previous=chain.GENESIS, **args)
+    assert chain.record_hash(previous=chain.GENESIS, **args) == frozen
