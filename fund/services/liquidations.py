@@ -160,50 +160,53 @@ _STEPS = {places: Decimal(1).scaleb(-places) for places in (QUANTITY_PLACES, PRI
 _SIDES = frozenset(LiquidationTakeover.Side.values)
 
 
-def _aware(value, name: str) -> datetime:
+def _aware(value) -> datetime:
     if not isinstance(value, datetime):
         raise MoneyError("must be a date and time")
-    if timezone.is_naive(value):
+    if value.utcoffset() is None:
         raise MoneyError("must carry a time zone (for example 2026-11-25T10:00:00Z)")
     return value
 
 
-def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tuple[dict, dict]:
+_PLACES = (
+    ("quantity", "The quantity", QUANTITY_PLACES),
+    ("takeover_price", "The takeover price", PRICE_PLACES),
+    ("close_price", "The close price", PRICE_PLACES),
+)
+
+
+def _clean_takeover(item: TakeoverInput, contracts: dict, latest: datetime) -> tuple[dict, dict]:
+    """A takeover's values checked, and its result computed; `contracts` maps each symbol to
+    (contract, its margin asset's precision), `latest` is the latest time accepted."""
     errors: dict[str, str] = {}
-    data: dict[str, Any] = {
-        "external_id": item.external_id if is_identifier(item.external_id) else ""
-    }
-    if not data["external_id"]:
+    external_id = item.external_id if is_identifier(item.external_id) else ""
+    if not external_id:
         errors["external_id"] = f"Give the engine's id of the takeover ({IDENTIFIER_FORM})."
-    contract = contracts.get(item.contract) if isinstance(item.contract, str) else None
+    contract, precision = (
+        contracts.get(item.contract, (None, 0)) if isinstance(item.contract, str) else (None, 0)
+    )
     if contract is None:
         errors["contract"] = f"Unknown contract {item.contract!r}."
-    data["contract"] = contract
-    if not isinstance(item.side, str) or item.side not in _SIDES:
+    side = item.side
+    if not isinstance(side, str) or side not in _SIDES:
         errors["side"] = "Must be 'long' or 'short'."
-    data["side"] = item.side
-    for name, places in (
-        ("quantity", QUANTITY_PLACES),
-        ("takeover_price", PRICE_PLACES),
-        ("close_price", PRICE_PLACES),
-    ):
+    data: dict[str, Any] = {"external_id": external_id, "contract": contract, "side": side}
+    for name, label, places in _PLACES:
         try:
             data[name] = _bounded_decimal(getattr(item, name), places=places, positive=True)
         except MoneyError as exc:
-            errors[name] = f"The {name.replace('_', ' ')} {exc}."
+            errors[name] = f"{label} {exc}."
     if contract is not None:
         try:
-            data["remaining_margin_units"] = to_units(
-                item.remaining_margin, contract.margin_asset.precision
-            )
-            if data["remaining_margin_units"] < 0:
+            margin = data["remaining_margin_units"] = to_units(item.remaining_margin, precision)
+            if margin < 0:
                 errors["remaining_margin"] = "The remaining margin must not be negative."
         except MoneyError as exc:
             errors["remaining_margin"] = f"The remaining margin {exc}."
     for name in ("taken_over_at", "closed_at"):
         try:
-            data[name] = _aware(getattr(item, name), name)
-            if data[name] > now + CLOCK_TOLERANCE:
+            moment = data[name] = _aware(getattr(item, name))
+            if moment > latest:
                 errors[name] = "Must not be in the future."
         except MoneyError as exc:
             errors[name] = f"The time {exc}."
@@ -214,17 +217,17 @@ def _clean_takeover(item: TakeoverInput, contracts: dict, now: datetime) -> tupl
     ):
         errors["closed_at"] = "The takeover cannot close before it was taken over."
     if not errors:
-        data["engine_result_units"] = engine_result_units(
+        result = data["engine_result_units"] = engine_result_units(
             kind=contract.kind,
-            side=data["side"],
+            side=side,
             quantity=data["quantity"],
             multiplier=contract.multiplier,
             takeover_price=data["takeover_price"],
             close_price=data["close_price"],
             remaining_margin_units=data["remaining_margin_units"],
-            precision=contract.margin_asset.precision,
+            precision=precision,
         )
-        if abs(data["engine_result_units"]) > MAX_UNITS:
+        if abs(result) > MAX_UNITS:
             errors["quantity"] = "The takeover's result is larger than the system books."
     return data, errors
 
@@ -340,12 +343,13 @@ def _liquidations_record(*, items: Sequence[TakeoverInput], now: datetime | None
     now = now or timezone.now()
     symbols = {item.contract for item in items if isinstance(item.contract, str)}
     contracts = {
-        c.symbol: c
+        c.symbol: (c, c.margin_asset.precision)
         for c in Contract.objects.select_related("margin_asset").filter(symbol__in=symbols)
     }
     cleaned, errors, seen = [], {}, {}
+    latest = now + CLOCK_TOLERANCE
     for index, item in enumerate(items):
-        data, item_errors = _clean_takeover(item, contracts, now)
+        data, item_errors = _clean_takeover(item, contracts, latest)
         if data["external_id"] in seen:
             item_errors["external_id"] = f"Repeats item {seen[data['external_id']]} of this batch."
         seen.setdefault(data["external_id"], index)
