@@ -2,13 +2,15 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from fund.models import Fund
-from fund.services.verify import cycles_verify, ledger_verify
+from fund.services.verify import cycles_verify, ledger_verify, takeovers_verify
 
 
 class Command(BaseCommand):
     help = (
-        "Recompute every fund's hash chain and every settled cycle's totals and Merkle root; "
-        "name the first bad record or cycle. Exit 1 when anything is broken."
+        "Recompute every fund's hash chain, balance and running totals; every settled cycle "
+        "from its stored takeovers and position profits (every figure, apportionment, statement, "
+        "coverage record and Merkle root); every takeover's engine result and profit record. "
+        "Name each mismatch. Exit 1 when anything is broken."
     )
 
     def add_arguments(self, parser):
@@ -20,38 +22,52 @@ class Command(BaseCommand):
             funds = funds.filter(asset__code__in=[a.upper() for a in assets])
             if funds.count() != len(set(assets)):
                 raise CommandError("Unknown asset among: " + ", ".join(assets), returncode=2)
+        quiet = options["verbosity"] == 0
         broken = 0
+
+        def bar(total, desc, unit):
+            return tqdm(total=total, desc=desc, unit=unit, disable=quiet)
+
         for fund in funds:
-            with tqdm(
-                total=fund.records.count(),
-                desc=fund.asset.code,
-                unit="rec",
-                disable=options["verbosity"] == 0,
-            ) as bar:
-                report = ledger_verify(fund=fund, progress=bar.update)
+            code = fund.asset.code
+            with bar(fund.records.count(), code, "rec") as progress:
+                report = ledger_verify(fund=fund, progress=progress.update)
             if report.ok:
                 self.stdout.write(
-                    f"{report.fund}: {report.records} records, chain intact, head {report.head}"
+                    f"{code}: {report.records} records, chain intact, head {report.head}; "
+                    "balance and running totals match"
                 )
-            else:
+            elif report.first_bad_seq is not None:
                 broken += 1
                 self.stdout.write(
-                    f"{report.fund}: BROKEN at record #{report.first_bad_seq}: {report.problem}"
+                    f"{code}: BROKEN at record #{report.first_bad_seq}: {report.problem}"
                 )
+            for problem in report.aggregate_problems:
+                broken += 1
+                self.stdout.write(f"{code}: BROKEN: {problem}")
+
             settled = fund.cycles.filter(status="settled").count()
-            with tqdm(
-                total=settled,
-                desc=f"{fund.asset.code} cycles",
-                unit="cycle",
-                disable=options["verbosity"] == 0,
-            ) as bar:
-                cycles = cycles_verify(fund=fund, progress=bar.update)
+            with bar(settled, f"{code} cycles", "cycle") as progress:
+                cycles = cycles_verify(fund=fund, progress=progress.update)
             if cycles.ok:
                 self.stdout.write(
-                    f"{cycles.fund}: {cycles.cycles} settled cycles, totals and Merkle roots match"
+                    f"{code}: {cycles.cycles} settled cycles, totals and Merkle roots match "
+                    "(recomputed from their takeovers and position profits: every figure, "
+                    "apportionment and statement)"
                 )
-            else:
+            for problem in cycles.problems:
                 broken += 1
-                self.stdout.write(f"{cycles.fund}: BROKEN: {cycles.problem}")
+                self.stdout.write(f"{code}: BROKEN: {problem}")
+
+            with bar(fund.takeovers.count(), f"{code} takeovers", "tk") as progress:
+                takeovers = takeovers_verify(fund=fund, progress=progress.update)
+            if takeovers.ok:
+                self.stdout.write(
+                    f"{code}: {takeovers.takeovers} takeovers recomputed: engine results and "
+                    "profit records match"
+                )
+            for problem in takeovers.problems:
+                broken += 1
+                self.stdout.write(f"{code}: BROKEN: {problem}")
         if broken:
             raise CommandError(f"{broken} check(s) failed verification.", returncode=1)
