@@ -24,10 +24,12 @@ def reserve_ids(model, count: int) -> list[int]:
             # The sequence's name is looked up once: inside the series it would be per row.
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
             (sequence,) = cursor.fetchone()
-            cursor.execute(
-                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
+            cursor.execute(  # one array, in ascending order, not `count` rows, comes back
+                "SELECT array_agg(id ORDER BY id) FROM "
+                "(SELECT nextval(%s::regclass) AS id FROM generate_series(1, %s)) AS ids",
+                [sequence, count],
             )
-            return [row[0] for row in cursor.fetchall()]
+            return cursor.fetchone()[0]
         # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so no one
         # else can take these ids before they are written.
         assert connection.in_atomic_block
