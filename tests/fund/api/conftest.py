@@ -1,8 +1,11 @@
 """The API's actors (tests.helpers.ACTORS): anonymous, a trader, another trader, the engine,
 staff without the settlement permission, settlement staff."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from statements.models import ApiToken
@@ -40,3 +43,14 @@ def settlement_staff(db):
     user = UserFactory(username="ops", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
     return client_for(user)
+
+
+@pytest.fixture
+def recent(usdt_fund):
+    """The USDT fund, its first cycle started yesterday at midnight: a takeover closed a minute
+    ago falls in today's open cycle."""
+    usdt_fund.anchor = timezone.now().replace(
+        hour=0, minute=0, second=0, microsecond=0
+    ) - timedelta(days=1)
+    usdt_fund.save()
+    return usdt_fund

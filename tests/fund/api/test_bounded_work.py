@@ -9,11 +9,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.utils import timezone
 
 from bench.webserver import gunicorn_command
 from fund.models import FundRecord, LiquidationTakeover
@@ -25,13 +23,6 @@ from tests.helpers import takeover_item
 from tests.workers import ROOT, database_url_of_test_database
 
 URL = "/api/v1/ingest/liquidations"
-
-
-@pytest.fixture
-def recent(usdt_fund):
-    usdt_fund.anchor = timezone.now().replace(hour=0, minute=0, second=0) - timedelta(days=1)
-    usdt_fund.save()
-    return usdt_fund
 
 
 def send(engine, body: bytes, **extra):

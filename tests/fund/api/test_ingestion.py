@@ -15,15 +15,6 @@ URL = "/api/v1/ingest/liquidations"
 PROFITS = "/api/v1/ingest/position-profits"
 
 
-@pytest.fixture
-def recent(usdt_fund):
-    usdt_fund.anchor = timezone.now().replace(
-        hour=0, minute=0, second=0, microsecond=0
-    ) - timedelta(days=1)
-    usdt_fund.save()
-    return usdt_fund
-
-
 def post(client, items, url=URL, **extra):
     return client.post(url, {"items": items, **extra}, format="json")
 

@@ -5,12 +5,10 @@ answers."""
 
 import io
 import json
-from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from fund.api.intake import (
     PositionProfitBatch,
@@ -23,13 +21,6 @@ from tests.helpers import takeover_item
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/ingest/liquidations"
-
-
-@pytest.fixture
-def recent(usdt_fund):
-    usdt_fund.anchor = timezone.now().replace(hour=0, minute=0, second=0) - timedelta(days=1)
-    usdt_fund.save()
-    return usdt_fund
 
 
 def parse(body: dict):
