@@ -22,9 +22,13 @@ from statements.money import format_units
 GENESIS = "0" * 64
 
 
-def record_hash(
+def record_hash(*, previous: str, **record) -> str:
+    """The record's chained hash: SHA-256(previous hash ‖ "\n" ‖ its entry)."""
+    return hashlib.sha256(previous.encode() + b"\n" + record_entry(**record)).hexdigest()
+
+
+def record_entry(
     *,
-    previous: str,
     asset: str,
     precision: int,
     seq: int,
@@ -36,7 +40,10 @@ def record_hash(
     cycle_id: int | None = None,
     corrects_id: int | None = None,
     reason: str = "",
-) -> str:
+) -> bytes:
+    """The record's canonical bytes: the UTF-8 JSON array of its published fields (the module's
+    docstring). The hash chain covers them, and they are the record's entry in the fund's
+    transparency log (fund/tlog.py)."""
     fields = [
         asset,
         str(seq),
@@ -53,7 +60,7 @@ def record_hash(
         f'"{text}"' if _JSON_AS_IS.fullmatch(text) else json.dumps(text, ensure_ascii=False)
         for text in fields
     )
-    return hashlib.sha256(f"{previous}\n[{canonical}]".encode()).hexdigest()
+    return f"[{canonical}]".encode()
 
 
 # Text that JSON writes as it is between quotes (no quote, backslash or control character):
