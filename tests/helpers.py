@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import batched
 
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -274,3 +275,26 @@ def takeover_item(external_id="lq-1", **overrides) -> dict:
         "closed_at": (now - timedelta(minutes=1)).isoformat(),
         **overrides,
     }
+
+
+def tamper(sql, params=()):
+    """Goes around the application, as an intruder with database access would (on PostgreSQL
+    with the maintenance switch on, which the test database's owner may use)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL fund.allow_maintenance = 'on'")
+        cursor.execute(sql, params)
+
+
+def verify_ledger_output() -> str:
+    """What `manage.py verify_ledger` prints, and "exit N" after it."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    try:
+        call_command("verify_ledger", stdout=out, verbosity=0)
+    except CommandError as exc:
+        return out.getvalue() + f"exit {exc.returncode}"
+    return out.getvalue() + "exit 0"

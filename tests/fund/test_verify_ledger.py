@@ -2,16 +2,14 @@
 is named by `manage.py verify_ledger`; anyone can recompute the chain from the public API."""
 
 from datetime import datetime
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
-from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from fund.chain import GENESIS, record_hash
 from statements.money import to_units
-from tests.helpers import at, book_profit, deposit
+from tests.helpers import at, book_profit, deposit, tamper
+from tests.helpers import verify_ledger_output as verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,23 +21,6 @@ def books(usdt_fund, linear):
         book_profit(linear, f"{i + 1}.5", at(0, 3 + i))
     deposit(usdt_fund, "7")
     return usdt_fund
-
-
-def tamper(sql, params=()):
-    """Goes around the application, as an intruder with database access would."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL fund.allow_maintenance = 'on'")
-        cursor.execute(sql, params)
-
-
-def verify() -> str:
-    out = StringIO()
-    try:
-        call_command("verify_ledger", stdout=out, verbosity=0)
-    except CommandError as exc:
-        return out.getvalue() + f"exit {exc.returncode}"
-    return out.getvalue() + "exit 0"
 
 
 def test_it_verifies_intact_books(books):

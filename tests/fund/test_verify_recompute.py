@@ -4,35 +4,16 @@ statement; it recomputes every takeover's engine result and checks the fund's ru
 Each tampering below goes around the application with raw SQL, as an intruder with database
 access would, and keeps every CHECK constraint satisfied."""
 
-from io import StringIO
-
 import pytest
-from django.core.management import CommandError, call_command
-from django.db import connection, transaction
 
 from fund.models import Apportionment, LiquidationTakeover, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from fund.services.verify import cycles_verify, ledger_verify, takeovers_verify
-from tests.helpers import at, book_loss, book_profit, deposit, report_profits
+from tests.helpers import at, book_loss, book_profit, deposit, report_profits, tamper
+from tests.helpers import verify_ledger_output as verify
 
 pytestmark = pytest.mark.django_db
-
-
-def tamper(sql, params=()):
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL fund.allow_maintenance = 'on'")
-        cursor.execute(sql, params)
-
-
-def verify() -> str:
-    out = StringIO()
-    try:
-        call_command("verify_ledger", stdout=out, verbosity=0)
-    except CommandError as exc:
-        return out.getvalue() + f"exit {exc.returncode}"
-    return out.getvalue() + "exit 0"
 
 
 def statement_of_rank(cycle, rank) -> int:
