@@ -1,5 +1,6 @@
 """Building blocks for tests: book losses, profits and balances through the real services."""
 
+import contextlib
 import itertools
 import threading
 import time
@@ -298,3 +299,31 @@ def verify_ledger_output() -> str:
     except CommandError as exc:
         return out.getvalue() + f"exit {exc.returncode}"
     return out.getvalue() + "exit 0"
+
+
+@contextlib.contextmanager
+def held_in_another_session(sql: str, params=(), *, timeout: float = 60):
+    """Runs `sql` in a transaction of another database session (a thread's own connection) and
+    keeps that session, with what it holds, until the block ends; closing it then ends the
+    session and releases everything it held (session-level advisory locks included)."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        from django.db import connection as own
+
+        try:
+            with transaction.atomic(), own.cursor() as cursor:
+                cursor.execute(sql, params)
+                taken.set()
+                release.wait(timeout=timeout)
+        finally:
+            own.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert taken.wait(timeout=10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(timeout=30)

@@ -14,7 +14,7 @@ Each streams its rows in chunks: a cycle of a million participants is held in me
 its settlement holds it, never as model instances.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import batched
 
@@ -29,11 +29,10 @@ from fund.models import (
     FundKindTotal,
     FundRecord,
     LiquidationTakeover,
-    PositionProfit,
     SettlementCycle,
 )
 from fund.services.liquidations import engine_result_units
-from fund.services.settlement import settlement_compute
+from fund.services.settlement import ranked_positions, settlement_compute
 from statements.models import Statement
 
 CHUNK = 10_000
@@ -263,16 +262,6 @@ class _Named:
             self.problems.append(f"{self.prefix}… and {self.count - SHOWN} more {what}")
 
 
-def _ranked_profits(cycle: SettlementCycle) -> Iterator[tuple[int, int]]:
-    """(position id, profit) of the cycle's profitable positions in rank order, streamed."""
-    return (
-        PositionProfit.objects.filter(cycle=cycle, profit_units__gt=0)
-        .order_by("-profit_units", "position_id")
-        .values_list("position_id", "profit_units")
-        .iterator(chunk_size=CHUNK)
-    )
-
-
 def cycles_verify(*, fund: Fund, progress: Callable[[int], object] | None = None) -> CyclesReport:
     """Recomputes every settled cycle of the fund from its stored inputs and compares every
     figure it published, each apportionment and each trader statement, its coverage record and
@@ -306,7 +295,7 @@ def _cycle_problems(cycle: SettlementCycle, fund: Fund, unanchored: dict) -> lis
     prefix = f"cycle {cycle.id}: "
     balance = cycle.balance_before_units
     try:
-        result = settlement_compute(cycle, balance, _ranked_profits(cycle))
+        result = settlement_compute(cycle, balance, ranked_positions(cycle))
     except (TypeError, ValueError) as exc:  # a stored B that is missing or below zero
         return [f"{prefix}cannot be recomputed from B = {balance}: {exc}"]
     for label, column, attribute in FIGURES:

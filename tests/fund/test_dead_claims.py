@@ -10,7 +10,6 @@ tests/fund/test_fault_dead_worker.py; the lock itself in tests/fund/test_postgre
 
 import contextlib
 import re
-import threading
 from datetime import timedelta
 from unittest import mock
 
@@ -27,7 +26,14 @@ from fund.services.settlement import settlement_claim_alive, settlements_dead_cl
 from fund.services.settlement.claim import settlement_claim
 from fund.services.settlement.resend import DEAD_RESEND_AFTER
 from fund.tasks import resend_dead_settlements, settle_cycle
-from tests.helpers import assert_books_hold, at, book_loss, deposit, report_profits
+from tests.helpers import (
+    assert_books_hold,
+    at,
+    book_loss,
+    deposit,
+    held_in_another_session,
+    report_profits,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,27 +45,8 @@ def claim_held_elsewhere(cycle_id: int):
     if connection.vendor != "postgresql":
         yield
         return
-    taken, release = threading.Event(), threading.Event()
-
-    def hold():
-        from django.db import connection as own
-
-        try:
-            with own.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_lock(%s, %s)", [ADVISORY_CLAIM, cycle_id])
-                taken.set()
-                release.wait(timeout=60)
-        finally:
-            own.close()  # ends the session, and the lock with it
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert taken.wait(timeout=10)
-    try:
+    with held_in_another_session("SELECT pg_advisory_lock(%s, %s)", [ADVISORY_CLAIM, cycle_id]):
         yield
-    finally:
-        release.set()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

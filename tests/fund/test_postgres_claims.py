@@ -7,14 +7,19 @@ import re
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 
 from fund.models import AdminAction, SettlementCycle
 from fund.services.locks import ADVISORY_CLAIM
 from fund.services.settlement import settlement_cycle_settle, settlements_dead_claims
 from fund.services.settlement.claim import settlement_claim
-from tests.helpers import LARGE_CYCLE_POSITIONS, assert_books_hold, settle_in_background
+from tests.helpers import (
+    LARGE_CYCLE_POSITIONS,
+    assert_books_hold,
+    held_in_another_session,
+    settle_in_background,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,27 +28,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def apportionments_held():
     """Another session holds the apportionments' table in SHARE mode: a posting waits before
     writing them (without a timeout: it holds the posting lock only) until the block ends."""
-    taken, release = threading.Event(), threading.Event()
-
-    def hold():
-        from django.db import connection as own
-
-        try:
-            with transaction.atomic(), own.cursor() as cursor:
-                cursor.execute("LOCK TABLE fund_apportionment IN SHARE MODE")
-                taken.set()
-                release.wait(timeout=120)
-        finally:
-            own.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert taken.wait(timeout=10)
-    try:
+    with held_in_another_session("LOCK TABLE fund_apportionment IN SHARE MODE", timeout=120):
         yield
-    finally:
-        release.set()
-        thread.join(timeout=30)
 
 
 def test_a_slow_posting_is_not_sent_again_and_settles_once(large_cycle, usdt_fund, ops):

@@ -82,9 +82,14 @@ def settlement_cycle_settle_now(*, cycle_id: int, audit: Audit) -> SettleNow:
     """The console's and the API's "settle now": closes the cycle (settlement_cycle_close_now)
     and, once that has committed, sends its settlement to the workers (in-process where Celery
     runs eagerly). The cycle is read back after the send."""
+    return _send_once_committed(settlement_cycle_close_now(cycle_id=cycle_id, audit=audit))
+
+
+def _send_once_committed(cycle: SettlementCycle) -> SettleNow:
+    """Sends the cycle's settlement to the workers once the books' transaction has committed
+    (in-process where Celery runs eagerly); the cycle is read back after the send."""
     from fund.tasks import settle_cycle  # the tasks call the services: imported when used
 
-    cycle = settlement_cycle_close_now(cycle_id=cycle_id, audit=audit)
     task_id = str(uuid.uuid4())
     after_books_commit(
         lambda: settle_cycle.apply_async((cycle.id,), {"ignore_grace": True}, task_id=task_id)
@@ -112,12 +117,6 @@ def settlement_cycle_resend(
 ) -> SettleNow:
     """The console's "send the settlement again", for a settling cycle only: sent when its
     worker died, refused (409, nothing sent) while its posting is alive (resend.py)."""
-    from fund.tasks import settle_cycle
-
-    cycle = _resend_locked(cycle_id=cycle_id, audit=audit, now=now or timezone.now())
-    task_id = str(uuid.uuid4())
-    after_books_commit(
-        lambda: settle_cycle.apply_async((cycle.id,), {"ignore_grace": True}, task_id=task_id)
+    return _send_once_committed(
+        _resend_locked(cycle_id=cycle_id, audit=audit, now=now or timezone.now())
     )
-    cycle.refresh_from_db()
-    return SettleNow(cycle=cycle, task_id=task_id)
