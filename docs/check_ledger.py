@@ -24,9 +24,12 @@ root); 1: broken (the reason on stdout), or not checkable: a malformed proof, a 
 read (the reason on stderr).
 """
 
+import argparse
+import base64
 import hashlib
 import http.client
 import json
+import os
 import re
 import sys
 import urllib.error
@@ -85,6 +88,11 @@ class SiteFailure(Failure):
 
 class NotPublished(SiteFailure):
     """The site answered 404."""
+
+
+class Broken(Exception):
+    """What the site published does not hold: a rewritten history, a forged checkpoint, a proof
+    that does not prove."""
 
 
 def shown(value, limit: int = 80) -> str:
@@ -165,7 +173,8 @@ def get(url: str):
         raise SiteFailure(f"{url}: the answer is not JSON") from None
 
 
-def record_hash(previous: str, record: dict) -> str:
+def record_entry(record: dict) -> bytes:
+    """A record's canonical bytes (docs/rules.md §6.1): its hash-chain entry and log entry."""
     moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00")).astimezone(UTC)
     fields = [
         record["asset"],
@@ -179,8 +188,11 @@ def record_hash(previous: str, record: dict) -> str:
         "" if record["corrects"] is None else str(record["corrects"]),
         record["reason"] or "",
     ]
-    canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_hash(previous: str, record: dict) -> str:
+    return hashlib.sha256(previous.encode() + b"\n" + record_entry(record)).hexdigest()
 
 
 def check(base: str, asset: str) -> tuple[bool, str]:
@@ -445,7 +457,415 @@ def check_proof(proof, base: str, warn=_warn) -> tuple[bool, str]:
     )
 
 
+# --- Ed25519 signature verification (RFC 8032 §5.1.7), standard library only. ---
+# Curve: -x^2 + y^2 = 1 + d*x^2*y^2 over GF(p). Points are extended coordinates
+# (X, Y, Z, T) with x = X/Z, y = Y/Z, x*y = T/Z.
+_ED_P = 2**255 - 19
+_ED_L = 2**252 + 27742317777372353535851937790883648493  # order of the base point B
+_ED_D = -121665 * pow(121666, -1, _ED_P) % _ED_P
+_ED_D2 = 2 * _ED_D % _ED_P
+_ED_SQRT_M1 = pow(2, (_ED_P - 1) // 4, _ED_P)  # a square root of -1
+_ED_Point = tuple[int, int, int, int]
+
+
+def _ed_add(p1: _ED_Point, p2: _ED_Point) -> _ED_Point:
+    """Unified addition (HWCD 2008, a = -1); complete on this curve since d is a non-square."""
+    x1, y1, z1, t1 = p1
+    x2, y2, z2, t2 = p2
+    a = (y1 - x1) * (y2 - x2) % _ED_P
+    b = (y1 + x1) * (y2 + x2) % _ED_P
+    c = t1 * _ED_D2 * t2 % _ED_P
+    d = 2 * z1 * z2 % _ED_P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return e * f % _ED_P, g * h % _ED_P, f * g % _ED_P, e * h % _ED_P
+
+
+def _ed_double(pt: _ED_Point) -> _ED_Point:
+    """Dedicated doubling (HWCD 2008, a = -1); T of the input is not needed."""
+    x1, y1, z1, _ = pt
+    a, b, c = x1 * x1 % _ED_P, y1 * y1 % _ED_P, 2 * z1 * z1 % _ED_P
+    e, g, h = (x1 + y1) ** 2 - a - b, b - a, -a - b
+    f = g - c
+    return e * f % _ED_P, g * h % _ED_P, f * g % _ED_P, e * h % _ED_P
+
+
+def _ed_decode(enc: bytes) -> _ED_Point | None:
+    """Decode a 32-byte point (RFC 8032 §5.1.3), or None if it is not on the curve.
+
+    Deliberately as lenient as OpenSSL's ge_frombytes_vartime (which `cryptography` uses for
+    the public key): a non-canonical y (p <= y < 2^255) is reduced mod p, and x = 0 with the
+    sign bit set is accepted. RFC 8032 would reject both; see the tests.
+    """
+    n = int.from_bytes(enc, "little")
+    sign, y = n >> 255, (n & ((1 << 255) - 1)) % _ED_P
+    u, v = (y * y - 1) % _ED_P, (_ED_D * y * y + 1) % _ED_P  # x^2 = u / v
+    x = u * v**3 * pow(u * v**7, (_ED_P - 5) // 8, _ED_P) % _ED_P  # candidate root
+    vxx = v * x * x % _ED_P
+    if vxx != u:
+        if vxx != -u % _ED_P:
+            return None  # u / v is not a square: no such point
+        x = x * _ED_SQRT_M1 % _ED_P
+    if x & 1 != sign:
+        x = -x % _ED_P
+    return x, y, 1, x * y % _ED_P
+
+
+def _ed_encode(pt: _ED_Point) -> bytes:
+    """Canonical 32-byte encoding: y little-endian, with the parity of x in the top bit."""
+    zinv = pow(pt[2], -1, _ED_P)
+    x, y = pt[0] * zinv % _ED_P, pt[1] * zinv % _ED_P
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+_ED_B = _ed_decode((4 * pow(5, -1, _ED_P) % _ED_P).to_bytes(32, "little"))  # y = 4/5, x even
+assert _ED_B is not None
+
+
+def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Return True iff `signature` is a valid Ed25519 signature of `message` under `public_key`.
+
+    Cofactorless check [S]B == R + [k]A, done as OpenSSL does it: compute [S]B - [k]A and
+    compare its canonical encoding with the bytes of R. So R is never decoded, and an R that
+    is non-canonical (y >= p, or x = 0 with the sign bit set) or not on the curve never matches.
+    """
+    args = (public_key, signature, message)
+    if not all(isinstance(v, (bytes, bytearray, memoryview)) for v in args):
+        return False
+    try:
+        pk, sig, msg = (bytes(v) for v in args)
+    except ValueError:  # e.g. a released memoryview
+        return False
+    if len(pk) != 32 or len(sig) != 64:
+        return False
+    s = int.from_bytes(sig[32:], "little")
+    a = _ed_decode(pk)
+    if s >= _ED_L or a is None:  # S >= L would make signatures malleable
+        return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + pk + msg).digest(), "little") % _ED_L
+    neg_a = (-a[0] % _ED_P, a[1], a[2], -a[3] % _ED_P)
+    table = {1: _ED_B, 2: neg_a, 3: _ed_add(_ED_B, neg_a)}  # Straus/Shamir: one shared chain
+    q = (0, 1, 1, 0)  # identity
+    for i in range(max(s.bit_length(), k.bit_length()) - 1, -1, -1):
+        q = _ed_double(q)
+        bits = (s >> i & 1) | (k >> i & 1) << 1
+        if bits:
+            q = _ed_add(q, table[bits])
+    return _ed_encode(q) == sig[:32]
+
+
+# --- Signed notes and checkpoints (C2SP signed-note, tlog-checkpoint). ---
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise Failure(f"{what} is not base64") from None
+
+
+class VerifierKey:
+    """A C2SP vkey: name+keyid+base64(0x01 ‖ Ed25519 public key)."""
+
+    def __init__(self, vkey: str):
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]) or not parts[0]:
+            raise Failure(f"{shown(vkey)} is not a verifier key (name+keyid+key)")
+        if any(c.isspace() for c in parts[0]):
+            raise Failure(f"{shown(vkey)} is not a verifier key: its name holds a space")
+        material = _b64(parts[2], "the verifier key")
+        if len(material) != 33 or material[0] != 1:
+            raise Failure(f"{shown(vkey)} is not an Ed25519 verifier key")
+        self.name, self.id, self.public_key = parts[0], int(parts[1], 16), material[1:]
+        if note_key_id(self.name, self.public_key) != self.id:
+            raise Failure(f"{shown(vkey)}: its key id is not its key's")
+        self.text = vkey.strip()
+
+
+def note_key_id(name: str, public_key: bytes) -> int:
+    digest = hashlib.sha256(name.encode() + b"\n" + b"\x01" + public_key).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def note_open(note: str, key: VerifierKey) -> str:
+    """The text of a signed note that `key` signed; Broken otherwise."""
+    text, sep, signatures = note.rpartition("\n\n")
+    if not sep or not signatures.endswith("\n"):
+        raise Broken("the checkpoint is not a signed note (text, a blank line, signatures)")
+    text += "\n"
+    lines = signatures[:-1].split("\n")
+    if len(lines) > 16:
+        raise Broken("the checkpoint carries more than 16 signatures")
+    for line in lines:
+        if not line.startswith("\u2014 ") or line.count(" ") != 2:
+            raise Broken(f"the checkpoint's signature line {shown(line)} is malformed")
+        name, blob = line[2:].split(" ")
+        blob = _b64(blob, "a signature")
+        if len(blob) < 5:
+            raise Broken("a checkpoint's signature is too short")
+        if name == key.name and int.from_bytes(blob[:4], "big") == key.id:
+            if len(blob) != 68 or not ed25519_verify(key.public_key, blob[4:], text.encode()):
+                raise Broken(f"the checkpoint's signature by {key.name} does not verify")
+            return text
+    raise Broken(f"the checkpoint is not signed by the pinned key {key.name}+{key.id:08x}")
+
+
+def checkpoint_parse(text: str, origin: str) -> tuple[int, bytes]:
+    """(size, root hash) of a checkpoint's text, its origin checked."""
+    lines = text.split("\n")
+    if len(lines) < 4 or lines[-1] != "":
+        raise Broken("the checkpoint does not read origin, size and root hash, one a line")
+    if lines[0] != origin:
+        raise Broken(f"the checkpoint is of the log {shown(lines[0])}, not of {origin}")
+    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", lines[1]):
+        raise Broken(f"the checkpoint's size {shown(lines[1])} is not a number")
+    root = _b64(lines[2], "the checkpoint's root hash")
+    if len(root) != 32:
+        raise Broken("the checkpoint's root hash is not 32 bytes")
+    return int(lines[1]), root
+
+
+# --- RFC 9162 §2.1.3.2 and §2.1.4.2: inclusion and consistency proofs. ---
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def inclusion_ok(index: int, size: int, leaf: bytes, proof: list, root: bytes) -> bool:
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False  # longer than the tree is high
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = _node(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def consistency_ok(first: int, second: int, proof: list, first_root, second_root) -> bool:
+    if not 0 < first <= second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if not proof:
+        return False
+    path = list(proof)
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = _node(c, fr), _node(c, sr)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = _node(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+# --- The monitor. ---
+
+
+STATE_FORMAT = "insurance-fund-monitor/1"
+MONITOR_USAGE = (
+    "usage: python3 check_ledger.py --monitor STATE URL [--vkey VKEY] [--asset CODE ...] "
+    "[--record SEQ] [--origin HOST]\n"
+    "STATE is this monitor's own file (created on the first run); VKEY the site's verifier key, "
+    "as its README and /log/vkey publish it (pinned in STATE on the first run)"
+)
+
+
+def get_text(url: str) -> str:
+    """The text the site answers at `url` (a checkpoint, a key)."""
+    try:
+        with _opener.open(urllib.request.Request(url), timeout=60) as r:
+            body = r.read(100_001)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise NotPublished(f"{url}: not found (404)") from None
+        raise SiteFailure(f"{url}: the site answered {e.code} {shown(e.reason)}") from None
+    except urllib.error.URLError as e:
+        raise SiteFailure(f"{url}: cannot be reached ({e.reason})") from None
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        raise SiteFailure(f"{url}: cannot be read ({e or type(e).__name__})") from None
+    if len(body) > 100_000:
+        raise SiteFailure(f"{url}: larger than any checkpoint")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SiteFailure(f"{url}: not UTF-8 text") from None
+
+
+def _hashes(answer, name: str, url: str) -> list:
+    value = answer.get(name) if isinstance(answer, dict) else None
+    if type(value) is not list or len(value) > MAX_PATH:
+        raise Broken(f"{url}: {name} is not a list of at most {MAX_PATH} hashes")
+    if not all(type(h) is str and HEX64.fullmatch(h) for h in value):
+        raise Broken(f"{url}: {name} holds something that is not a hash (64 hex digits)")
+    return [bytes.fromhex(h) for h in value]
+
+
+def load_state(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.loads(f.read(10_000_000), object_pairs_hook=_unique_keys)
+    except FileNotFoundError:
+        return {"format": STATE_FORMAT, "site": None, "vkey": None, "logs": {}}
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, Malformed) as e:
+        raise Failure(f"the state file {path} cannot be read ({e})") from None
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != STATE_FORMAT
+        or not isinstance(state.get("logs"), dict)
+        or not all(_kept_ok(asset, kept) for asset, kept in state["logs"].items())
+    ):
+        raise Failure(f"the state file {path} is not this monitor's")
+    return state
+
+
+def _kept_ok(asset, kept) -> bool:
+    """A kept checkpoint as save_state writes it: its size, root and signed note."""
+    if type(asset) is not str or not isinstance(kept, dict):
+        return False
+    size, root = kept.get("size"), kept.get("root")
+    if type(size) is not int or not 0 <= size <= MAX_ID or type(root) is not str:
+        return False
+    try:
+        return len(base64.b64decode(root.encode("ascii"), validate=True)) == 32
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+def save_state(path: str, state: dict) -> None:
+    temporary = f"{path}.new"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(temporary, path)
+
+
+def monitor_fund(base: str, key: VerifierKey, asset: str, origin: str, kept, record):
+    """Checks one fund's latest checkpoint against the one kept: (message, new kept)."""
+    url = f"{base.rstrip('/')}/log/{asset}/checkpoint"
+    note = get_text(url)
+    size, root = checkpoint_parse(note_open(note, key), origin)
+    api = site_api(base)
+    said = f"{asset}: checkpoint of size {size} signed by {key.name}+{key.id:08x}"
+    if kept is None:
+        said += ", kept as the first one (nothing earlier to compare with)"
+    else:
+        old_size, old_root = kept["size"], base64.b64decode(kept["root"])
+        refusal = f"checkpoint of size {size} does not extend the one of size {old_size}"
+        if size < old_size:
+            raise Broken(f"{refusal}: the log is smaller than it was (rolled back)")
+        if size == old_size:
+            if root != old_root:
+                raise Broken(f"{refusal}: two different trees of one size")
+            said += ", the same as kept"
+        elif old_size == 0:
+            said += ", extends the empty one"
+        else:
+            proof_url = f"{api}/funds/{asset}/log/consistency?first={old_size}&second={size}"
+            proof = _hashes(get(proof_url), "proof", proof_url)
+            if not consistency_ok(old_size, size, proof, old_root, root):
+                raise Broken(f"{refusal}: its consistency proof fails (history was rewritten)")
+            said += f", extends the one of size {old_size} ({len(proof)} hashes of proof)"
+    if size:
+        seq = record if record is not None else 1 + int.from_bytes(os.urandom(8), "big") % size
+        if not 1 <= seq <= size:
+            raise Failure(f"record #{seq} is not in the checkpoint of size {size}")
+        rec_url = f"{api}/funds/{asset}/records/{seq}"
+        fields = _published(get(rec_url), rec_url, {"seq": int, "asset": str})
+        if (fields["seq"], fields["asset"]) != (seq, asset):
+            raise Broken(f"{rec_url} is not {asset} record #{seq}")
+        try:
+            leaf = hashlib.sha256(b"\x00" + record_entry(fields)).digest()
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise SiteFailure(f"{rec_url}: not a record of the public API") from None
+        proof_url = f"{api}/funds/{asset}/log/inclusion?seq={seq}&size={size}"
+        proof = _hashes(get(proof_url), "proof", proof_url)
+        if not inclusion_ok(seq - 1, size, leaf, proof, root):
+            raise Broken(f"record #{seq} as published is not in the checkpoint of size {size}")
+        said += f"; record #{seq} is included"
+    return said, {"size": size, "root": base64.b64encode(root).decode(), "checkpoint": note}
+
+
+def monitor(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="check_ledger.py --monitor", usage=MONITOR_USAGE)
+    parser.add_argument("state")
+    parser.add_argument("url")
+    parser.add_argument("--vkey")
+    parser.add_argument("--asset", action="append", default=[])
+    parser.add_argument("--record", type=int)
+    parser.add_argument("--origin", help="the host the site's log origins name")
+    try:
+        options = parser.parse_args(args)
+    except SystemExit:
+        return 1
+    try:
+        api = site_api(options.url)
+        state = load_state(options.state)
+        if state["site"] not in (None, options.url):
+            raise Failure(f"the state file {options.state} is the monitor of {state['site']}")
+        pinned = state.get("vkey")
+        if options.vkey and pinned and options.vkey.strip() != pinned:
+            raise Failure(
+                f"the state file pins the key {pinned}, not {options.vkey.strip()}: a new key "
+                "is trusted only by starting a new state file"
+            )
+        if not (options.vkey or pinned):
+            served = get_text(f"{options.url.rstrip('/')}/log/vkey").strip()
+            _warn(f"pinning the key the site serves now, {served}: compare it with the "
+                  "one the exchange publishes elsewhere (or give it with --vkey)")  # fmt: skip
+        key = VerifierKey(options.vkey or pinned or served)
+        host = options.origin or urllib.parse.urlsplit(options.url).netloc
+        assets = options.asset or [fund["asset"] for fund in get(f"{api}/funds")]
+    except Failure as e:
+        print(f"monitor: cannot check: {e}", file=sys.stderr)
+        return 1
+    broken = False
+    for asset in assets:
+        if type(asset) is not str or not ASSET.fullmatch(asset):
+            print(f"monitor: {shown(asset)} is not an asset code", file=sys.stderr)
+            broken = True
+            continue
+        kept = state["logs"].get(asset)
+        try:
+            said, state["logs"][asset] = monitor_fund(
+                options.url, key, asset, f"{host}/log/{asset}", kept, options.record
+            )
+        except Broken as e:
+            print(f"{asset}: BROKEN: {e}")
+            broken = True
+        except Failure as e:
+            print(f"{asset}: cannot check: {e}", file=sys.stderr)
+            broken = True
+        else:
+            print(said)
+    state.update(site=options.url, vkey=key.text)
+    try:
+        save_state(options.state, state)
+    except OSError as e:
+        print(f"monitor: the state file {options.state} cannot be written ({e})", file=sys.stderr)
+        return 1
+    return 1 if broken else 0
+
+
 def main(args: list[str]) -> int:
+    if args and args[0] == "--monitor":
+        return monitor(args[1:])
     if args and args[0] == "--proof":
         if len(args) != 3:
             print(PROOF_USAGE, file=sys.stderr)

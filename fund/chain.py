@@ -24,7 +24,12 @@ GENESIS = "0" * 64
 
 def record_hash(*, previous: str, **record) -> str:
     """The record's chained hash: SHA-256(previous hash ‖ "\n" ‖ its entry)."""
-    return hashlib.sha256(previous.encode() + b"\n" + record_entry(**record)).hexdigest()
+    return chain_next(previous, record_entry(**record))
+
+
+def chain_next(previous: str, entry: bytes) -> str:
+    """The hash of the record whose entry is `entry`, after the record whose hash is `previous`."""
+    return hashlib.sha256(previous.encode() + b"\n" + entry).hexdigest()
 
 
 def record_entry(

@@ -539,3 +539,48 @@ class IdempotentRequest(models.Model):
 
     def __str__(self):
         return f"{self.user} {self.key}"
+
+
+class LogTile(models.Model):
+    """One tile of a fund's transparency log (fund/tlog.py, C2SP tlog-tiles): up to 256
+    consecutive hashes of the tree's level 8·`level`, concatenated (32 bytes each), kept by the
+    ledger as records are appended. A tile only grows (a trigger keeps it so on PostgreSQL)."""
+
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="log_tiles")
+    level = models.PositiveSmallIntegerField()
+    index = models.PositiveBigIntegerField()
+    width = models.PositiveSmallIntegerField(help_text="Hashes held, 1 to 256.")
+    hashes = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["fund", "level", "index"], name="log_tile_unique"),
+            models.CheckConstraint(
+                condition=Q(width__gte=1, width__lte=256), name="log_tile_width_range"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.fund_id} tile {self.level}/{self.index}.p/{self.width}"
+
+
+class LogCheckpoint(models.Model):
+    """A signed checkpoint of a fund's log (C2SP tlog-checkpoint in a C2SP signed note).
+    Append-only; each extends the one before it (fund/services/transparency.py)."""
+
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="log_checkpoints")
+    size = models.PositiveBigIntegerField(help_text="The tree's size: records 1 to size.")
+    root_hash = models.CharField(max_length=64, help_text="The tree's root, hex.")
+    note = models.TextField(help_text="The signed note, as served.")
+    key_id = models.CharField(max_length=8, help_text="The signing key's id, hex.")
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["fund", "-size"]
+        get_latest_by = "size"
+        constraints = [
+            models.UniqueConstraint(fields=["fund", "size"], name="log_checkpoint_unique_size"),
+        ]
+
+    def __str__(self):
+        return f"{self.fund_id} checkpoint {self.size}"

@@ -13,6 +13,7 @@ from fund.services.cycles import cycles_close_due, cycles_release_claim
 from fund.services.idempotency import idempotency_keys_prune
 from fund.services.locks import BooksBusy
 from fund.services.settlement import settlement_cycle_settle, settlements_dead_claims
+from fund.services.transparency import checkpoints_sign_all
 
 logger = logging.getLogger(__name__)
 BROKER_ERRORS = (
@@ -90,6 +91,12 @@ def settle_cycle(self, cycle_id: int, ignore_grace: bool = False) -> dict:
         logger.warning("cycle %s not settled: %s", cycle_id, exc)
         return {"cycle": cycle_id, "posted": False, "error": exc.messages}
     return {"cycle": cycle_id, "posted": outcome.posted, "status": outcome.cycle.status}
+
+
+@shared_task(name="fund.tasks.sign_log_checkpoints", ignore_result=True)
+def sign_log_checkpoints() -> dict:
+    """Every minute (beat): a signed checkpoint of each fund's log that grew since its last."""
+    return checkpoints_sign_all()
 
 
 @shared_task(name="fund.tasks.prune_idempotency_keys", ignore_result=True)

@@ -12,10 +12,16 @@ fund/merkle.py builds the same trees (a level's odd last hash carried up is RFC 
 so its roots and paths serve here too; this module adds what a log needs beyond a cycle's root:
 consistency proofs between two sizes and the verifiers of both kinds of proof, written after the
 RFC's algorithms (§2.1.3.2, §2.1.4.2) so that docs/check_ledger.py can carry the same steps.
+
+Kept as C2SP tlog-tiles keeps it: a tile of level L and index N holds up to 256 consecutive hashes
+of the tree's level 8·L (level 0: the leaf hashes), those of positions 256·N to 256·N + 255; a
+tile is full at 256 hashes, partial before. tile_updates says which tiles an append writes;
+TiledTree answers roots and proofs of any size from tiles alone, reading O(log n) of them.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 
 from fund.merkle import LEAF, NODE, merkle_path, merkle_root
 
@@ -56,17 +62,30 @@ def consistency_proof(leaves: Sequence[bytes], first: int) -> list[bytes]:
     second = len(leaves)
     if not 0 < first <= second:
         raise ProofError(f"no consistency proof from size {first} to size {second}")
-    return _subproof(first, leaves, True)
+    return _subproof(first, 0, second, True, lambda lo, hi: tree_root(leaves[lo:hi]))
 
 
-def _subproof(m: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
-    n = len(leaves)
+def _path(m: int, lo: int, hi: int, mth: Callable[[int, int], bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1: PATH(m, D[lo:hi]), with mth(lo, hi) the hash of D[lo:hi]."""
+    if hi - lo == 1:
+        return []
+    k = _split(hi - lo)
+    if m < k:
+        return _path(m, lo, lo + k, mth) + [mth(lo + k, hi)]
+    return _path(m - k, lo + k, hi, mth) + [mth(lo, lo + k)]
+
+
+def _subproof(
+    m: int, lo: int, hi: int, whole: bool, mth: Callable[[int, int], bytes]
+) -> list[bytes]:
+    """RFC 9162 §2.1.4.1: SUBPROOF(m, D[lo:hi], whole)."""
+    n = hi - lo
     if m == n:
-        return [] if whole else [tree_root(leaves)]
+        return [] if whole else [mth(lo, hi)]
     k = _split(n)
     if m <= k:
-        return _subproof(m, leaves[:k], whole) + [tree_root(leaves[k:])]
-    return _subproof(m - k, leaves[k:], False) + [tree_root(leaves[:k])]
+        return _subproof(m, lo, lo + k, whole, mth) + [mth(lo + k, hi)]
+    return _subproof(m - k, lo + k, hi, False, mth) + [mth(lo, lo + k)]
 
 
 def verify_inclusion(
@@ -133,3 +152,103 @@ def verify_consistency(
         raise ProofError(f"the proof does not lead to the root of size {first}")
     if sr != second_root:
         raise ProofError(f"size {second} does not extend size {first}")
+
+
+# Tiles (C2SP tlog-tiles).
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile
+HASH = 32
+
+
+def _perfect_root(hashes: bytes) -> bytes:
+    """The root of the perfect subtree over 2**r consecutive hashes (concatenated)."""
+    level = [hashes[i : i + HASH] for i in range(0, len(hashes), HASH)]
+    sha = hashlib.sha256
+    while len(level) > 1:
+        level = [sha(NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def tile_updates(
+    size: int, partials: dict[int, bytes], leaves: Sequence[bytes]
+) -> list[tuple[int, int, bytes]]:
+    """The tiles to write when `leaves` (leaf hashes) are appended to a tree of `size` leaves:
+    (level, index, hashes) with each tile's whole new content. `partials` holds, by level, the
+    hashes of that level's last tile as stored when it is partial (a level whose hash count is
+    a multiple of 256 has none). A tile that fills up adds its root to the level above."""
+    updates: list[tuple[int, int, bytes]] = []
+    level, new = 0, b"".join(leaves)
+    while new:
+        index, width = divmod(size >> (TILE_HEIGHT * level), TILE_WIDTH)
+        data = partials.get(level, b"") if width else b""
+        if len(data) != width * HASH:
+            raise ValueError(
+                f"the partial tile of level {level} holds {len(data) // HASH} hashes, not {width}"
+            )
+        data += new
+        full = TILE_WIDTH * HASH
+        roots = []
+        for start in range(0, len(data), full):
+            chunk = data[start : start + full]
+            updates.append((level, index + start // full, chunk))
+            if len(chunk) == full:
+                roots.append(_perfect_root(chunk))
+        level, new = level + 1, b"".join(roots)
+    return updates
+
+
+def tiles_needed(size: int) -> list[tuple[int, int, int]]:
+    """The partial tiles a tree of `size` leaves has: (level, index, width) of each."""
+    needed, level = [], 0
+    while size >> (TILE_HEIGHT * level):
+        index, width = divmod(size >> (TILE_HEIGHT * level), TILE_WIDTH)
+        if width:
+            needed.append((level, index, width))
+        level += 1
+    return needed
+
+
+class TiledTree:
+    """The tree of `size` leaves, read from tiles: `fetch(level, index)` returns the stored
+    hashes of one tile (a tile may have grown past `size`: only its prefix is read). Each node
+    is computed once; a proof reads the few tiles its nodes lie in."""
+
+    def __init__(self, size: int, fetch: Callable[[int, int], bytes]):
+        self.size = size
+        self._fetch = cache(fetch)
+        self._node = cache(self._node_uncached)
+
+    def _node_uncached(self, height: int, index: int) -> bytes:
+        """The root of the perfect subtree of 2**height leaves starting at leaf index·2**height."""
+        level, rest = divmod(height, TILE_HEIGHT)
+        first = index << rest  # position of its first hash at level 8·level
+        tile = self._fetch(level, first >> TILE_HEIGHT)
+        start = (first & (TILE_WIDTH - 1)) * HASH
+        hashes = tile[start : start + (HASH << rest)]
+        if len(hashes) != HASH << rest:
+            raise ProofError(
+                f"the log's tile {level}/{first >> TILE_HEIGHT} lacks hashes of a tree of "
+                f"{self.size}: the stored tree is incomplete"
+            )
+        return _perfect_root(hashes)
+
+    def hash(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) for lo aligned as RFC 9162's splits leave it."""
+        n = hi - lo
+        if n & (n - 1) == 0 and lo % n == 0:
+            return self._node(n.bit_length() - 1, lo // n)
+        k = _split(n)
+        return node_hash(self.hash(lo, lo + k), self.hash(lo + k, hi))
+
+    def root(self) -> bytes:
+        return self.hash(0, self.size) if self.size else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < self.size:
+            raise ProofError(f"leaf {index} is not in a tree of {self.size}")
+        return _path(index, 0, self.size, self.hash)
+
+    def consistency_proof(self, first: int) -> list[bytes]:
+        if not 0 < first <= self.size:
+            raise ProofError(f"no consistency proof from size {first} to size {self.size}")
+        return _subproof(first, 0, self.size, True, self.hash)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fund import views, views_me
+from fund import views, views_log, views_me
 
 app_name = "fund"
 
@@ -13,4 +13,8 @@ urlpatterns = [
     path("faq/", views.faq, name="faq"),
     path("me/statements/", views_me.my_statements, name="my-statements"),
     path("me/statements/<int:pk>/", views_me.my_statement, name="my-statement"),
+    path("check_ledger.py", views.check_ledger_script, name="check-ledger"),
+    path("log/vkey", views_log.vkey, name="log-vkey"),
+    path("log/<str:asset>/checkpoint", views_log.checkpoint, name="log-checkpoint"),
+    path("log/<str:asset>/tile/<path:path>", views_log.tile, name="log-tile"),
 ]

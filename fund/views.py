@@ -1,11 +1,16 @@
 """The public transparency portal: server-rendered pages, each a selector call and a template."""
 
+import hashlib
 from decimal import Decimal
+from functools import lru_cache
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from fund import charts, selectors
 from fund.computation import compute_settlement
@@ -182,3 +187,24 @@ def rules(request):
 
 def faq(request):
     return render(request, "fund/faq.html", {"funds": selectors.funds_public()})
+
+
+CHECK_LEDGER = settings.BASE_DIR / "docs" / "check_ledger.py"
+
+
+@lru_cache(maxsize=1)
+def check_ledger_file() -> tuple[bytes, str]:
+    """docs/check_ledger.py as the site serves it, and its SHA-256 (hex)."""
+    body = CHECK_LEDGER.read_bytes()
+    return body, hashlib.sha256(body).hexdigest()
+
+
+@require_safe
+def check_ledger_script(request):
+    """The verifier and monitor, standard library only, as a download; pages show its SHA-256."""
+    body, digest = check_ledger_file()
+    response = HttpResponse(body, content_type="text/x-python; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="check_ledger.py"'
+    response["X-Content-SHA256"] = digest
+    response["Cache-Control"] = "public, max-age=300"
+    return response

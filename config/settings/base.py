@@ -334,6 +334,14 @@ BOOKS_LOCK_TIMEOUT = env_float("BOOKS_LOCK_TIMEOUT", default=10, minimum=0.001, 
 # older ones every hour.
 IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", default=24, minimum=1, maximum=24 * 366)
 
+# The funds' transparency logs (fund/services/transparency.py): checkpoints are signed with the
+# Ed25519 key in LOG_SIGNING_KEY (its skey text, PRIVATE+KEY+…) or in the file LOG_SIGNING_KEY_FILE
+# (made by `manage.py log_keygen`), never kept in the database; without either nothing is
+# signed. A fund's log is named `<LOG_ORIGIN_HOST>/log/<ASSET>`: the host the site is served at.
+LOG_SIGNING_KEY = _env_raw("LOG_SIGNING_KEY") or ""
+LOG_SIGNING_KEY_FILE = _env_raw("LOG_SIGNING_KEY_FILE") or ""
+LOG_ORIGIN_HOST = env.str("LOG_ORIGIN_HOST", default=ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "")
+
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -370,6 +378,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fund.tasks.resend_dead_settlements",
         # A settling cycle whose worker died (its claim is free) is sent again at the next run.
         "schedule": timedelta(seconds=DEAD_CLAIM_SECONDS),
+    },
+    "sign-log-checkpoints": {
+        "task": "fund.tasks.sign_log_checkpoints",
+        # At most once a minute while records arrive (and after each settlement: the task).
+        "schedule": timedelta(seconds=_BEAT_SECONDS) if _BEAT_SECONDS else crontab(minute="*"),
     },
     "prune-idempotency-keys": {
         "task": "fund.tasks.prune_idempotency_keys",

@@ -17,3 +17,8 @@ WHITENOISE_USE_FINDERS = True
 
 # 4xx answers are what many tests ask for: keep them out of the output.
 LOGGING["loggers"] = {"django.request": {"level": "ERROR"}}  # noqa: F405
+
+# The tests' log signing key (a fixed test key, published with the code: never use it elsewhere).
+LOG_SIGNING_KEY = "PRIVATE+KEY+testserver/log+9170cae5+AYBIQc6ZDRplqHWH5Z3UJDtMJz56geZGDt/BP1gjWb2X"
+LOG_SIGNING_KEY_FILE = ""
+LOG_ORIGIN_HOST = "testserver"

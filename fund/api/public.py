@@ -17,7 +17,7 @@ from fund.api.pagination import cursor
 from fund.api.renderers import CSVRenderer
 from fund.api.schema import CSV_PARAMETER, ERROR, PUBLIC
 from fund.filters import CycleFilter, HistoryForm, RecordFilter
-from fund.lookups import cycle_or_404, fund_or_404
+from fund.lookups import cycle_or_404, fund_or_404, record_or_404
 from fund.models import FundRecord, SettlementCycle
 
 
@@ -129,6 +129,21 @@ class FundRecordsView(CSVListMixin, PublicMixin, generics.ListAPIView):
         summary="A fund's ledger records, newest first (cursor pagination)",
         parameters=[CSV_PARAMETER],
         responses={200: s.RecordOut(many=True), 400: ERROR, 404: ERROR, **PUBLIC},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class FundRecordView(PublicMixin, generics.RetrieveAPIView):
+    serializer_class = s.RecordOut
+
+    def get_object(self):
+        return record_or_404(asset_code=self.kwargs["asset"], seq=self.kwargs["seq"])
+
+    @extend_schema(
+        tags=["public"],
+        summary="One ledger record of a fund, by its seq",
+        responses={200: s.RecordOut, 404: ERROR, **PUBLIC},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -5,7 +5,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from fund.api import admin, ingestion, public, traders
+from fund.api import admin, ingestion, log, public, traders
 
 v1 = [
     path(
@@ -20,6 +20,15 @@ v1 = [
     path("funds/<str:asset>", public.FundDetailView.as_view(), name="fund"),
     path("funds/<str:asset>/history", public.FundHistoryView.as_view(), name="fund-history"),
     path("funds/<str:asset>/records", public.FundRecordsView.as_view(), name="fund-records"),
+    path(
+        "funds/<str:asset>/records/<int:seq>", public.FundRecordView.as_view(), name="fund-record"
+    ),
+    path("funds/<str:asset>/log/inclusion", log.LogInclusionView.as_view(), name="log-inclusion"),
+    path(
+        "funds/<str:asset>/log/consistency",
+        log.LogConsistencyView.as_view(),
+        name="log-consistency",
+    ),
     path("cycles", public.CycleListView.as_view(), name="cycles"),
     path("cycles/<int:pk>", public.CycleDetailView.as_view(), name="cycle"),
     path("me/statements", traders.MyStatementsView.as_view(), name="my-statements"),

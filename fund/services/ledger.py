@@ -8,12 +8,14 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from fund.chain import GENESIS, record_hash
+from fund.chain import GENESIS, chain_next, record_entry
 from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord
 from fund.pagecache import books_changed
 from fund.services.audit import Audit, admin_action_record
 from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.locks import books_transaction, lock_fund, lock_fund_by_id
+from fund.services.transparency import log_append
+from fund.tlog import leaf_hash
 from statements.money import MAX_UNITS, MoneyError, to_units
 
 
@@ -78,7 +80,7 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
     last_seq, not_before, head = last or (0, None, GENESIS)
     balance = fund.balance_units
     ids = reserve_ids(FundRecord, len(entries))
-    rows, posted = [], []
+    rows, posted, leaves = [], [], []
     for offset, (record_id, entry) in enumerate(zip(ids, entries), start=1):
         # Records are in time order: a record is never dated before the one it follows (clocks
         # of two app servers may differ by a little).
@@ -97,8 +99,7 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
             raise ValidationError(
                 {"amount": "The fund's balance would exceed the largest amount the system books."}
             )
-        head = record_hash(
-            previous=head,
+        entry_bytes = record_entry(
             asset=fund.asset.code,
             precision=fund.asset.precision,
             seq=last_seq + offset,
@@ -111,6 +112,8 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
             corrects_id=entry.corrects_id,
             reason=entry.reason,
         )
+        head = chain_next(head, entry_bytes)
+        leaves.append(leaf_hash(entry_bytes))
         rows.append(
             (
                 record_id,
@@ -130,6 +133,7 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
         )
         posted.append(Posted(record_id, entry.kind, entry.amount_units, balance, created_at))
     insert_rows(FundRecord, RECORD_COLUMNS, rows)
+    log_append(fund=fund, size=last_seq, leaves=leaves)  # the fund's transparency log
     _balance_hours_add(fund=fund, records=posted, balance_before=fund.balance_units)
     _kind_totals_add(fund=fund, records=posted)
     fund.balance_units, fund.head_hash = balance, head

@@ -13,7 +13,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from fund.models import SettlementCycle
-from fund.services.locks import hold_cycle_claim
+from fund.services.locks import after_books_commit, hold_cycle_claim
 from fund.services.settlement.claim import settlement_claim
 from fund.services.settlement.close_now import (
     settlement_cycle_close_now,
@@ -30,6 +30,7 @@ from fund.services.settlement.posting import (
 )
 from fund.services.settlement.preview import settlement_preview, settlement_preview_record
 from fund.services.settlement.resend import settlement_claim_alive, settlements_dead_claims
+from fund.services.transparency import checkpoint_sign_after_settlement
 
 logger = logging.getLogger("fund.services.settlement")
 
@@ -60,7 +61,11 @@ def settlement_cycle_settle(
         if not settlement_claim(cycle_id=cycle_id, now=now, ignore_grace=ignore_grace):
             return SettleOutcome(SettlementCycle.objects.get(pk=cycle_id), posted=False)
         try:
-            return settlement_post(cycle_id=cycle_id, now=now)
+            outcome = settlement_post(cycle_id=cycle_id, now=now)
         except Exception as exc:
             settlement_fail(cycle_id=cycle_id, error=exc)
             raise
+    if outcome.posted:  # the fund's log, signed with the settlement's records in it
+        fund = outcome.cycle.fund
+        after_books_commit(lambda: checkpoint_sign_after_settlement(fund=fund, cycle_id=cycle_id))
+    return outcome

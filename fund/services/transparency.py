@@ -1,0 +1,200 @@
+"""A fund's transparency log (fund/tlog.py): its tiles kept as records are appended, its roots and
+proofs read from them, and its checkpoints signed.
+
+- `log_append` runs inside ledger_append's transaction, the fund locked: the new records' leaf
+  hashes go into the fund's tiles there, so the tree always holds exactly the booked records.
+- `checkpoint_sign` signs the tree at its current size (C2SP tlog-checkpoint in a signed note)
+  and stores it, never a size that does not extend the fund's latest checkpoint: before signing
+  it proves, from the tiles, that the new tree contains the old one (a consistency proof checked
+  with RFC 9162's verifier). A tree that fails is not signed; the error names both sizes.
+- The key (an skey, fund/signednote.py) comes from LOG_SIGNING_KEY or the file named by
+  LOG_SIGNING_KEY_FILE, never from the database; without one nothing is signed and the site says
+  so at /log/vkey.
+"""
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from fund.models import Fund, FundRecord, LogCheckpoint, LogTile
+from fund.signednote import Checkpoint, NoteError, Signer
+from fund.tlog import (
+    HASH,
+    ProofError,
+    TiledTree,
+    tile_updates,
+    tiles_needed,
+    verify_consistency,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class LogInconsistent(Exception):
+    """The stored tree does not extend the latest checkpoint: nothing is signed."""
+
+
+class LogKeyError(Exception):
+    """The configured signing key cannot be read."""
+
+
+# Keeping the tree.
+
+
+def log_append(*, fund: Fund, size: int, leaves: list[bytes]) -> None:
+    """Appends leaf hashes to the fund's tree of `size` leaves (inside the ledger's transaction,
+    the fund locked): reads the partial tiles, writes every tile that changed in one statement."""
+    needed = tiles_needed(size)
+    partials: dict[int, bytes] = {}
+    if needed:
+        where = Q()
+        for level, index, _ in needed:
+            where |= Q(level=level, index=index)
+        for level, hashes in (
+            LogTile.objects.filter(fund=fund).filter(where).values_list("level", "hashes")
+        ):
+            partials[level] = bytes(hashes)
+    updates = tile_updates(size, partials, leaves)
+    LogTile.objects.bulk_create(
+        [
+            LogTile(fund=fund, level=level, index=index, width=len(data) // HASH, hashes=data)
+            for level, index, data in updates
+        ],
+        update_conflicts=True,
+        unique_fields=["fund", "level", "index"],
+        update_fields=["width", "hashes"],
+    )
+
+
+def log_size(fund: Fund) -> int:
+    """The fund's tree size: its number of records (seq runs 1, 2, … without gaps)."""
+    return (
+        FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", flat=True).first()
+        or 0
+    )
+
+
+def log_tile(*, fund: Fund, level: int, index: int) -> bytes:
+    """A tile's stored hashes (b"" when there is no such tile yet)."""
+    hashes = (
+        LogTile.objects.filter(fund=fund, level=level, index=index)
+        .values_list("hashes", flat=True)
+        .first()
+    )
+    return b"" if hashes is None else bytes(hashes)
+
+
+def log_tree(*, fund: Fund, size: int) -> TiledTree:
+    """The fund's tree at `size` (at most its current size), read from its tiles."""
+    return TiledTree(size, lambda level, index: log_tile(fund=fund, level=level, index=index))
+
+
+# Signing.
+
+
+def log_origin(asset_code: str) -> str:
+    """The checkpoint origin of a fund's log: `<site host>/log/<ASSET>`."""
+    return f"{settings.LOG_ORIGIN_HOST}/log/{asset_code}"
+
+
+def log_signer() -> Signer | None:
+    """The signing key from the settings, or None when none is configured."""
+    text = settings.LOG_SIGNING_KEY
+    path = settings.LOG_SIGNING_KEY_FILE
+    if not text and path:
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LogKeyError(f"LOG_SIGNING_KEY_FILE {path} cannot be read: {exc}") from None
+    return _signer(text.strip()) if text else None
+
+
+@lru_cache(maxsize=4)
+def _signer(skey: str) -> Signer:
+    try:
+        return Signer.from_skey(skey)
+    except NoteError as exc:
+        raise LogKeyError(f"the log signing key is not a valid skey: {exc}") from None
+
+
+def checkpoint_latest(fund: Fund) -> LogCheckpoint | None:
+    return LogCheckpoint.objects.filter(fund=fund).order_by("-size").first()
+
+
+def checkpoint_sign(*, fund: Fund, now=None) -> LogCheckpoint | None:
+    """Signs the fund's tree at its current size unless its latest checkpoint has that size
+    already; returns the fund's latest checkpoint (None when no key is configured). Raises
+    LogInconsistent, signing nothing, when the tree does not extend the latest checkpoint."""
+    signer = log_signer()
+    if signer is None:
+        return None
+    with transaction.atomic():
+        size = log_size(fund)
+        last = checkpoint_latest(fund)
+        if last is not None and last.size == size:
+            return last
+        if last is not None and size < last.size:
+            raise LogInconsistent(
+                f"{fund.asset.code}: the log has {size} records, fewer than the {last.size} "
+                "of its latest checkpoint"
+            )
+        tree = log_tree(fund=fund, size=size)
+        try:
+            root = tree.root()
+            if last is not None and last.size:
+                verify_consistency(
+                    last.size,
+                    size,
+                    tree.consistency_proof(last.size),
+                    bytes.fromhex(last.root_hash),
+                    root,
+                )
+        except ProofError as exc:
+            raise LogInconsistent(
+                f"{fund.asset.code}: the tree of size {size} does not extend the checkpoint of "
+                f"size {last.size if last else 0} ({exc}); nothing signed"
+            ) from None
+        note = signer.sign(Checkpoint(log_origin(fund.asset.code), size, root).text())
+        try:
+            with transaction.atomic():
+                return LogCheckpoint.objects.create(
+                    fund=fund,
+                    size=size,
+                    root_hash=root.hex(),
+                    note=note,
+                    key_id=f"{signer.verifier.id:08x}",
+                    signed_at=now or timezone.now(),
+                )
+        except IntegrityError:  # another signer stored this size first: the same tree
+            return LogCheckpoint.objects.get(fund=fund, size=size)
+
+
+def checkpoint_sign_after_settlement(*, fund: Fund, cycle_id: int) -> None:
+    """A checkpoint of the fund's log right after a settlement has committed. A failure is logged,
+    never raised (the settlement stands): the next minute's beat signs instead."""
+    try:
+        checkpoint_sign(fund=fund)
+    except LogInconsistent:
+        logger.critical("log checkpoint refused after cycle %s", cycle_id, exc_info=True)
+    except Exception:
+        logger.exception("log checkpoint after cycle %s not signed; the beat signs", cycle_id)
+
+
+def checkpoints_sign_all() -> dict[str, int]:
+    """Signs every fund whose log has grown since its latest checkpoint (the beat, each minute).
+    A fund whose tree fails is logged and skipped; the others are still signed."""
+    signed = {}
+    for fund in Fund.objects.select_related("asset"):
+        try:
+            checkpoint = checkpoint_sign(fund=fund)
+        except LogInconsistent:
+            logger.critical("log checkpoint refused", exc_info=True)
+            continue
+        if checkpoint is not None:
+            signed[fund.asset.code] = checkpoint.size
+    return signed
