@@ -37,6 +37,7 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 
 GENESIS = "0" * 64
 PROOF_FORMAT = "insurance-fund-apportionment-proof/1"
@@ -306,24 +307,7 @@ def validated(proof) -> dict:
         raise Malformed(f'field "leaf_text": must be its text, not {kind_of(proof["leaf_text"])}')
     for name in ("leaf", "root"):
         _text(proof, name, HEX64, "64 lowercase hex digits")
-    path = proof["path"]
-    if type(path) is not list:
-        raise Malformed(f'field "path": must be a list of steps, not {kind_of(path)}')
-    if len(path) > MAX_PATH:
-        raise Malformed(f'field "path": {len(path)} steps, more than any tree has ({MAX_PATH})')
-    for i, step in enumerate(path):
-        if type(step) is not dict or set(step) != {"side", "hash"}:
-            raise Malformed(f'field "path", step {i + 1}: must be {{"side": …, "hash": …}}')
-        if type(step["side"]) is not str or step["side"] not in ("left", "right"):
-            raise Malformed(
-                f'field "path", step {i + 1}: the side must be "left" or "right", '
-                f"not {kind_of(step['side'])}"
-            )
-        if type(step["hash"]) is not str or not HEX64.fullmatch(step["hash"]):
-            raise Malformed(
-                f'field "path", step {i + 1}: the hash must be 64 lowercase hex digits, '
-                f"not {kind_of(step['hash'])}"
-            )
+    _validated_path(proof["path"])
     if type(proof["cycle_url"]) is not str or len(proof["cycle_url"]) > 2000:
         raise Malformed(f'field "cycle_url": must be text, not {kind_of(proof["cycle_url"])}')
     return proof
@@ -431,23 +415,9 @@ def check_proof(proof, base: str, warn=_warn) -> tuple[bool, str]:
     node = hashlib.sha256(b"\x00" + text.encode()).digest()
     if node.hex() != proof["leaf"]:
         return False, "the proof's leaf is not the hash of its apportionment"
-    # The path's shape follows from the rank and the number of leaves: a sibling on the left for an
-    # odd index, on the right for an even one, none for the last hash of an odd-sized level.
-    index, size, steps = rank - 1, count, iter(proof["path"])
-    if not 0 <= index < size:
-        return False, f"the proof's rank {rank} is not among the cycle's {count} participants"
-    while size > 1:
-        if index % 2 or index + 1 < size:
-            step = next(steps, None)
-            if step is None or step["side"] != ("left" if index % 2 else "right"):
-                return False, "the proof's path does not fit its rank among the participants"
-            sibling = bytes.fromhex(step["hash"])
-            node = hashlib.sha256(
-                b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)
-            ).digest()
-        index, size = index // 2, (size + 1) // 2
-    if next(steps, None) is not None:
-        return False, "the proof's path is longer than its participants allow"
+    node, why = _fold(node, rank - 1, count, proof["path"], "participants")
+    if why:
+        return False, why
     if node.hex() != root:
         return False, f"the proof's path does not lead to the root cycle {cycle} publishes"
     return True, (
@@ -551,6 +521,233 @@ def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
         if bits:
             q = _ed_add(q, table[bits])
     return _ed_encode(q) == sig[:32]
+
+
+# --- A cycle anyone can recompute (--cycle) and a position's proof of form 2. ---
+
+CYCLE_FIGURES = (
+    ("L, the loss", "loss"),
+    ("F, the fund's share", "fund_share"),
+    ("U, the users' share", "users_share"),
+    ("P, the total profit", "total_profit"),
+    ("S, the participants' profit", "participants_profit"),
+    ("the threshold profit", "threshold_profit"),
+    ("the apportioned total", "apportioned"),
+    ("the backstop", "backstop"),
+    ("the uncovered rest", "uncovered"),
+)
+LINE_BYTES = 10_000
+MAX_ROWS = 50_000_000
+
+
+def get_lines(url: str):
+    """The JSON objects of a JSON Lines answer, one by one (streamed: a million rows need no
+    more memory than one)."""
+    try:
+        request = urllib.request.Request(url, headers={"Accept": "application/jsonl"})
+        response = _opener.open(request, timeout=300)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise NotPublished(f"{url}: not found (404)") from None
+        raise SiteFailure(f"{url}: the site answered {e.code} {shown(e.reason)}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
+        raise SiteFailure(f"{url}: cannot be read ({e})") from None
+    with response:
+        for number in range(1, MAX_ROWS + 2):
+            try:
+                line = response.readline(LINE_BYTES + 1)
+            except (OSError, http.client.HTTPException) as e:
+                raise SiteFailure(f"{url}: cannot be read ({e})") from None
+            if not line:
+                return
+            if number > MAX_ROWS or len(line) > LINE_BYTES or not line.endswith(b"\n"):
+                raise SiteFailure(f"{url}: line {number} is not a row of the public API")
+            try:
+                row = json.loads(line.decode("utf-8"), object_pairs_hook=_unique_keys)
+            except (UnicodeDecodeError, ValueError, RecursionError, Malformed):
+                raise SiteFailure(f"{url}: line {number} is not JSON") from None
+            if not isinstance(row, dict):
+                raise SiteFailure(f"{url}: line {number} is not an object")
+            yield row
+
+
+def _units(value, places: int, what: str) -> int:
+    """Published decimal text in `places` places as integer units; SiteFailure otherwise."""
+    units = units_of(value, places) if type(value) is str and DECIMAL.fullmatch(value) else None
+    if units is None or units > MAX_UNITS:
+        raise SiteFailure(f"{what} is {kind_of(value)}, not an amount with {places} places")
+    return units
+
+
+def _ratio(value, what: str) -> Fraction:
+    if type(value) is not str or not re.fullmatch(r"[01](\.[0-9]{1,4})?", value):
+        raise SiteFailure(f"{what} is {kind_of(value)}, not a ratio such as 0.2000")
+    ratio = Fraction(value)
+    if ratio > 1:
+        raise SiteFailure(f"{what} is {value}, more than 1")
+    return ratio
+
+
+def position_leaf(asset: str, cycle: int, rank: int, commitment: str, profit: int, amount: int):
+    text = f"v2|{asset}|{cycle}|{rank}|{commitment}|{profit}|{amount}"
+    return hashlib.sha256(b"\x00" + text.encode()).digest()
+
+
+def merkle_root_of(leaves: list) -> str:
+    """docs/rules.md §6.2: pairs of a level hashed, an odd last hash carried up."""
+    if not leaves:
+        return ""
+    level = leaves
+    while len(level) > 1:
+        parents = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            parents.append(level[-1])
+        level = parents
+    return level[0].hex()
+
+
+def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[str], str]:
+    """The settlement of docs/rules.md §2 recomputed from the published inputs alone, compared
+    with every published figure, amount and the root: (differences, summary)."""
+    asset, cycle_id = cycle["asset"], cycle["id"]
+    fund_ratio = _ratio(cycle.get("fund_ratio"), "the fund ratio")
+    screening = _ratio(cycle.get("screening_ratio"), "the screening ratio")
+    balance = _units(cycle.get("balance_before"), places, "B, the balance before")
+    loss, loss_count = 0, 0
+    for row in losses:
+        loss_count += 1
+        units = _units(row.get("loss"), places, f"loss {loss_count}")
+        if units <= 0:
+            raise Broken(f"loss {loss_count} is not a loss ({row.get('loss')})")
+        loss += units
+    fund_share = min(loss * fund_ratio.numerator // fund_ratio.denominator, balance)
+    users_share = loss - fund_share
+    ranked = []  # (commitment, profit)
+    for row in positions:
+        rank = len(ranked) + 1
+        if row.get("rank") != rank:
+            raise Broken(f"position row {rank} has the rank {shown(row.get('rank'))}")
+        profit = _units(row.get("profit"), places, f"rank {rank}'s profit")
+        amount = _units(row.get("amount"), places, f"rank {rank}'s amount")
+        commitment = row.get("commitment")
+        if cycle.get("root_format") == 2 and (
+            type(commitment) is not str or not HEX64.fullmatch(commitment)
+        ):
+            raise SiteFailure(f"rank {rank}'s commitment is {kind_of(commitment)}")
+        if profit <= 0:
+            raise Broken(f"rank {rank} has no profit ({row.get('profit')})")
+        if ranked and profit > ranked[-1][1]:
+            raise Broken(f"rank {rank} has more profit than rank {rank - 1}: not in rank order")
+        ranked.append((commitment, profit, amount))
+    total = sum(profit for _, profit, _ in ranked)
+    count, running = 0, 0
+    if users_share > 0 and ranked:
+        target = screening.numerator * total
+        for _, profit, _ in ranked:
+            running += profit
+            count += 1
+            if running * screening.denominator >= target:
+                break
+    threshold = ranked[count - 1][1] if count else 0
+    if users_share >= running:
+        amounts = [profit for _, profit, _ in ranked[:count]]
+    else:
+        amounts, remainders = [], []
+        for _, profit, _ in ranked[:count]:
+            share, remainder = divmod(users_share * profit, running)
+            amounts.append(share)
+            remainders.append(remainder)
+        leftover = users_share - sum(amounts)
+        for i in sorted(range(count), key=lambda i: -remainders[i])[:leftover]:
+            amounts[i] += 1
+    apportioned = sum(amounts)
+    backstop = min(users_share - apportioned, balance - fund_share)
+    uncovered = users_share - apportioned - backstop
+    figures = {
+        "loss": loss, "fund_share": fund_share, "users_share": users_share,
+        "total_profit": total, "participants_profit": running, "threshold_profit": threshold,
+        "apportioned": apportioned, "backstop": backstop, "uncovered": uncovered,
+    }  # fmt: skip
+    differences = []
+    for label, name in CYCLE_FIGURES:
+        published = _units(cycle.get(name), places, label)
+        if published != figures[name]:
+            differences.append(
+                f"{label}: the cycle publishes {format_units(published, places)}, its inputs "
+                f"give {format_units(figures[name], places)}"
+            )
+    for label, name, value in (
+        ("profitable positions", "profitable_count", len(ranked)),
+        ("participants", "participant_count", count),
+    ):
+        if cycle.get(name) != value:
+            differences.append(
+                f"the number of {label}: the cycle publishes {shown(cycle.get(name))}, "
+                f"its inputs give {value}"
+            )
+    wrong = 0
+    for i, (_, _, amount) in enumerate(ranked):
+        expected = amounts[i] if i < count else 0
+        if amount != expected:
+            wrong += 1
+            if wrong <= 20:
+                differences.append(
+                    f"rank {i + 1}: the apportionment published is "
+                    f"{format_units(amount, places)}, the rules give "
+                    f"{format_units(expected, places)}"
+                )
+    if wrong > 20:
+        differences.append(f"… and {wrong - 20} more ranks whose apportionment differs")
+    root = cycle.get("apportionment_root")
+    if cycle.get("root_format") == 2:
+        leaves = [
+            position_leaf(asset, cycle_id, i + 1, commitment, profit, amount)
+            for i, (commitment, profit, amount) in enumerate(ranked)
+        ]
+        if merkle_root_of(leaves) != root:
+            differences.append(
+                "the Merkle root: the published positions do not give the root the cycle "
+                f"publishes ({shown(root)})"
+            )
+        root_said = f"the root {root} rebuilt"
+    else:
+        root_said = (
+            "its root (form 1, settled before the inputs were published) commits to position "
+            "ids, which are not published: each participant checks theirs with --proof"
+        )
+    summary = (
+        f"{asset} cycle {cycle_id}: recomputed from {loss_count} losses and {len(ranked)} "
+        f"profitable positions: L {format_units(loss, places)}, F "
+        f"{format_units(fund_share, places)}, U {format_units(users_share, places)}, P "
+        f"{format_units(total, places)}, S {format_units(running, places)}, threshold "
+        f"{format_units(threshold, places)}, {count} participants, backstop "
+        f"{format_units(backstop, places)}, uncovered {format_units(uncovered, places)}; every "
+        f"figure and amount matches; {root_said}"
+    )
+    return differences, summary
+
+
+def check_cycle(base: str, cycle_id: int) -> tuple[bool, str]:
+    api = site_api(base)
+    url = f"{api}/cycles/{cycle_id}"
+    try:
+        cycle = _published(get(url), url, {"id": int, "asset": str, "status": str})
+    except NotPublished:
+        return False, f"{base} publishes no cycle {cycle_id}"
+    if cycle["id"] != cycle_id or not ASSET.fullmatch(cycle["asset"]):
+        raise SiteFailure(f"{url} is not cycle {cycle_id}")
+    if cycle["status"] != "settled":
+        return False, f"cycle {cycle_id} is {shown(cycle['status'])}, not settled yet"
+    fund_url = f"{api}/funds/{cycle['asset']}"
+    places = _published(get(fund_url), fund_url, {"precision": int})["precision"]
+    if not 0 <= places <= MAX_PRECISION:
+        raise SiteFailure(f"{fund_url}: the precision {places} is not an asset's")
+    differences, summary = recompute_cycle(
+        cycle, places, get_lines(f"{url}/losses"), get_lines(f"{url}/positions")
+    )
+    if differences:
+        return False, f"{cycle['asset']} cycle {cycle_id}: " + "; ".join(differences)
+    return True, summary
 
 
 # --- Signed notes and checkpoints (C2SP signed-note, tlog-checkpoint). ---
@@ -863,15 +1060,197 @@ def monitor(args: list[str]) -> int:
     return 1 if broken else 0
 
 
+POSITION_PROOF_FORMAT = "insurance-fund-position-proof/2"
+POSITION_PROOF_FIELDS = (
+    "format", "asset", "precision", "cycle", "rank", "position_id", "salt", "commitment",
+    "profit", "amount", "profit_units", "amount_units", "participant", "profitable_count",
+    "leaf_text", "leaf", "path", "root", "cycle_url",
+)  # fmt: skip
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def _validated_position(proof: dict) -> dict:
+    unknown = sorted(set(proof) - set(POSITION_PROOF_FIELDS))
+    if unknown:
+        raise Malformed(f"field {shown(unknown[0])}: no proof has such a field")
+    missing = [name for name in POSITION_PROOF_FIELDS if name not in proof]
+    if missing:
+        raise Malformed(f'field "{missing[0]}": missing')
+    _text(proof, "asset", ASSET, "an asset code (1 to 16 capital letters and digits)")
+    _integer(proof, "precision", 0, MAX_PRECISION)
+    for name in ("cycle", "rank", "position_id", "profitable_count"):
+        _integer(proof, name, 1, MAX_ID)
+    for name in ("profit", "amount"):
+        _text(proof, name, DECIMAL, "decimal text such as 266.66666667")
+        _integer(proof, f"{name}_units", 0, MAX_UNITS)
+    _text(proof, "salt", HEX32, "32 lowercase hex digits")
+    for name in ("commitment", "leaf", "root"):
+        _text(proof, name, HEX64, "64 lowercase hex digits")
+    if type(proof["participant"]) is not bool:
+        raise Malformed(
+            f'field "participant": must be true or false, not {kind_of(proof["participant"])}'
+        )
+    if type(proof["leaf_text"]) is not str or len(proof["leaf_text"]) > 300:
+        raise Malformed(f'field "leaf_text": must be its text, not {kind_of(proof["leaf_text"])}')
+    if type(proof["cycle_url"]) is not str or len(proof["cycle_url"]) > 2000:
+        raise Malformed(f'field "cycle_url": must be text, not {kind_of(proof["cycle_url"])}')
+    return proof
+
+
+def check_position_proof(proof: dict, base: str, warn=_warn) -> tuple[bool, str]:
+    """A profitable position's proof in its cycle's root of form 2, against the site's figures."""
+    _validated_position(proof)
+    _validated_path(proof["path"])
+    api = site_api(base)
+    asset, cycle, rank = proof["asset"], proof["cycle"], proof["rank"]
+    cycle_url = f"{api}/cycles/{cycle}"
+    if proof["cycle_url"] != cycle_url:
+        warn(
+            f"the proof names its cycle at {shown(proof['cycle_url'])}; "
+            f"it is checked against {cycle_url}, the site you named, instead"
+        )
+    try:
+        published = get(cycle_url)
+    except NotPublished:
+        return False, f"{base} publishes no cycle {cycle}"
+    published = _published(published, cycle_url, {"id": int, "asset": str, "status": str})
+    if (published["id"], published["asset"]) != (cycle, asset):
+        return False, (
+            f"{cycle_url} is {shown(published['asset'])} cycle {published['id']}, "
+            f"not the proof's {asset} cycle {cycle}"
+        )
+    if published["status"] != "settled":
+        return False, f"cycle {cycle} is {shown(published['status'])}, not settled: it has no root"
+    published = _published(
+        published,
+        cycle_url,
+        {"profitable_count": int, "participant_count": int, "apportionment_root": str},
+    )
+    if published.get("root_format") != 2:
+        return False, f"cycle {cycle}'s root is of form 1: only apportionment proofs reach it"
+    fund_url = f"{api}/funds/{asset}"
+    fund = _published(get(fund_url), fund_url, {"asset": str, "precision": int})
+    places = fund["precision"]
+    if proof["precision"] != places:
+        return False, (
+            f"the proof's precision {proof['precision']} is not {asset}'s published precision "
+            f"{places} ({fund_url})"
+        )
+    count = published["profitable_count"]
+    if proof["profitable_count"] != count:
+        return False, (
+            f"the proof's profitable_count {proof['profitable_count']} is not the {count} "
+            f"profitable positions cycle {cycle} publishes"
+        )
+    root = published["apportionment_root"]
+    if proof["root"] != root:
+        return False, f"the proof's root is not the apportionment_root cycle {cycle} publishes"
+    for name in ("profit", "amount"):
+        if units_of(proof[name], places) != proof[f"{name}_units"]:
+            return False, (
+                f"the proof's {name} {shown(proof[name])} is not its {name}_units "
+                f"{proof[f'{name}_units']} written with {places} places"
+            )
+    participant = rank <= published["participant_count"]
+    if proof["participant"] != participant or (not participant and proof["amount_units"]):
+        return False, (
+            f"rank {rank} is {'' if participant else 'not '}among the cycle's "
+            f"{published['participant_count']} participants, as the proof says otherwise"
+        )
+    salt = bytes.fromhex(proof["salt"])
+    commitment = hashlib.sha256(
+        salt + f"position|{cycle}|{proof['position_id']}".encode()
+    ).hexdigest()
+    if commitment != proof["commitment"]:
+        return False, "the proof's commitment is not the hash of its salt and position"
+    text = f"v2|{asset}|{cycle}|{rank}|{commitment}|{proof['profit_units']}|{proof['amount_units']}"
+    if proof["leaf_text"] != text:
+        return False, f"the proof's leaf_text is not {text}, the text of its fields"
+    node = hashlib.sha256(b"\x00" + text.encode()).digest()
+    if node.hex() != proof["leaf"]:
+        return False, "the proof's leaf is not the hash of its leaf_text"
+    node, why = _fold(node, rank - 1, count, proof["path"], "profitable positions")
+    if why:
+        return False, why
+    if node.hex() != root:
+        return False, f"the proof's path does not lead to the root cycle {cycle} publishes"
+    amount = format_units(proof["amount_units"], places)
+    return True, (
+        f"{asset} cycle {cycle}: position {proof['position_id']} (rank {rank} of {count}, "
+        f"profit {format_units(proof['profit_units'], places)}, "
+        f"{'apportioned ' + amount if participant else 'below the threshold: apportioned 0'}) "
+        f"is included in the root {root} that {cycle_url} publishes"
+    )
+
+
+def _validated_path(path) -> None:
+    if type(path) is not list:
+        raise Malformed(f'field "path": must be a list of steps, not {kind_of(path)}')
+    if len(path) > MAX_PATH:
+        raise Malformed(f'field "path": {len(path)} steps, more than any tree has ({MAX_PATH})')
+    for i, step in enumerate(path):
+        if type(step) is not dict or set(step) != {"side", "hash"}:
+            raise Malformed(f'field "path", step {i + 1}: must be {{"side": …, "hash": …}}')
+        if type(step["side"]) is not str or step["side"] not in ("left", "right"):
+            raise Malformed(
+                f'field "path", step {i + 1}: the side must be "left" or "right", '
+                f"not {kind_of(step['side'])}"
+            )
+        if type(step["hash"]) is not str or not HEX64.fullmatch(step["hash"]):
+            raise Malformed(
+                f'field "path", step {i + 1}: the hash must be 64 lowercase hex digits, '
+                f"not {kind_of(step['hash'])}"
+            )
+
+
+def _fold(node: bytes, index: int, size: int, path: list, leaves: str) -> tuple[bytes, str]:
+    """Folds the path from leaf `index` of `size` leaves (the cycle's `leaves`) up; the path's
+    shape must be the one the index gives: a sibling on the left for an odd index, on the right
+    for an even one, none for the last hash of an odd-sized level. (root, "") or (b"", why)."""
+    if not 0 <= index < size:
+        return b"", f"the proof's rank {index + 1} is not among the cycle's {size} {leaves}"
+    steps = iter(path)
+    while size > 1:
+        if index % 2 or index + 1 < size:
+            step = next(steps, None)
+            if step is None or step["side"] != ("left" if index % 2 else "right"):
+                return b"", f"the proof's path does not fit its rank among the {leaves}"
+            sibling = bytes.fromhex(step["hash"])
+            node = hashlib.sha256(
+                b"\x01" + (sibling + node if step["side"] == "left" else node + sibling)
+            ).digest()
+        index, size = index // 2, (size + 1) // 2
+    if next(steps, None) is not None:
+        return b"", f"the proof's path is longer than its {leaves} allow"
+    return node, ""
+
+
 def main(args: list[str]) -> int:
     if args and args[0] == "--monitor":
         return monitor(args[1:])
+    if args and args[0] == "--cycle":
+        if len(args) != 3 or not re.fullmatch(r"[1-9][0-9]{0,18}", args[1]):
+            print("usage: python3 check_ledger.py --cycle ID URL", file=sys.stderr)
+            return 1
+        try:
+            ok, message = check_cycle(args[2], int(args[1]))
+        except Broken as e:
+            ok, message = False, str(e)
+        except Failure as e:
+            print(f"cycle {args[1]}: cannot check it: {e}", file=sys.stderr)
+            return 1
+        print(message if ok else f"cycle {args[1]}: BROKEN: {message}")
+        return 0 if ok else 1
     if args and args[0] == "--proof":
         if len(args) != 3:
             print(PROOF_USAGE, file=sys.stderr)
             return 1
         try:
-            ok, message = check_proof(load_proof(args[1]), args[2])
+            proof = load_proof(args[1])
+            if isinstance(proof, dict) and proof.get("format") == POSITION_PROOF_FORMAT:
+                ok, message = check_position_proof(proof, args[2])
+            else:
+                ok, message = check_proof(proof, args[2])
         except Malformed as e:
             print(f"{args[1]}: not a valid proof: {e}", file=sys.stderr)
             return 1

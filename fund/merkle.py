@@ -1,22 +1,58 @@
-"""The Merkle root a settled cycle publishes over its apportionments, and inclusion proofs.
+"""The Merkle root a settled cycle publishes, and inclusion proofs. Two forms (the cycle's
+root_format says which):
 
-Canonical form (anyone can recompute it; docs/check_ledger.py --proof does):
+Form 2 (cycles settled since the inputs are published): every profitable position of the cycle,
+participants and the rest, in rank order; anyone can rebuild it from the cycle's published
+positions (docs/check_ledger.py --cycle), and a position's trader alone can find theirs:
+    commitment = SHA-256( salt (16 bytes, the trader's alone) + UTF-8 of "position|cycle|position")
+                 as 64 hex digits, e.g. of salt ‖ "position|42|7044516"
+    leaf       = SHA-256( 0x00 + UTF-8 of
+                          "v2|asset|cycle|rank|commitment|profit units|amount units" )
+                 with the amount 0 for a position below the threshold
+
+Form 1 (cycles settled before): the participants only, in rank order:
     leaf  = SHA-256( 0x00 + UTF-8 of "asset|cycle|rank|position|profit units|amount units" )
             e.g. "USDT|42|1|7044516|60000000000|26666666667": integers, amounts in the asset's
             smallest units, the position's profit before the apportionment
+
+Both:
     node  = SHA-256( 0x01 + left hash + right hash )              (32-byte digests, not hex)
-    Leaves are in rank order (1, 2, …). A level with an odd number of hashes carries its last hash
-    up unchanged. The root is the single hash left, published as 64 hex digits; a cycle without
-    participants publishes none.
+    A level with an odd number of hashes carries its last hash up unchanged. The root is the
+    single hash left, published as 64 hex digits; a cycle without leaves publishes none.
 
 The 0x00/0x01 prefixes keep a leaf from ever passing as a node; carrying the odd hash up (rather
-than pairing it with itself) keeps two different lists of apportionments from sharing a root.
+than pairing it with itself) keeps two different lists from sharing a root. The tree is RFC 9162's
+(fund/tlog.py). The salt keeps the published data from naming anyone: without it a commitment
+cannot be tied to a position id, which counts from 1 and could otherwise be tried one by one.
 """
 
 import hashlib
 from collections.abc import Iterable
 
 LEAF, NODE = b"\x00", b"\x01"
+SALT_BYTES = 16
+
+
+def position_commitment(*, salt: bytes, cycle_id: int, position_id: int) -> str:
+    """Form 2: what the published data shows of a position (hex)."""
+    return hashlib.sha256(bytes(salt) + f"position|{cycle_id}|{position_id}".encode()).hexdigest()
+
+
+def position_leaf_text(
+    *, asset: str, cycle_id: int, rank: int, commitment: str, profit_units: int, amount_units: int
+) -> str:
+    return f"v2|{asset}|{cycle_id}|{rank}|{commitment}|{profit_units}|{amount_units}"
+
+
+def position_leaves(
+    asset: str, cycle_id: int, rows: Iterable[tuple[int, str, int, int]]
+) -> list[bytes]:
+    """Form 2. rows: (rank, commitment, profit units, amount units), in rank order."""
+    sha, prefix = hashlib.sha256, f"v2|{asset}|{cycle_id}|"
+    return [
+        sha(LEAF + f"{prefix}{rank}|{commitment}|{profit}|{amount}".encode()).digest()
+        for rank, commitment, profit, amount in rows
+    ]
 
 
 def leaf_text(

@@ -151,6 +151,14 @@ class SettlementCycle(models.Model):
             "published when the cycle settles."
         ),
     )
+    root_format = models.PositiveSmallIntegerField(
+        default=2,
+        help_text=(
+            "1: the root covers the participants' apportionments with their position ids "
+            "(cycles settled before the published inputs); 2: every profitable position, each "
+            "through its salted commitment (fund/merkle.py)."
+        ),
+    )
     # Life cycle.
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -421,6 +429,15 @@ class PositionProfit(models.Model):
     )
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="+")
     profit_units = models.BigIntegerField()
+    salt = models.BinaryField(
+        max_length=16,
+        null=True,
+        blank=True,
+        help_text=(
+            "16 random bytes, given to the position's trader only: the cycle's published data "
+            "commits to the position through SHA-256(salt ‖ its id) (fund/merkle.py, form 2)."
+        ),
+    )
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,9 +1,11 @@
-"""Merkle proofs of apportionments: a settled cycle's leaves, its block roots (cached) and one
-apportionment's inclusion proof in the published root (fund/merkle.py, docs/rules.md §6.2)."""
+"""Merkle proofs of a settled cycle's root (fund/merkle.py, docs/rules.md §6.2): its leaves, its
+block roots (cached) and one position's inclusion proof. Form 1: an apportionment among the
+participants; form 2: any profitable position, with its salt."""
 
 from itertools import batched
 
 from django.core.cache import cache
+from django.db.models import Q
 
 from fund.merkle import (
     BLOCK,
@@ -12,8 +14,11 @@ from fund.merkle import (
     leaf_hash,
     leaf_text,
     merkle_path_in_blocks,
+    position_commitment,
+    position_leaf_text,
+    position_leaves,
 )
-from fund.models import Apportionment, SettlementCycle
+from fund.models import Apportionment, PositionProfit, SettlementCycle
 from statements.money import format_units
 
 
@@ -89,6 +94,119 @@ def apportionment_proof(*, apportionment: Apportionment) -> dict:
             cycle_leaves(asset.code, cycle.id, block_rows),
             index,
             cycle_block_roots(cycle=cycle),
+            BLOCK,
+        ),
+        "root": cycle.apportionment_root,
+    }
+
+
+# Form 2: every profitable position of the cycle, through its salted commitment.
+POSITION_PROOF_FORMAT = "insurance-fund-position-proof/2"
+
+
+def _ranked_rows(cycle: SettlementCycle):
+    """(position id, profit, salt, apportionment or None) of the cycle's profitable positions,
+    in rank order (profit descending, then position id)."""
+    return (
+        PositionProfit.objects.filter(cycle=cycle, profit_units__gt=0)
+        .order_by("-profit_units", "position_id")
+        .values_list("position_id", "profit_units", "salt", "apportionment__amount_units")
+    )
+
+
+def _position_leaves(cycle: SettlementCycle, rows, first_rank: int) -> list[bytes]:
+    return position_leaves(
+        cycle.fund.asset.code,
+        cycle.id,
+        (
+            (
+                first_rank + i,
+                position_commitment(salt=salt, cycle_id=cycle.id, position_id=position_id),
+                profit,
+                amount or 0,
+            )
+            for i, (position_id, profit, salt, amount) in enumerate(rows)
+        ),
+    )
+
+
+def cycle_position_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
+    """The roots of the form-2 tree's blocks of BLOCK leaves, kept in the cache as for form 1."""
+    key = f"position-blocks:{BLOCK}:{cycle.id}:{cycle.apportionment_root}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache is an optimisation
+        cached = None
+    if cached is not None:
+        return [cached[i : i + 32] for i in range(0, len(cached), 32)]
+    rows = _ranked_rows(cycle).iterator(chunk_size=10 * BLOCK)
+    roots = block_roots(
+        (
+            leaf
+            for n, batch in enumerate(batched(rows, BLOCK))
+            for leaf in _position_leaves(cycle, batch, n * BLOCK + 1)
+        ),
+        BLOCK,
+    )
+    try:
+        cache.set(key, b"".join(roots), timeout=7 * 86400)
+    except Exception:
+        pass
+    return roots
+
+
+def position_rank(position: PositionProfit) -> int:
+    """The position's rank among its cycle's profitable positions (1 = the largest profit)."""
+    ahead = PositionProfit.objects.filter(cycle_id=position.cycle_id).filter(
+        Q(profit_units__gt=position.profit_units)
+        | Q(profit_units=position.profit_units, position_id__lt=position.position_id)
+    )
+    return ahead.count() + 1
+
+
+def position_proof(*, position: PositionProfit) -> dict:
+    """The inclusion proof of one profitable position (a participant or not) in its settled
+    cycle's root of form 2, with the salt that only its trader receives."""
+    cycle = position.cycle
+    asset = cycle.fund.asset
+    rank = position_rank(position)
+    index = rank - 1
+    first = index - index % BLOCK
+    block = list(_ranked_rows(cycle)[first : first + BLOCK])
+    apportionment = getattr(position, "apportionment", None)
+    amount = apportionment.amount_units if apportionment is not None else 0
+    commitment = position_commitment(
+        salt=position.salt, cycle_id=cycle.id, position_id=position.position_id
+    )
+    text = position_leaf_text(
+        asset=asset.code,
+        cycle_id=cycle.id,
+        rank=rank,
+        commitment=commitment,
+        profit_units=position.profit_units,
+        amount_units=amount,
+    )
+    return {
+        "format": POSITION_PROOF_FORMAT,
+        "asset": asset.code,
+        "precision": asset.precision,
+        "cycle": cycle.id,
+        "rank": rank,
+        "position_id": position.position_id,
+        "salt": bytes(position.salt).hex(),
+        "commitment": commitment,
+        "profit": format_units(position.profit_units, asset.precision),
+        "amount": format_units(amount, asset.precision),
+        "profit_units": position.profit_units,
+        "amount_units": amount,
+        "participant": apportionment is not None,
+        "profitable_count": cycle.profitable_count,
+        "leaf_text": text,
+        "leaf": leaf_hash(text).hex(),
+        "path": merkle_path_in_blocks(
+            _position_leaves(cycle, block, first + 1),
+            index,
+            cycle_position_block_roots(cycle=cycle),
             BLOCK,
         ),
         "root": cycle.apportionment_root,

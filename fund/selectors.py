@@ -1,11 +1,13 @@
 """Reads that feed pages, the API and commands: each query written once. What a URL names is
 looked up (404) in fund/lookups.py; charts, proofs and display figures have modules of their own."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 
+from fund.merkle import position_commitment
 from fund.models import (
     AdminAction,
     Contract,
@@ -13,9 +15,11 @@ from fund.models import (
     FundBalanceHour,
     FundKindTotal,
     FundRecord,
+    PositionProfit,
     SettlementCycle,
 )
 from statements.models import Statement, TraderAccount
+from statements.money import format_units
 
 BUCKETS = ("hour", "day", "week")
 
@@ -153,6 +157,58 @@ def statements_of(*, account: TraderAccount) -> QuerySet[Statement]:
         Statement.objects.filter(account=account)
         .select_related("asset", "apportionment__cycle", "apportionment__position")
         .order_by("-created_at", "-id")
+    )
+
+
+def cycle_losses_public(*, cycle: SettlementCycle) -> Iterator[dict]:
+    """A settled cycle's system losses, anonymised: contract, closed at (UTC), the loss as a
+    positive amount; in the order they closed."""
+    places = cycle.fund.asset.precision
+    rows = (
+        cycle.takeovers.filter(engine_result_units__lt=0)
+        .order_by("closed_at", "id")
+        .values_list("contract__symbol", "closed_at", "engine_result_units")
+    )
+    for symbol, closed_at, result in rows.iterator(chunk_size=10_000):
+        yield {
+            "contract": symbol,
+            "closed_at": closed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "loss": format_units(-result, places),
+        }
+
+
+def cycle_positions_public(*, cycle: SettlementCycle) -> Iterator[dict]:
+    """A settled cycle's profitable positions in rank order, anonymised: rank, the commitment to
+    the position (form 2; None for a cycle of form 1), its profit and its apportionment (0 below
+    the threshold)."""
+    places, form2 = cycle.fund.asset.precision, cycle.root_format != 1
+    rows = (
+        PositionProfit.objects.filter(cycle=cycle, profit_units__gt=0)
+        .order_by("-profit_units", "position_id")
+        .values_list("position_id", "profit_units", "salt", "apportionment__amount_units")
+    )
+    for rank, (position_id, profit, salt, amount) in enumerate(
+        rows.iterator(chunk_size=10_000), start=1
+    ):
+        yield {
+            "rank": rank,
+            "commitment": position_commitment(salt=salt, cycle_id=cycle.id, position_id=position_id)
+            if form2
+            else None,
+            "profit": format_units(profit, places),
+            "amount": format_units(amount or 0, places),
+        }
+
+
+def positions_of(*, account: TraderAccount) -> QuerySet[PositionProfit]:
+    """A trader's profitable positions in settled cycles, newest cycle first: each is in its
+    cycle's Merkle root (form 2) whether it was apportioned or not."""
+    return (
+        PositionProfit.objects.filter(
+            account=account, profit_units__gt=0, cycle__status=SettlementCycle.Status.SETTLED
+        )
+        .select_related("cycle__fund__asset", "contract", "apportionment__statement")
+        .order_by("-cycle__ends_at", "-id")
     )
 
 

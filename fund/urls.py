@@ -13,6 +13,7 @@ urlpatterns = [
     path("faq/", views.faq, name="faq"),
     path("me/statements/", views_me.my_statements, name="my-statements"),
     path("me/statements/<int:pk>/", views_me.my_statement, name="my-statement"),
+    path("me/positions/", views_me.my_positions, name="my-positions"),
     path("check_ledger.py", views.check_ledger_script, name="check-ledger"),
     path("log/vkey", views_log.vkey, name="log-vkey"),
     path("log/<str:asset>/checkpoint", views_log.checkpoint, name="log-checkpoint"),

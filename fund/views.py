@@ -1,5 +1,6 @@
 """The public transparency portal: server-rendered pages, each a selector call and a template."""
 
+import base64
 import hashlib
 from decimal import Decimal
 from functools import lru_cache
@@ -18,6 +19,7 @@ from fund.filters import DIGITS, CycleFilter, RecordFilter
 from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import Fund, FundRecord, SettlementCycle
 from fund.pagecache import cached_page
+from fund.services.transparency import checkpoint_latest, log_signer
 from statements.money import format_units
 
 RECORDS_PER_PAGE = 50
@@ -66,6 +68,24 @@ def filter_errors(filterset) -> dict[str, str]:
     return {name: " ".join(messages) for name, messages in filterset.errors.items()}
 
 
+def verifying(request, fund=None) -> dict:
+    """What pages say about checking the books: the script's SHA-256, the site's address, the
+    verifier key and, for a fund, its latest signed checkpoint."""
+    signer = log_signer()
+    context = {
+        "script_sha256": check_ledger_file()[1],
+        "site": f"{request.scheme}://{request.get_host()}",
+        "vkey": signer.verifier.vkey if signer else "",
+    }
+    if fund is not None:
+        checkpoint = checkpoint_latest(fund)
+        context["checkpoint"] = checkpoint
+        if checkpoint is not None:
+            root = bytes.fromhex(checkpoint.root_hash)
+            context["checkpoint_root"] = base64.b64encode(root).decode()
+    return context
+
+
 @cached_page
 def fund_detail(request, asset):
     fund = fund_or_404(asset_code=asset)
@@ -94,6 +114,7 @@ def fund_detail(request, asset):
             "errors": filter_errors(filters),
             "csv_query": csv_query(filters),
             "cycles": selectors.cycles_public().filter(fund=fund)[:5],
+            **verifying(request, fund),
         },
     )
 
@@ -127,6 +148,7 @@ def cycle_detail(request, pk):
             "charts": {"distribution": charts.cycle_distribution(cycle=cycle)}
             if cycle.participant_count
             else {},
+            **verifying(request),
         },
     )
 
@@ -181,12 +203,15 @@ def rules(request):
             "balance_after": fmt(example.balance - example.fund_total),
             "shares": shares,
             "outsiders": [n for n in positions if ids[n] not in example.participants],
+            **verifying(request),
         },
     )
 
 
 def faq(request):
-    return render(request, "fund/faq.html", {"funds": selectors.funds_public()})
+    return render(
+        request, "fund/faq.html", {"funds": selectors.funds_public(), **verifying(request)}
+    )
 
 
 CHECK_LEDGER = settings.BASE_DIR / "docs" / "check_ledger.py"

@@ -64,3 +64,13 @@ def my_statement(request, pk):
         "statements/statement_detail.html",
         {"statement": statement, "c": computation},
     )
+
+
+@cache_control(private=True, no_store=True)  # a trader's own page
+@login_required
+def my_positions(request):
+    """The trader's profitable positions in settled cycles, each in its cycle's Merkle root
+    (apportioned or not), with its proof to download."""
+    positions = selectors.positions_of(account=_account(request))
+    page = Paginator(positions, 50).get_page(request.GET.get("page"))
+    return render(request, "statements/my_positions.html", {"page": page})

@@ -2,10 +2,12 @@
 
 import contextlib
 import itertools
+import json
 import threading
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import batched
 
 from django.db import connection, transaction
@@ -327,3 +329,56 @@ def held_in_another_session(sql: str, params=(), *, timeout: float = 60):
     finally:
         release.set()
         thread.join(timeout=30)
+
+
+def as_settled_before(cycle) -> None:
+    """Makes a settled cycle look as one settled before the published inputs: its root of form 1,
+    over the participants' apportionments with their position ids (fund/merkle.py)."""
+    from fund.merkle import merkle_root
+    from fund.proofs import cycle_apportionment_leaves
+
+    root = merkle_root(cycle_apportionment_leaves(cycle=cycle))
+    tamper(
+        "UPDATE fund_settlementcycle SET root_format = 1, apportionment_root = %s WHERE id = %s",
+        [root, cycle.id],
+    )
+    cycle.refresh_from_db()
+
+
+class FakeSite:
+    """An HTTP server answering each path from a dict: {path with query: (status, body)}."""
+
+    def __init__(self):
+        self.answers: dict[str, tuple[int, bytes]] = {}
+        answers = self.answers
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = answers.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self, *paths: str) -> None:
+        """What the real site answers at these paths now."""
+        from django.test import Client
+
+        client = Client()
+        for path in paths:
+            answer = client.get(path)
+            body = b"".join(answer.streaming_content) if answer.streaming else answer.content
+            self.answers[path] = (answer.status_code, body)
+
+    def json(self, path: str):
+        return json.loads(self.answers[path][1])
+
+    def put_json(self, path: str, data) -> None:
+        self.answers[path] = (200, json.dumps(data).encode())

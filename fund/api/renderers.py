@@ -4,6 +4,7 @@ with (an error, OPTIONS) as CSV."""
 
 import csv
 import io
+import json
 
 from django.core.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -47,3 +48,16 @@ class FormatNegotiation(DefaultContentNegotiation):
                 {"format": f"Choose one of {', '.join(r.format for r in renderers)}."}
             )
         return found
+
+
+class JSONLinesRenderer(BaseRenderer):
+    """JSON Lines: one JSON object a line. The cycle inputs stream their rows themselves
+    (fund/api/cycle_inputs.py); this renders anything else such a request is answered with (an
+    error) as one line."""
+
+    media_type = "application/jsonl"
+    format = "jsonl"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return (json.dumps(data, ensure_ascii=False) + "\n").encode(self.charset)

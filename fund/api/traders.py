@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import cache_control
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
@@ -21,8 +21,9 @@ from fund.api.schema import CSV_PARAMETER, DENIED, ERROR
 from fund.api.throttling import ProofThrottle
 from fund.filters import StatementFilter
 from fund.lookups import statement_or_404
+from fund.models import PositionProfit
 from fund.presentation import apportionment_computation
-from fund.proofs import apportionment_proof
+from fund.proofs import apportionment_proof, position_proof
 from statements.models import ApiToken, Statement
 from statements.services import api_token_create, api_token_revoke
 
@@ -30,6 +31,9 @@ from statements.services import api_token_create, api_token_revoke
 # no-store, so no shared cache or browser history keeps it.
 private = method_decorator(cache_control(private=True, no_store=True), name="dispatch")
 StatementPagination = cursor("-id", size=50, max_size=500)  # unique: pages never skip or repeat
+PROOF = PolymorphicProxySerializer(
+    "PositionOrApportionmentProof", [s.PositionProofOut, s.ProofOut], resource_type_field_name=None
+)
 
 
 @private
@@ -97,8 +101,10 @@ class MyStatementProofView(APIView):
     @extend_schema(
         tags=["traders"],
         summary="The inclusion proof of my apportionment in its cycle's Merkle root",
+        description="Cycles settled with a root of form 2: the position proof (with the salt); "
+        "cycles settled before (form 1): the apportionment proof.",
         responses={
-            200: s.ProofOut,
+            200: PROOF,
             404: ERROR,
             **DENIED,
             429: OpenApiResponse(
@@ -111,12 +117,97 @@ class MyStatementProofView(APIView):
         apportionment = getattr(statement, "apportionment", None)
         if apportionment is None:
             raise NotFound("This statement is not an apportionment: there is nothing to prove.")
-        proof = apportionment_proof(apportionment=apportionment)
-        proof["cycle_url"] = request.build_absolute_uri(reverse("api:cycle", args=[proof["cycle"]]))
-        response = Response(s.ProofOut(proof).data)
-        name = f"apportionment-proof-{proof['asset']}-cycle-{proof['cycle']}-rank-{proof['rank']}"
-        response["Content-Disposition"] = f'attachment; filename="{name}.json"'
-        return response
+        return proof_download(request, apportionment.position)
+
+
+def proof_download(request, position):
+    """The position's proof in its cycle's root, of the cycle's form, as a JSON download."""
+    cycle = position.cycle
+    if cycle.root_format == 1:
+        proof = apportionment_proof(apportionment=position.apportionment)
+        out, kind = s.ProofOut, "apportionment"
+    else:
+        proof, out, kind = position_proof(position=position), s.PositionProofOut, "position"
+    proof["cycle_url"] = request.build_absolute_uri(reverse("api:cycle", args=[cycle.id]))
+    response = Response(out(proof).data)
+    name = f"{kind}-proof-{proof['asset']}-cycle-{proof['cycle']}-rank-{proof['rank']}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.json"'
+    return response
+
+
+PositionPagination = cursor("-id", size=50, max_size=500)
+
+
+def position_row(request, position) -> dict:
+    apportionment = getattr(position, "apportionment", None)
+    asset = position.cycle.fund.asset
+    return {
+        "id": position.id,
+        "cycle_id": position.cycle_id,
+        "cycle": position.cycle,
+        "position_id": position.position_id,
+        "contract": position.contract,
+        "profit_units": position.profit_units,
+        "apportioned": apportionment is not None,
+        "amount": asset.format(apportionment.amount_units if apportionment else 0),
+        "statement": apportionment.statement_id if apportionment else None,
+        "proof_url": request.build_absolute_uri(
+            reverse("api:my-position-proof", args=[position.id])
+        ),
+    }
+
+
+@private
+class MyPositionsView(generics.ListAPIView):
+    permission_classes = [IsTrader]
+    serializer_class = s.PositionOut
+    pagination_class = PositionPagination
+    queryset = PositionProfit.objects.none()  # for the schema; get_queryset builds the real one
+
+    def get_queryset(self):
+        return selectors.positions_of(account=self.request.user.trader_account)
+
+    def get_serializer(self, page, many=False, **kwargs):
+        rows = [position_row(self.request, p) for p in page] if many else page
+        return s.PositionOut(rows, many=many, **kwargs)
+
+    @extend_schema(
+        tags=["traders"],
+        summary="My profitable positions in settled cycles, each with its proof (newest first)",
+        responses={200: s.PositionOut(many=True), 400: ERROR, **DENIED},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+@private
+class MyPositionProofView(APIView):
+    permission_classes = [IsTrader]
+    renderer_classes = [JSONRenderer]
+    throttle_classes = [ProofThrottle]
+
+    @extend_schema(
+        tags=["traders"],
+        summary="The inclusion proof of my profitable position in its settled cycle's root",
+        description="Form 2 cycles: any profitable position, apportioned or not, with its salt. "
+        "Cycles settled before (form 1): an apportioned position's apportionment proof.",
+        responses={
+            200: PROOF,
+            404: ERROR,
+            **DENIED,
+            429: OpenApiResponse(description="More than 30 proofs a minute."),
+        },
+    )
+    def get(self, request, pk):
+        position = selectors.positions_of(account=request.user.trader_account).filter(pk=pk).first()
+        if position is None:
+            raise NotFound("No profitable position of yours in a settled cycle has this id.")
+        if position.cycle.root_format == 1 and getattr(position, "apportionment", None) is None:
+            raise NotFound(
+                "This cycle was settled before every profitable position was in its root: only "
+                "apportionments have proofs there."
+            )
+        return proof_download(request, position)
 
 
 @private

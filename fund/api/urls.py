@@ -5,7 +5,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from fund.api import admin, ingestion, log, public, traders
+from fund.api import admin, cycle_inputs, ingestion, log, public, traders
 
 v1 = [
     path(
@@ -31,12 +31,24 @@ v1 = [
     ),
     path("cycles", public.CycleListView.as_view(), name="cycles"),
     path("cycles/<int:pk>", public.CycleDetailView.as_view(), name="cycle"),
+    path("cycles/<int:pk>/losses", cycle_inputs.CycleLossesView.as_view(), name="cycle-losses"),
+    path(
+        "cycles/<int:pk>/positions",
+        cycle_inputs.CyclePositionsView.as_view(),
+        name="cycle-positions",
+    ),
     path("me/statements", traders.MyStatementsView.as_view(), name="my-statements"),
     path("me/statements/<int:pk>", traders.MyStatementView.as_view(), name="my-statement"),
     path(
         "me/statements/<int:pk>/proof",
         traders.MyStatementProofView.as_view(),
         name="my-statement-proof",
+    ),
+    path("me/positions", traders.MyPositionsView.as_view(), name="my-positions"),
+    path(
+        "me/positions/<int:pk>/proof",
+        traders.MyPositionProofView.as_view(),
+        name="my-position-proof",
     ),
     path("me/tokens", traders.MyTokensView.as_view(), name="my-tokens"),
     path("me/tokens/<str:prefix>", traders.MyTokenView.as_view(), name="my-token"),

@@ -4,6 +4,7 @@ Both take batches, all or nothing, exactly once by the engine's ids: an item see
 the same content is answered as existing; with different content the whole batch is refused.
 """
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from fund.errors import ConflictError
+from fund.merkle import SALT_BYTES
 from fund.models import (
     Contract,
     FundRecord,
@@ -602,6 +604,7 @@ def _profits_book(cycle, cleaned: list[tuple], accounts: dict, now, existing: di
     for index, row_id in zip(new, reserve_ids(PositionProfit, len(new))):
         ids[index] = row_id
     received_at = now or timezone.now()
+    salts = os.urandom(SALT_BYTES * len(new))  # one call: each position's own 16 random bytes
     insert_rows(
         PositionProfit,
         [
@@ -611,6 +614,7 @@ def _profits_book(cycle, cleaned: list[tuple], accounts: dict, now, existing: di
             "account_id",
             "contract_id",
             "profit_units",
+            "salt",
             "received_at",
         ],
         (
@@ -621,9 +625,10 @@ def _profits_book(cycle, cleaned: list[tuple], accounts: dict, now, existing: di
                 accounts[cleaned[i][1]],
                 cleaned[i][2].id,
                 cleaned[i][3],
+                salts[n * SALT_BYTES : (n + 1) * SALT_BYTES],
                 received_at,
             )
-            for i in new
+            for n, i in enumerate(new)
         ),
     )
     return Intake(model=PositionProfit, ids=ids, created=created)

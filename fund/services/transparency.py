@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from fund.models import Fund, FundRecord, LogCheckpoint, LogTile
+from fund.pagecache import books_changed
 from fund.signednote import Checkpoint, NoteError, Signer
 from fund.tlog import (
     HASH,
@@ -160,6 +161,7 @@ def checkpoint_sign(*, fund: Fund, now=None) -> LogCheckpoint | None:
                 f"size {last.size if last else 0} ({exc}); nothing signed"
             ) from None
         note = signer.sign(Checkpoint(log_origin(fund.asset.code), size, root).text())
+        books_changed()  # the fund's page shows its latest checkpoint
         try:
             with transaction.atomic():
                 return LogCheckpoint.objects.create(

@@ -33,6 +33,7 @@ from fund.models import (
 )
 from fund.services.liquidations import engine_result_units
 from fund.services.settlement import ranked_positions, settlement_compute
+from fund.services.settlement.posting import cycle_root
 from statements.models import Statement
 
 CHUNK = 10_000
@@ -294,8 +295,9 @@ def _cycle_problems(cycle: SettlementCycle, fund: Fund, unanchored: dict) -> lis
     problems: list[str] = []
     prefix = f"cycle {cycle.id}: "
     balance = cycle.balance_before_units
+    ranked = ranked_positions(cycle)
     try:
-        result = settlement_compute(cycle, balance, ranked_positions(cycle))
+        result = settlement_compute(cycle, balance, ranked)
     except (TypeError, ValueError) as exc:  # a stored B that is missing or below zero
         return [f"{prefix}cannot be recomputed from B = {balance}: {exc}"]
     for label, column, attribute in FIGURES:
@@ -311,7 +313,7 @@ def _cycle_problems(cycle: SettlementCycle, fund: Fund, unanchored: dict) -> lis
             f"its stored inputs give {len(result.participants)}"
         )
     problems += _coverage_problems(cycle, result, prefix, unanchored)
-    problems += _apportionment_problems(cycle, fund, result, prefix)
+    problems += _apportionment_problems(cycle, fund, result, prefix, ranked)
     return problems
 
 
@@ -345,7 +347,7 @@ def _coverage_problems(cycle, result, prefix: str, unanchored: dict) -> list[str
     return problems
 
 
-def _apportionment_problems(cycle, fund: Fund, result, prefix: str) -> list[str]:
+def _apportionment_problems(cycle, fund: Fund, result, prefix: str, ranked) -> list[str]:
     """Each stored apportionment and its statement against the recomputed share, in rank order;
     the Merkle root over them against the published one."""
     problems: list[str] = []
@@ -428,8 +430,19 @@ def _apportionment_problems(cycle, fund: Fund, result, prefix: str) -> list[str]
         problems.insert(
             0, f"{prefix}its apportionments are not the ones it published ({named.count} differ)"
         )
-    if merkle_root(leaves) != cycle.apportionment_root:
-        problems.append(f"{prefix}its apportionments do not give the published Merkle root")
+    if cycle.root_format == 1:
+        root = merkle_root(leaves)
+    else:
+        try:
+            root = cycle_root(fund.asset.code, cycle.id, ranked, amounts)
+        except ValueError as exc:
+            root = None
+            problems.append(f"{prefix}its Merkle root cannot be rebuilt: {exc}")
+    if root is not None and root != cycle.apportionment_root:
+        problems.append(
+            f"{prefix}its {'apportionments' if cycle.root_format == 1 else 'ranked positions'} "
+            "do not give the published Merkle root"
+        )
     return problems
 
 

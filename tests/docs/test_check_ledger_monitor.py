@@ -12,8 +12,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,47 +25,11 @@ from fund.models import FundRecord
 from fund.services.transparency import checkpoint_sign
 from fund.signednote import Checkpoint, Signer
 from tests.fund.test_transparency_log import VKEY, entries_of
-from tests.helpers import deposit, tamper
+from tests.helpers import FakeSite, deposit, tamper
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
 SIGNER = Signer.from_skey(settings.LOG_SIGNING_KEY)
 ORIGIN = "testserver/log/USDT"
-
-
-class FakeSite:
-    """An HTTP server answering each path from a dict: {path with query: (status, body)}."""
-
-    def __init__(self):
-        self.answers: dict[str, tuple[int, bytes]] = {}
-        answers = self.answers
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                status, body = answers.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def take(self, *paths: str) -> None:
-        """What the real site answers at these paths now."""
-        client = Client()
-        for path in paths:
-            answer = client.get(path)
-            self.answers[path] = (answer.status_code, answer.content)
-
-    def json(self, path: str):
-        return json.loads(self.answers[path][1])
-
-    def put_json(self, path: str, data) -> None:
-        self.answers[path] = (200, json.dumps(data).encode())
 
 
 def site_now(site: FakeSite, *, record: int, first: int | None = None) -> int:

@@ -25,7 +25,7 @@ from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement, TraderAccount
 from tests.factories import UserFactory
-from tests.helpers import at, book_loss, deposit, report_profits
+from tests.helpers import as_settled_before, at, book_loss, deposit, report_profits
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
 RANK = 3  # of 5 participants: a path of three steps, right, left, right
@@ -47,6 +47,7 @@ def settled_cycle(linear, day: int, profits: dict[int, str]) -> SettlementCycle:
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     cycle.refresh_from_db()
     assert cycle.status == "settled" and cycle.participant_count == 5, cycle.participant_count
+    as_settled_before(cycle)  # these are the proofs of form 1 (test_check_ledger_cycles: form 2)
     return cycle
 
 

@@ -1,5 +1,8 @@
-"""Each settled cycle publishes a Merkle root over its apportionments; each participant can
-download an inclusion proof of their own and check it with docs/check_ledger.py."""
+"""Each settled cycle publishes a Merkle root; each participant can download an inclusion proof of
+their own and check it with docs/check_ledger.py. Form 2 (every profitable position through its
+salted commitment) is what cycles settle with now; the tests of form 1 (the apportionments with
+their position ids) make their cycle one settled before (as_settled_before), as the cycles of
+earlier deployments are. tests/docs/test_check_ledger_cycles.py tests form 2's proofs."""
 
 import json
 import random
@@ -15,13 +18,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from fund.merkle import cycle_leaves, leaf_hash, leaf_text, merkle_path, merkle_root, root_from_path
-from fund.models import Apportionment, SettlementCycle
+from fund.merkle import (
+    cycle_leaves,
+    leaf_hash,
+    leaf_text,
+    merkle_path,
+    merkle_root,
+    position_commitment,
+    position_leaves,
+    root_from_path,
+)
+from fund.models import Apportionment, PositionProfit, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Statement
 from tests.fund.test_verify_ledger import tamper
-from tests.helpers import at, book_loss, deposit, report_profits
+from tests.helpers import as_settled_before, at, book_loss, deposit, report_profits
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_ledger.py"
 
@@ -63,7 +75,37 @@ def test_the_canonical_form_is_the_documented_one():
 
 
 @pytest.mark.django_db
-def test_a_settled_cycle_publishes_the_root_of_its_apportionments(world):
+def test_a_settled_cycle_publishes_the_root_of_its_profitable_positions(world):
+    rows = (
+        PositionProfit.objects.filter(cycle=world.cycle)
+        .order_by("-profit_units", "position_id")
+        .values_list("position_id", "profit_units", "salt", "apportionment__amount_units")
+    )
+    assert [(p, profit, amount) for p, profit, _, amount in rows] == [
+        (1, 600 * 10**8, 26666666667), (2, 300 * 10**8, 13333333333), (3, 80 * 10**8, None),
+        (4, 20 * 10**8, None),
+    ]  # fmt: skip
+    leaves = position_leaves(
+        "USDT",
+        world.cycle.id,
+        [
+            (rank, position_commitment(salt=salt, cycle_id=world.cycle.id, position_id=p),
+             profit, amount or 0)
+            for rank, (p, profit, salt, amount) in enumerate(rows, start=1)
+        ],
+    )  # fmt: skip
+    assert world.cycle.root_format == 2
+    assert world.cycle.apportionment_root == merkle_root(leaves)
+    published = APIClient().get(f"/api/v1/cycles/{world.cycle.id}").data
+    assert published["apportionment_root"] == world.cycle.apportionment_root
+    assert published["root_format"] == 2
+    page = APIClient().get(f"/cycles/{world.cycle.id}/").content.decode()
+    assert world.cycle.apportionment_root in page
+
+
+@pytest.mark.django_db
+def test_a_cycle_settled_before_keeps_its_root_of_its_apportionments(world):
+    as_settled_before(world.cycle)
     rows = (
         Apportionment.objects.filter(cycle=world.cycle)
         .order_by("rank")
@@ -71,10 +113,9 @@ def test_a_settled_cycle_publishes_the_root_of_its_apportionments(world):
     )
     assert list(rows) == [(1, 1, 600 * 10**8, 26666666667), (2, 2, 300 * 10**8, 13333333333)]
     assert world.cycle.apportionment_root == merkle_root(cycle_leaves("USDT", world.cycle.id, rows))
-    published = APIClient().get(f"/api/v1/cycles/{world.cycle.id}").data
-    assert published["apportionment_root"] == world.cycle.apportionment_root
-    page = APIClient().get(f"/cycles/{world.cycle.id}/").content.decode()
-    assert world.cycle.apportionment_root in page
+    out = StringIO()
+    call_command("verify_ledger", stdout=out, verbosity=0)
+    assert "USDT: 1 settled cycles, totals and Merkle roots match" in out.getvalue()
 
 
 @pytest.mark.django_db
@@ -105,7 +146,7 @@ def test_every_participant_of_a_large_cycle_gets_a_proof_that_reaches_the_root(u
     )
     cycles_close_due(now=cycle.settle_after)
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
-    cycle.refresh_from_db()
+    as_settled_before(cycle)
     from fund.proofs import apportionment_proof
 
     apportionments = list(
@@ -133,6 +174,7 @@ def proof_of(client, statement_id) -> tuple[dict, str]:
 def test_a_trader_downloads_their_proof_and_the_standalone_script_checks_it(
     world, live_server, tmp_path
 ):
+    as_settled_before(world.cycle)
     client = APIClient()
     client.force_login(world.trader)
     statement = Statement.objects.get(account__user=world.trader)
@@ -229,7 +271,8 @@ def test_verify_ledger_checks_settled_cycles(world):
 
 @pytest.mark.django_db(transaction=True)
 def test_verify_ledger_names_a_cycle_whose_apportionments_were_swapped(world):
-    """Counts and sums still match; only the Merkle root shows the change."""
+    """Counts and sums still match; only the Merkle root (of form 1) shows the change."""
+    as_settled_before(world.cycle)
     tamper(
         "UPDATE fund_apportionment "
         "SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END"
@@ -271,7 +314,7 @@ def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear,
     report_profits(cycle, linear, {i: str(1000 + (i * 7919) % 1009) for i in range(1, 301)})
     cycles_close_due(now=cycle.settle_after)
     settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
-    cycle.refresh_from_db()
+    as_settled_before(cycle)
     apportionments = Apportionment.objects.filter(cycle=cycle).select_related(
         "cycle__fund__asset", "position"
     )
@@ -282,3 +325,22 @@ def test_proofs_of_a_cycle_larger_than_a_block_reach_the_root(usdt_fund, linear,
         )
         assert proof["participant_count"] == cycle.participant_count
     assert cache.get(f"merkle-blocks:64:{cycle.id}:{cycle.apportionment_root}") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_ledger_names_swapped_apportionments_of_a_cycle_of_form_2(world):
+    tamper(
+        "UPDATE fund_apportionment "
+        "SET amount_units = CASE rank WHEN 1 THEN 13333333333 ELSE 26666666667 END"
+    )
+    tamper("UPDATE fund_positionprofit SET salt = %s WHERE position_id = 4", [b"\x01" * 16])
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("verify_ledger", stdout=out, verbosity=0)
+    assert f"cycle {world.cycle.id}: its apportionments are not the ones it published" in (
+        out.getvalue()
+    )
+    assert (
+        f"cycle {world.cycle.id}: its ranked positions do not give the published Merkle root"
+        in (out.getvalue())
+    )

@@ -29,6 +29,8 @@ from fund.api.serializers.public import (
 )
 from fund.api.serializers.traders import (
     ComputationOut,
+    PositionOut,
+    PositionProofOut,
     ProofOut,
     ProofStepOut,
     StatementDetailOut,
@@ -41,7 +43,8 @@ from fund.api.serializers.traders import (
 __all__ = [
     "AdminActionOut", "Amount", "BucketOut", "ComputationOut", "ConflictOut", "ContractOut",
     "CorrectionIn", "CycleOut", "FundOut", "IntakeItemOut", "IntakeOut", "KindTotalOut",
-    "MoneyMoveIn", "PositionProfitBatchIn", "PositionProfitIn", "PreviewOut", "ProofOut",
+    "MoneyMoveIn", "PositionOut", "PositionProofOut", "PositionProfitBatchIn", "PositionProfitIn",
+    "PreviewOut", "ProofOut",
     "ProofStepOut", "RecordOut", "SettleOut", "StatementDetailOut", "StatementOut",
     "TakeoverBatchIn", "TakeoverIn", "TokenCreatedOut", "TokenIn", "TokenOut", "decimal_text",
 ]  # fmt: skip

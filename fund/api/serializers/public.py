@@ -136,6 +136,7 @@ class CycleOut(serializers.ModelSerializer):
             "profitable_count",
             "participant_count",
             "apportionment_root",
+            "root_format",
             "closed_at",
             "settled_at",
         ]

@@ -116,6 +116,50 @@ class ProofOut(serializers.Serializer):
     )
 
 
+class PositionProofOut(serializers.Serializer):
+    """A profitable position's inclusion proof in its cycle's root of form 2 (participant or
+    not): recompute the commitment from the salt and position id, the leaf from its fields, fold
+    the path and compare with the cycle's published apportionment_root (docs/check_ledger.py
+    --proof). The salt is yours alone: the cycle's published positions show only commitments."""
+
+    format = serializers.CharField()
+    asset = serializers.CharField()
+    precision = serializers.IntegerField()
+    cycle = serializers.IntegerField()
+    rank = serializers.IntegerField(help_text="Among the cycle's profitable positions.")
+    position_id = serializers.IntegerField()
+    salt = serializers.CharField(help_text="16 bytes, hex: known to you and the site only.")
+    commitment = serializers.CharField(help_text='SHA-256(salt ‖ "position|cycle|position"), hex.')
+    profit = serializers.CharField()
+    amount = serializers.CharField(help_text="The apportionment, 0 below the threshold.")
+    profit_units = serializers.IntegerField()
+    amount_units = serializers.IntegerField()
+    participant = serializers.BooleanField()
+    profitable_count = serializers.IntegerField()
+    leaf_text = serializers.CharField(
+        help_text='"v2|asset|cycle|rank|commitment|profit units|amount units"'
+    )
+    leaf = serializers.CharField(help_text="SHA-256 of 0x00 + leaf_text, hex.")
+    path = ProofStepOut(many=True)
+    root = serializers.CharField()
+    cycle_url = serializers.CharField()
+
+
+class PositionOut(serializers.Serializer):
+    """One of my profitable positions in a settled cycle, and where its proof is."""
+
+    id = serializers.IntegerField()
+    cycle = serializers.IntegerField(source="cycle_id")
+    asset = serializers.CharField(source="cycle.fund.asset.code")
+    position_id = serializers.IntegerField()
+    contract = serializers.CharField(source="contract.symbol")
+    profit = Amount("profit_units", asset="cycle.fund.asset")
+    apportioned = serializers.BooleanField()
+    amount = serializers.CharField(help_text="The apportionment, 0 below the threshold.")
+    statement = serializers.IntegerField(allow_null=True)
+    proof_url = serializers.CharField()
+
+
 class TokenIn(serializers.Serializer):
     name = serializers.CharField(
         max_length=ApiToken._meta.get_field("name").max_length,

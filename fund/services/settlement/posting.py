@@ -18,7 +18,7 @@ from django.db.models import Sum
 
 from fund.computation import SettlementResult, compute_settlement, settlement_at_balance
 from fund.errors import ConflictError
-from fund.merkle import cycle_leaves, merkle_root
+from fund.merkle import merkle_root, position_commitment, position_leaves
 from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.bulk import insert_rows, reserve_ids
@@ -50,12 +50,12 @@ def cycle_loss_units(cycle: SettlementCycle) -> int:
     return -(total or 0)
 
 
-def ranked_positions(cycle: SettlementCycle) -> list[tuple[int, int, int, int]]:
-    """(position id, profit, row id, account id) of the cycle's profitable positions, in rank
-    order: profit descending, then position id ascending (docs/rules.md §2 step 3)."""
+def ranked_positions(cycle: SettlementCycle) -> list[tuple[int, int, int, int, bytes]]:
+    """(position id, profit, row id, account id, salt) of the cycle's profitable positions, in
+    rank order: profit descending, then position id ascending (docs/rules.md §2 step 3)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT position_id, profit_units, id, account_id FROM fund_positionprofit "
+            "SELECT position_id, profit_units, id, account_id, salt FROM fund_positionprofit "
             "WHERE cycle_id = %s AND profit_units > 0 ORDER BY profit_units DESC, position_id ASC",
             [cycle.pk],
         )
@@ -154,8 +154,20 @@ def _post_apportionments(*, cycle, fund: Fund, result: SettlementResult, ranked,
                 for i in range(count)
             ),
         )  # fmt: skip
-    leaves = ((i + 1, ranked[i][0], ranked[i][1], amounts[i]) for i in range(count))
-    return merkle_root(cycle_leaves(fund.asset.code, cycle.id, leaves))
+    return cycle_root(fund.asset.code, cycle.id, ranked, amounts)
+
+
+def cycle_root(asset: str, cycle_id: int, ranked, amounts: list[int]) -> str:
+    """The cycle's Merkle root of form 2 (fund/merkle.py): every ranked position through its
+    salted commitment, with its apportionment (0 below the threshold)."""
+    count = len(amounts)
+    rows = []
+    for i, (position_id, profit, _, _, salt) in enumerate(ranked):
+        if salt is None:
+            raise ValueError(f"position {position_id} of cycle {cycle_id} has no salt")
+        commitment = position_commitment(salt=salt, cycle_id=cycle_id, position_id=position_id)
+        rows.append((i + 1, commitment, profit, amounts[i] if i < count else 0))
+    return merkle_root(position_leaves(asset, cycle_id, rows))
 
 
 def _post_figures(*, cycle_id: int, fund: Fund, result: SettlementResult, root, now):
@@ -171,6 +183,7 @@ def _post_figures(*, cycle_id: int, fund: Fund, result: SettlementResult, root, 
         )
         ledger_append(fund=fund, entries=[coverage])
     cycle.apportionment_root = root
+    cycle.root_format = 2
     cycle.status = Status.SETTLED
     cycle.settled_at = now
     cycle.loss_units = result.loss
