@@ -26,7 +26,7 @@ help:
 	@echo "make beat    - Celery beat against REDIS_URL (schedule file: celerybeat-schedule)"
 	@echo "make venv    - create or update .venv from requirements.lock"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml"
-	@echo "make clean   - remove .venv, the demo database, beat's schedule file, collected static"
+	@echo "make clean   - remove .venv, the demo database and signing key, beat's schedule file, collected static"
 	@echo "               files, test artifacts and caches"
 	@echo "Variables: HOST=$(HOST) PORT=$(PORT) PYTHON=$(PYTHON)"
 	@echo "           PYTEST_ARGS='...' for make test, BENCH_ARGS='...' for make bench"
@@ -42,7 +42,13 @@ $(STAMP): requirements.lock $(BIN)/python
 
 venv: $(STAMP)
 
+# The demo signs its funds' log checkpoints with a key of its own, made on the first run (never
+# committed: .gitignore); production reads LOG_SIGNING_KEY_FILE from its environment (README).
+DEMO_KEY := log-signing.key
+demo: export LOG_SIGNING_KEY_FILE := $(CURDIR)/$(DEMO_KEY)
+demo: export LOG_ORIGIN_HOST := $(HOST):$(PORT)
 demo: venv
+	@test -f $(DEMO_KEY) || $(BIN)/python manage.py log_keygen $(HOST):$(PORT)/log --out $(DEMO_KEY) >/dev/null
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --if-empty
 	$(BIN)/python manage.py demo_banner --host $(HOST) --port $(PORT)
@@ -82,5 +88,5 @@ lock: venv
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.12 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm celerybeat-schedule* staticfiles \
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm celerybeat-schedule* staticfiles $(DEMO_KEY) \
 		test-artifacts .pytest_cache .hypothesis .ruff_cache

@@ -7,7 +7,10 @@ same rows into the same tables (the floor): for takeovers, the takeover rows and
 records of the profitable ones (about 7 in 10 of the bench's), as the intake writes them; the
 takeover rows alone are shown too.
 
-    DATABASE_URL=postgres://… python bench/ingest.py [--batches 5] [--size 10000]
+    DATABASE_URL=postgres://… python bench/ingest.py [--batches 5] [--size 10000] [--without-log]
+
+With --without-log the workers book without keeping the transparency log's tiles (bench/
+gunicorn_without_log.py), so that bench/run.py prints intake with the log kept beside it.
 """
 
 import argparse
@@ -34,6 +37,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from django.db.models import Sum  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from webserver import gunicorn_command  # noqa: E402  (bench/webserver.py)
 
@@ -42,6 +46,7 @@ from fund.models import (  # noqa: E402
     Fund,
     FundRecord,
     LiquidationTakeover,
+    LogTile,
     PositionProfit,
     SettlementCycle,
 )
@@ -216,6 +221,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--streams", type=int, default=2, help="connections side by side")
+    parser.add_argument(
+        "--without-log",
+        action="store_true",
+        help="book without keeping the transparency log's tiles (to measure what they cost)",
+    )
     args = parser.parse_args()
     token = setup()
     connection.close()
@@ -225,8 +235,9 @@ def main() -> None:
         "DJANGO_LOG_LEVEL": "WARNING",
         "REDIS_URL": "",
     }
+    options = ["-c", "bench/gunicorn_without_log.py"] if args.without_log else []
     server = subprocess.Popen(
-        gunicorn_command(PORT, 2, "--timeout", "120"),
+        gunicorn_command(PORT, 2, "--timeout", "120", *options),
         cwd=ROOT,
         env=env,
     )
@@ -275,7 +286,13 @@ def main() -> None:
         server.wait(timeout=30)
     records = FundRecord.objects.filter(takeover__external_id__startswith="bench-0-").count()
     floor = copy_floor(args.size, records, runs=max(args.batches, 3))
-    print(json.dumps({"size": args.size, "records": records, **results, "floor": floor}))
+    kept = LogTile.objects.filter(level=0).aggregate(leaves=Sum("width"))["leaves"] or 0
+    assert bool(kept) != args.without_log, f"{kept} leaves kept, without_log={args.without_log}"
+    print(
+        json.dumps(
+            {"size": args.size, "records": records, **results, "floor": floor, "leaves": kept}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -107,6 +107,12 @@ def main() -> None:
         help="10,000-item batches sent to the API (0: none)",
     )
     parser.add_argument(
+        "--log-leaves",
+        type=int,
+        default=10_000_000,
+        help="records in the transparency-log benchmark (0: none)",
+    )
+    parser.add_argument(
         "--no-pages", action="store_true", help="skip the page-speed and history benchmarks"
     )
     parser.add_argument(
@@ -147,6 +153,22 @@ def main() -> None:
             "PostgreSQL, ingestion through the HTTP API (gunicorn) …", file=sys.stderr, flush=True
         )
         ingest = step_script(pg_url, "ingest.py", "--batches", args.ingest_batches)
+        recreate_postgres(pg_url)
+        print("… and again without keeping the log's tiles …", file=sys.stderr, flush=True)
+        ingest["without_log"] = step_script(
+            pg_url, "ingest.py", "--batches", args.ingest_batches, "--without-log"
+        )
+
+    tlog = None
+    if args.log_leaves:
+        recreate_postgres(pg_url)
+        print(
+            f"PostgreSQL, a transparency log of {args.log_leaves:,} records: proofs on gunicorn, "
+            "checkpoint signing …",
+            file=sys.stderr,
+            flush=True,
+        )
+        tlog = step_script(pg_url, "tlog.py", "--leaves", args.log_leaves)
 
     pages = None
     if not args.no_pages:
@@ -230,6 +252,32 @@ def main() -> None:
             "Goal: at least 50,000 items/s and at most 2× COPY. "
             "A replay answers every item as existing and writes nothing."
         )
+        without = ingest["without_log"]
+        kept, bare = (statistics.median(x["takeovers"]) for x in (ingest, without))
+        print(
+            f"Keeping the transparency log's tiles ({ingest['leaves']:,} leaves written): "
+            f"takeovers {size / kept:,.0f} items/s with them, {size / bare:,.0f} without "
+            f"(median s {kept:.3f} / {bare:.3f}: {kept / bare:.2f}×; goal at most 1.2×)."
+        )
+    if tlog:
+        print()
+        print(
+            f"Transparency log of {tlog['leaves']:,} records on PostgreSQL (tiles built in "
+            f"{tlog['build_seconds']:.1f} s); proofs through gunicorn (2 workers), client-side ms"
+        )
+        header = header_row([("answer", 34), ("requests", 8), ("p50 ms", 8), ("p99 ms", 8),
+                             ("max ms", 8)])  # fmt: skip
+        print(header)
+        print("-" * len(header))
+        for key, label in (
+            ("inclusion", "a record's inclusion proof"),
+            ("consistency", "a consistency proof to the newest"),
+            ("checkpoint", "the checkpoint (a trivial answer)"),
+            ("signing", "signing after 10,000 new records"),
+        ):
+            f = tlog[key]
+            print(f"{label:<34} {f['count']:>8} {f['p50']:>8.1f} {f['p99']:>8.1f} {f['max']:>8.1f}")
+        print("Goals: proofs at most 20 ms p99; signing at most 100 ms.")
     if pages:
         print()
         print(

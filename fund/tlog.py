@@ -210,19 +210,48 @@ def tiles_needed(size: int) -> list[tuple[int, int, int]]:
 
 class TiledTree:
     """The tree of `size` leaves, read from tiles: `fetch(level, index)` returns the stored
-    hashes of one tile (a tile may have grown past `size`: only its prefix is read). Each node
-    is computed once; a proof reads the few tiles its nodes lie in."""
+    hashes of one tile (a tile may have grown past `size`: only its prefix is read). With
+    `fetch_many({(level, index), …})` → {(level, index): hashes}, a root or proof first works out
+    which tiles its nodes lie in and reads them all at once. Each node is computed once."""
 
-    def __init__(self, size: int, fetch: Callable[[int, int], bytes]):
+    def __init__(
+        self,
+        size: int,
+        fetch: Callable[[int, int], bytes],
+        fetch_many: Callable[[set], dict] | None = None,
+    ):
         self.size = size
-        self._fetch = cache(fetch)
+        self._fetch, self._fetch_many = fetch, fetch_many
+        self._tiles: dict[tuple[int, int], bytes] = {}
         self._node = cache(self._node_uncached)
+
+    def _tile(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in self._tiles:
+            self._tiles[key] = self._fetch(level, index)
+        return self._tiles[key]
+
+    def _prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Reads at once the tiles of every node the hashes of `ranges` are made of."""
+        if self._fetch_many is None:
+            return
+        nodes: list[tuple[int, int]] = []
+        for lo, hi in ranges:
+            _perfect_nodes(lo, hi, nodes)
+        wanted = set()
+        for height, index in nodes:
+            level, rest = divmod(height, TILE_HEIGHT)
+            wanted.add((level, (index << rest) >> TILE_HEIGHT))
+        wanted -= self._tiles.keys()
+        if wanted:
+            found = self._fetch_many(wanted)
+            self._tiles.update({key: found.get(key, b"") for key in wanted})
 
     def _node_uncached(self, height: int, index: int) -> bytes:
         """The root of the perfect subtree of 2**height leaves starting at leaf index·2**height."""
         level, rest = divmod(height, TILE_HEIGHT)
         first = index << rest  # position of its first hash at level 8·level
-        tile = self._fetch(level, first >> TILE_HEIGHT)
+        tile = self._tile(level, first >> TILE_HEIGHT)
         start = (first & (TILE_WIDTH - 1)) * HASH
         hashes = tile[start : start + (HASH << rest)]
         if len(hashes) != HASH << rest:
@@ -241,14 +270,39 @@ class TiledTree:
         return node_hash(self.hash(lo, lo + k), self.hash(lo + k, hi))
 
     def root(self) -> bytes:
-        return self.hash(0, self.size) if self.size else EMPTY_ROOT
+        if not self.size:
+            return EMPTY_ROOT
+        self._prefetch([(0, self.size)])
+        return self.hash(0, self.size)
 
     def inclusion_proof(self, index: int) -> list[bytes]:
         if not 0 <= index < self.size:
             raise ProofError(f"leaf {index} is not in a tree of {self.size}")
+        self._prefetch([*_ranges(lambda mth: _path(index, 0, self.size, mth)), (0, self.size)])
         return _path(index, 0, self.size, self.hash)
 
     def consistency_proof(self, first: int) -> list[bytes]:
         if not 0 < first <= self.size:
             raise ProofError(f"no consistency proof from size {first} to size {self.size}")
+        ranges = _ranges(lambda mth: _subproof(first, 0, self.size, True, mth))
+        self._prefetch([*ranges, (0, first), (0, self.size)])
         return _subproof(first, 0, self.size, True, self.hash)
+
+
+def _ranges(run: Callable) -> list[tuple[int, int]]:
+    """The ranges a proof's recursion asks the hashes of (worked out without any hash)."""
+    asked: list[tuple[int, int]] = []
+    run(lambda lo, hi: asked.append((lo, hi)) or b"")
+    return asked
+
+
+def _perfect_nodes(lo: int, hi: int, out: list[tuple[int, int]]) -> None:
+    """The perfect subtrees (height, index) that MTH(D[lo:hi]) is made of, as TiledTree.hash
+    splits it."""
+    n = hi - lo
+    if n & (n - 1) == 0 and lo % n == 0:
+        out.append((n.bit_length() - 1, lo // n))
+        return
+    k = _split(n)
+    _perfect_nodes(lo, lo + k, out)
+    _perfect_nodes(lo + k, hi, out)

@@ -19,10 +19,14 @@ import re
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_safe
 
-from fund.chain import record_entry
 from fund.lookups import fund_or_404
-from fund.models import FundRecord
-from fund.services.transparency import checkpoint_latest, log_signer, log_size, log_tile
+from fund.services.transparency import (
+    checkpoint_latest,
+    log_entries,
+    log_signer,
+    log_size,
+    log_tile,
+)
 from fund.tlog import HASH, TILE_WIDTH
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -113,28 +117,7 @@ def _entries(fund, path: str):
     first = index * TILE_WIDTH + 1
     if log_size(fund) < first + width - 1:
         raise Http404("The log has no such entry bundle (yet).")
-    code, places = fund.asset.code, fund.asset.precision
-    rows = (
-        FundRecord.objects.filter(fund=fund, seq__gte=first, seq__lt=first + width)
-        .order_by("seq")
-        .values_list(
-            "seq",
-            "kind",
-            "amount_units",
-            "balance_after_units",
-            "created_at",
-            "takeover__external_id",
-            "cycle_id",
-            "corrects_id",
-            "reason",
-        )  # fmt: skip
-    )
     bundle = bytearray()
-    for seq, kind, amount, balance, created_at, takeover, cycle, corrects, reason in rows:
-        entry = record_entry(
-            asset=code, precision=places, seq=seq, kind=kind, amount_units=amount,
-            balance_after_units=balance, created_at=created_at, takeover=takeover or "",
-            cycle_id=cycle, corrects_id=corrects, reason=reason,
-        )  # fmt: skip
+    for entry in log_entries(fund=fund, first=first, count=width):
         bundle += len(entry).to_bytes(2, "big") + entry
     return _binary(bytes(bundle), IMMUTABLE)

@@ -7,16 +7,21 @@ not a whole number: 400 with the field's message."""
 from django import forms
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fund.api.public import PublicMixin
 from fund.api.schema import ERROR, PUBLIC
-from fund.chain import record_entry
 from fund.filters import IdField
-from fund.lookups import fund_or_404, record_or_404
-from fund.services.transparency import checkpoint_latest, log_origin, log_size, log_tree
+from fund.lookups import fund_or_404
+from fund.services.transparency import (
+    checkpoint_latest,
+    log_entry,
+    log_origin,
+    log_size,
+    log_tree,
+)
 from fund.tlog import leaf_hash
 
 
@@ -124,20 +129,9 @@ class LogInclusionView(PublicMixin, APIView):
             )
         )
         seq, size = data["seq"], data["size"]
-        record = record_or_404(asset_code=asset, seq=seq)
-        entry = record_entry(
-            asset=fund.asset.code,
-            precision=fund.asset.precision,
-            seq=record.seq,
-            kind=record.kind,
-            amount_units=record.amount_units,
-            balance_after_units=record.balance_after_units,
-            created_at=record.created_at,
-            takeover=record.takeover.external_id if record.takeover_id else "",
-            cycle_id=record.cycle_id,
-            corrects_id=record.corrects_id,
-            reason=record.reason,
-        )
+        entry = log_entry(fund=fund, seq=seq)
+        if entry is None:
+            raise NotFound(f"The {fund.asset.code} fund has no record #{seq}.")
         tree = log_tree(fund=fund, size=size)
         return Response(
             {

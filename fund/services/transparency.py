@@ -21,11 +21,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from fund.chain import record_entry
 from fund.models import Fund, FundRecord, LogCheckpoint, LogTile
 from fund.pagecache import books_changed
 from fund.signednote import Checkpoint, NoteError, Signer
 from fund.tlog import (
     HASH,
+    TILE_WIDTH,
     ProofError,
     TiledTree,
     tile_updates,
@@ -73,11 +75,53 @@ def log_append(*, fund: Fund, size: int, leaves: list[bytes]) -> None:
 
 
 def log_size(fund: Fund) -> int:
-    """The fund's tree size: its number of records (seq runs 1, 2, … without gaps)."""
-    return (
-        FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", flat=True).first()
-        or 0
+    """The fund's tree size: the leaves its tiles hold (one index lookup). The ledger writes the
+    tiles in the transaction that appends the records, so it is the number of records."""
+    last = (
+        LogTile.objects.filter(fund=fund, level=0)
+        .order_by("-index")
+        .values_list("index", "width")
+        .first()
     )
+    return last[0] * TILE_WIDTH + last[1] if last else 0
+
+
+ENTRY_FIELDS = (
+    "seq", "kind", "amount_units", "balance_after_units", "created_at", "takeover__external_id",
+    "cycle_id", "corrects_id", "reason",
+)  # fmt: skip
+
+
+def log_entries(*, fund: Fund, first: int, count: int) -> list[bytes]:
+    """The entries (canonical bytes) of the fund's records first … first + count − 1, in order."""
+    code, places = fund.asset.code, fund.asset.precision
+    rows = (
+        FundRecord.objects.filter(fund=fund, seq__gte=first, seq__lt=first + count)
+        .order_by("seq")
+        .values_list(*ENTRY_FIELDS)
+    )
+    return [
+        record_entry(
+            asset=code,
+            precision=places,
+            seq=seq,
+            kind=kind,
+            amount_units=amount,
+            balance_after_units=balance,
+            created_at=created_at,
+            takeover=takeover or "",
+            cycle_id=cycle,
+            corrects_id=corrects,
+            reason=reason,
+        )  # fmt: skip
+        for seq, kind, amount, balance, created_at, takeover, cycle, corrects, reason in rows
+    ]
+
+
+def log_entry(*, fund: Fund, seq: int) -> bytes | None:
+    """One record's entry, None when the fund has no such record."""
+    found = log_entries(fund=fund, first=seq, count=1)
+    return found[0] if found else None
 
 
 def log_tile(*, fund: Fund, level: int, index: int) -> bytes:
@@ -91,8 +135,19 @@ def log_tile(*, fund: Fund, level: int, index: int) -> bytes:
 
 
 def log_tree(*, fund: Fund, size: int) -> TiledTree:
-    """The fund's tree at `size` (at most its current size), read from its tiles."""
-    return TiledTree(size, lambda level, index: log_tile(fund=fund, level=level, index=index))
+    """The fund's tree at `size` (at most its current size), read from its tiles: a root or a
+    proof reads the tiles it needs in one query."""
+
+    def fetch_many(keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        where = Q()
+        for level, index in keys:
+            where |= Q(level=level, index=index)
+        rows = LogTile.objects.filter(fund=fund).filter(where)
+        return {(lv, ix): bytes(h) for lv, ix, h in rows.values_list("level", "index", "hashes")}
+
+    return TiledTree(
+        size, lambda level, index: log_tile(fund=fund, level=level, index=index), fetch_many
+    )
 
 
 # Signing.

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 
 from fund import tlog
@@ -302,16 +301,3 @@ def test_the_site_serves_the_script_with_its_digest(db):
     assert answer.content == SCRIPT.read_bytes()
     assert answer["X-Content-SHA256"] == hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
     assert "attachment" in answer["Content-Disposition"]
-
-
-def test_tampering_on_postgres_needs_the_owner(usdt_fund):
-    """On PostgreSQL the rewrite above goes around the triggers only as the tables' owner."""
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's triggers")
-    deposit(usdt_fund, "1")
-    from django.db import DatabaseError, transaction
-
-    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("UPDATE fund_logtile SET hashes = %s", [b"\x00" * 32])
-    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM fund_logtile")

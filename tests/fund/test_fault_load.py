@@ -91,7 +91,7 @@ def test_readers_never_see_a_half_settled_cycle_while_it_posts_and_intake_goes_o
 
     def check_page(html):
         settled = "status-settled" in html
-        if settled != ("Apportioned to participants" in html and "Merkle root over the" in html):
+        if settled != ("Apportioned to participants" in html and "Merkle root over " in html):
             violations.append(
                 "the report page shows a settled cycle without its figures, or figures unsettled"
             )

@@ -344,3 +344,21 @@ def test_verify_ledger_names_swapped_apportionments_of_a_cycle_of_form_2(world):
         f"cycle {world.cycle.id}: its ranked positions do not give the published Merkle root"
         in (out.getvalue())
     )
+
+
+def test_the_worked_example_of_form_2_is_the_documented_one():
+    """docs/rules.md §6.3's table and root, recomputed."""
+    from fund.merkle import position_leaf_text
+
+    rules = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    rows = [(1, 7044516, 60000000000, 26666666667), (2, 7044517, 30000000000, 13333333333),
+            (3, 7044518, 8000000000, 0), (4, 7044519, 2000000000, 0)]  # fmt: skip
+    leaves = []
+    for rank, position, profit, amount in rows:
+        salt = bytes(range(16 * (rank - 1), 16 * rank))
+        commitment = position_commitment(salt=salt, cycle_id=42, position_id=position)
+        text = position_leaf_text(asset="USDT", cycle_id=42, rank=rank, commitment=commitment,
+                                  profit_units=profit, amount_units=amount)  # fmt: skip
+        leaves.append(leaf_hash(text))
+        assert commitment in rules and leaves[-1].hex() in rules
+    assert merkle_root(leaves) in rules

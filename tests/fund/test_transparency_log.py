@@ -342,3 +342,63 @@ def test_the_migration_builds_the_tiles_of_records_booked_before_it(usdt_fund, l
     built = {(t.level, t.index): bytes(t.hashes) for t in LogTile.objects.filter(fund=usdt_fund)}
     assert built == kept
     assert log_tree(fund=usdt_fund, size=601).root() == tlog.tree_root(leaves_of(usdt_fund))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgres_a_tile_only_grows_and_a_checkpoint_never_changes(usdt_fund):
+    from django.db import DatabaseError, connection, transaction
+
+    for i in range(3):
+        deposit(usdt_fund, "1", reason=f"r{i}")
+    checkpoint_sign(fund=usdt_fund)
+
+    def as_the_application(sql, params=()):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL fund.allow_maintenance = 'off'")
+            cursor.execute(sql, params)
+
+    refused = [
+        ("UPDATE fund_logtile SET hashes = %s", [b"\x00" * 96]),  # rewritten
+        ("UPDATE fund_logtile SET hashes = substring(hashes FROM 1 FOR 64), width = 2", []),
+        ('UPDATE fund_logtile SET "index" = 5', []),
+        ("DELETE FROM fund_logtile", []),
+        ("TRUNCATE fund_logtile CASCADE", []),
+        ("UPDATE fund_logcheckpoint SET size = 2", []),
+        ("UPDATE fund_logcheckpoint SET note = 'x'", []),
+        ("DELETE FROM fund_logcheckpoint", []),
+        ("TRUNCATE fund_logcheckpoint", []),
+    ]
+    for sql, params in refused:
+        with pytest.raises(DatabaseError, match="append-only"):
+            as_the_application(sql, params)
+    grown = bytes(LogTile.objects.get(level=0).hashes) + b"\x01" * 32
+    as_the_application("UPDATE fund_logtile SET hashes = %s, width = 4", [grown])  # grows: allowed
+    # A tree out of step with the records stops the ledger rather than growing a wrong tree.
+    with pytest.raises(ValueError, match="the partial tile of level 0 holds 4 hashes, not 3"):
+        deposit(usdt_fund, "1", reason="after")
+
+
+def test_a_proof_reads_its_tiles_in_one_query(usdt_fund, django_assert_num_queries):
+    from django.db import transaction
+
+    from fund.services.transparency import log_append
+
+    leaves = [hashlib.sha256(str(i).encode()).digest() for i in range(70_000)]
+    with transaction.atomic():
+        log_append(fund=usdt_fund, size=0, leaves=leaves)
+    tree = log_tree(fund=usdt_fund, size=70_000)
+    with django_assert_num_queries(1):
+        proof = tree.inclusion_proof(12_345)
+    root = tlog.tree_root(leaves)
+    tlog.verify_inclusion(12_345, 70_000, leaves[12_345], proof, root)
+    with django_assert_num_queries(1):
+        proof = log_tree(fund=usdt_fund, size=70_000).consistency_proof(66_000)
+    tlog.verify_consistency(66_000, 70_000, proof, tlog.tree_root(leaves[:66_000]), root)
+
+
+def test_one_record_by_seq(log_of_300):
+    client = Client()
+    assert client.get("/api/v1/funds/USDT/records/17").json()["seq"] == 17
+    for seq in ("0", "301", "9" * 40):
+        assert client.get(f"/api/v1/funds/USDT/records/{seq}").status_code == 404

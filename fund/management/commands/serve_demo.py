@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from fund.tasks import close_due_cycles
+from fund.tasks import close_due_cycles, sign_log_checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -14,7 +14,8 @@ logger = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = (
         "Serve the portal with the scheduler in this process: on every minute the beat task runs "
-        "here (Celery eager), so cycles close and settle while the demo runs."
+        "here (Celery eager), so cycles close and settle, and the funds' logs are signed, while "
+        "the demo runs."
     )
 
     def add_arguments(self, parser):
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             runs = None if runs is None else runs - 1
             try:
                 close_due_cycles.delay()
+                sign_log_checkpoints.delay()
             except Exception:  # keep the scheduler alive; the next minute tries again
                 logger.exception("the in-process beat failed")
             finally:
