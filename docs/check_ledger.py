@@ -35,6 +35,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from array import array
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -192,44 +193,88 @@ def record_entry(record: dict) -> bytes:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def record_hash(previous: str, record: dict) -> str:
-    return hashlib.sha256(previous.encode() + b"\n" + record_entry(record)).hexdigest()
-
-
 def check(base: str, asset: str) -> tuple[bool, str]:
+    """Every record of the fund: the hash chain, the running balance, the published head and
+    balance; then the fund's signed checkpoint: the records must give its root."""
     api = site_api(base)
-    fund = get(f"{api}/funds/{asset}")
+    fund_url = f"{api}/funds/{asset}"
+    fund = _published(get(fund_url), fund_url, {"chain_head": str, "balance": str})
     records, url = [], f"{api}/funds/{asset}/records?page_size=1000"
     while url:  # newest first, page by page
         page = get(url)
+        if not isinstance(page, dict) or type(page.get("results")) is not list:
+            raise SiteFailure(f"{url}: not a page of the public API's records")
         records.extend(page["results"])
-        url = page["next"]
-    previous, balance = GENESIS, Decimal(0)
+        url = page.get("next")
+        if url is not None and type(url) is not str:
+            raise SiteFailure(f"{fund_url}/records: a page's next link is not a link")
+    previous, balance, tree = GENESIS, Decimal(0), RootBuilder()
+    roots = {}  # tree size → root, for the checkpoint's size
+    checkpoint = signed_checkpoint(base, asset)
     for expected_seq, record in enumerate(reversed(records), start=1):
-        if record["seq"] != expected_seq:
-            return False, f"record #{expected_seq} is missing (found #{record['seq']})"
-        balance += Decimal(record["amount"])
-        if Decimal(record["balance_after"]) != balance:
-            return (
-                False,
-                f"record #{record['seq']}: "
-                "balance after does not follow from the records before it",
-            )
-        if record_hash(previous, record) != record["hash"]:
+        try:
+            if record["seq"] != expected_seq:
+                return False, f"record #{expected_seq} is missing (found #{shown(record['seq'])})"
+            balance += Decimal(record["amount"])
+            if Decimal(record["balance_after"]) != balance:
+                return (
+                    False,
+                    f"record #{record['seq']}: "
+                    "balance after does not follow from the records before it",
+                )
+            entry = record_entry(record)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, ArithmeticError):
+            raise SiteFailure(f"record #{expected_seq}: not a record of the public API") from None
+        if hashlib.sha256(previous.encode() + b"\n" + entry).hexdigest() != record["hash"]:
             return (
                 False,
                 f"record #{record['seq']}: its hash does not match its content or its place",
             )
         previous = record["hash"]
+        tree.append(hashlib.sha256(b"\x00" + entry).digest())
+        if checkpoint and tree.count == checkpoint[0]:
+            roots[tree.count] = tree.root()
     if records and previous != fund["chain_head"]:
         return False, "the published chain head is not the last record's hash"
-    if Decimal(fund["balance"]) != balance:
-        return False, "the published balance is not the sum of the records"
-    return (
-        True,
-        f"{asset}: {len(records)} records, chain intact, head {previous}, "
-        f"balance {fund['balance']}",
+    try:
+        if Decimal(fund["balance"]) != balance:
+            return False, "the published balance is not the sum of the records"
+    except ArithmeticError:
+        raise SiteFailure(f"{fund_url}: its balance is not a number") from None
+    said = (
+        f"{asset}: {len(records)} records, chain intact, head {previous}, balance {fund['balance']}"
     )
+    if checkpoint is None:
+        return True, said + "; the site publishes no signed checkpoint of this fund"
+    size, root, key = checkpoint
+    if size > len(records):
+        return False, f"the signed checkpoint has {size} records, the site lists {len(records)}"
+    if size and roots.get(size) != root:
+        return False, (
+            f"the records do not give the root of the signed checkpoint of size {size}: "
+            "the site shows the list another history than it signed"
+        )
+    return True, said + (
+        f"; they give the root of the checkpoint of size {size} signed by {key} (the key the "
+        "site serves: pin it with --monitor)"
+    )
+
+
+def signed_checkpoint(base: str, asset: str):
+    """(size, root, key) of the fund's checkpoint, its signature checked with the key the site
+    serves; None when the site signs none."""
+    site = base.rstrip("/")
+    try:
+        key = VerifierKey(get_text(f"{site}/log/vkey").strip())
+        note = get_text(f"{site}/log/{asset}/checkpoint")
+    except NotPublished:
+        return None
+    text = note_open(note, key)
+    origin = text.split("\n", 1)[0]  # whatever host the site names its logs after
+    if not origin.endswith(f"/log/{asset}"):
+        raise Broken(f"the checkpoint is of the log {shown(origin)}, not of a {asset} fund")
+    size, root = checkpoint_parse(text, origin)
+    return size, root, f"{key.name}+{key.id:08x}"
 
 
 # The inclusion proof.
@@ -606,10 +651,39 @@ def merkle_root_of(leaves: list) -> str:
     return level[0].hex()
 
 
+class RootBuilder:
+    """RFC 9162's tree root, built leaf by leaf with O(log n) memory: a stack of the perfect
+    subtrees the leaves so far make (one per bit of their count), merged as they fill."""
+
+    def __init__(self):
+        self.count, self._stack = 0, []  # [(height, hash)], heights decreasing
+
+    def append(self, leaf: bytes) -> None:
+        self.count += 1
+        height, node = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            node = _node(self._stack.pop()[1], node)
+            height += 1
+        self._stack.append((height, node))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = _node(left, node)
+        return node
+
+
 def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[str], str]:
     """The settlement of docs/rules.md §2 recomputed from the published inputs alone, compared
-    with every published figure, amount and the root: (differences, summary)."""
+    with every published figure, amount and the root: (differences, summary). The positions are
+    read as a stream: 16 bytes a position are kept (its profit and amount), the root is built as
+    the rows arrive."""
     asset, cycle_id = cycle["asset"], cycle["id"]
+    form = cycle.get("root_format")
+    if type(form) is not int or form not in (1, 2):
+        raise SiteFailure(f"the cycle's root_format is {kind_of(form)}, not 1 or 2")
     fund_ratio = _ratio(cycle.get("fund_ratio"), "the fund ratio")
     screening = _ratio(cycle.get("screening_ratio"), "the screening ratio")
     balance = _units(cycle.get("balance_before"), places, "B, the balance before")
@@ -622,38 +696,46 @@ def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[s
         loss += units
     fund_share = min(loss * fund_ratio.numerator // fund_ratio.denominator, balance)
     users_share = loss - fund_share
-    ranked = []  # (commitment, profit)
+    profits, published = array("q"), array("q")  # by rank, from 1
+    tree, seen = RootBuilder(), set()
     for row in positions:
-        rank = len(ranked) + 1
-        if row.get("rank") != rank:
+        rank = len(profits) + 1
+        if type(row.get("rank")) is not int or row["rank"] != rank:
             raise Broken(f"position row {rank} has the rank {shown(row.get('rank'))}")
         profit = _units(row.get("profit"), places, f"rank {rank}'s profit")
         amount = _units(row.get("amount"), places, f"rank {rank}'s amount")
-        commitment = row.get("commitment")
-        if cycle.get("root_format") == 2 and (
-            type(commitment) is not str or not HEX64.fullmatch(commitment)
-        ):
-            raise SiteFailure(f"rank {rank}'s commitment is {kind_of(commitment)}")
         if profit <= 0:
             raise Broken(f"rank {rank} has no profit ({row.get('profit')})")
-        if ranked and profit > ranked[-1][1]:
+        if profits and profit > profits[-1]:
             raise Broken(f"rank {rank} has more profit than rank {rank - 1}: not in rank order")
-        ranked.append((commitment, profit, amount))
-    total = sum(profit for _, profit, _ in ranked)
+        if form == 2:
+            commitment = row.get("commitment")
+            if type(commitment) is not str or not HEX64.fullmatch(commitment):
+                raise SiteFailure(f"rank {rank}'s commitment is {kind_of(commitment)}")
+            # Each position appears once: two commitments that share their first 64 bits are
+            # refused as one repeated (for random salts, as likely as guessing one).
+            short = int(commitment[:16], 16)
+            if short in seen:
+                raise Broken(f"rank {rank}'s commitment repeats an earlier rank's")
+            seen.add(short)
+            tree.append(position_leaf(asset, cycle_id, rank, commitment, profit, amount))
+        profits.append(profit)
+        published.append(amount)
+    total = sum(profits)
     count, running = 0, 0
-    if users_share > 0 and ranked:
+    if users_share > 0 and profits:
         target = screening.numerator * total
-        for _, profit, _ in ranked:
+        for profit in profits:
             running += profit
             count += 1
             if running * screening.denominator >= target:
                 break
-    threshold = ranked[count - 1][1] if count else 0
+    threshold = profits[count - 1] if count else 0
     if users_share >= running:
-        amounts = [profit for _, profit, _ in ranked[:count]]
+        amounts = list(profits[:count])
     else:
         amounts, remainders = [], []
-        for _, profit, _ in ranked[:count]:
+        for profit in profits[:count]:
             share, remainder = divmod(users_share * profit, running)
             amounts.append(share)
             remainders.append(remainder)
@@ -670,23 +752,23 @@ def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[s
     }  # fmt: skip
     differences = []
     for label, name in CYCLE_FIGURES:
-        published = _units(cycle.get(name), places, label)
-        if published != figures[name]:
+        said = _units(cycle.get(name), places, label)
+        if said != figures[name]:
             differences.append(
-                f"{label}: the cycle publishes {format_units(published, places)}, its inputs "
+                f"{label}: the cycle publishes {format_units(said, places)}, its inputs "
                 f"give {format_units(figures[name], places)}"
             )
     for label, name, value in (
-        ("profitable positions", "profitable_count", len(ranked)),
+        ("profitable positions", "profitable_count", len(profits)),
         ("participants", "participant_count", count),
     ):
-        if cycle.get(name) != value:
+        said = cycle.get(name)
+        if type(said) is not int or said != value:
             differences.append(
-                f"the number of {label}: the cycle publishes {shown(cycle.get(name))}, "
-                f"its inputs give {value}"
+                f"the number of {label}: the cycle publishes {shown(said)}, its inputs give {value}"
             )
     wrong = 0
-    for i, (_, _, amount) in enumerate(ranked):
+    for i, amount in enumerate(published):
         expected = amounts[i] if i < count else 0
         if amount != expected:
             wrong += 1
@@ -699,12 +781,9 @@ def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[s
     if wrong > 20:
         differences.append(f"… and {wrong - 20} more ranks whose apportionment differs")
     root = cycle.get("apportionment_root")
-    if cycle.get("root_format") == 2:
-        leaves = [
-            position_leaf(asset, cycle_id, i + 1, commitment, profit, amount)
-            for i, (commitment, profit, amount) in enumerate(ranked)
-        ]
-        if merkle_root_of(leaves) != root:
+    if form == 2:
+        rebuilt = tree.root().hex() if tree.count else ""
+        if rebuilt != root:
             differences.append(
                 "the Merkle root: the published positions do not give the root the cycle "
                 f"publishes ({shown(root)})"
@@ -716,7 +795,7 @@ def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[s
             "ids, which are not published: each participant checks theirs with --proof"
         )
     summary = (
-        f"{asset} cycle {cycle_id}: recomputed from {loss_count} losses and {len(ranked)} "
+        f"{asset} cycle {cycle_id}: recomputed from {loss_count} losses and {len(profits)} "
         f"profitable positions: L {format_units(loss, places)}, F "
         f"{format_units(fund_share, places)}, U {format_units(users_share, places)}, P "
         f"{format_units(total, places)}, S {format_units(running, places)}, threshold "
@@ -725,6 +804,52 @@ def recompute_cycle(cycle: dict, places: int, losses, positions) -> tuple[list[s
         f"figure and amount matches; {root_said}"
     )
     return differences, summary
+
+
+def anchor_problems(cycle: dict, places: int, fetch_record) -> tuple[list[str], str]:
+    """B and the fund's payment found in the hash-chained ledger: the record the cycle names
+    (balance_seq) has the balance B after it and, when the fund paid, the next record is the
+    cycle's coverage of −(F + backstop). (problems, what was checked)."""
+    seq = cycle.get("balance_seq")
+    if seq is None:
+        return (
+            [],
+            "B is not tied to a ledger record (the cycle was settled before that was published)",
+        )
+    if type(seq) is not int or not 0 <= seq < MAX_ID:
+        raise SiteFailure(f"the cycle's balance_seq is {kind_of(seq)}")
+    balance = _units(cycle.get("balance_before"), places, "B, the balance before")
+    paid = _units(cycle.get("fund_share"), places, "F") + _units(
+        cycle.get("backstop"), places, "the backstop"
+    )
+    problems = []
+    if seq == 0:
+        if balance:
+            problems.append(f"B is {format_units(balance, places)}, yet the fund had no record")
+    else:
+        record = fetch_record(seq)
+        after = _units(record.get("balance_after"), places, f"record #{seq}'s balance after")
+        if after != balance:
+            problems.append(
+                f"B: the cycle publishes {format_units(balance, places)}, the balance after "
+                f"record #{seq} is {format_units(after, places)}"
+            )
+    if paid:
+        record = fetch_record(seq + 1)
+        amount = record.get("amount")
+        if (
+            record.get("kind") != "settlement_coverage"
+            or record.get("cycle") != cycle["id"]
+            or type(amount) is not str
+            or amount != format_units(-paid, places)
+        ):
+            problems.append(
+                f"the fund's payment: record #{seq + 1} is not this cycle's coverage of "
+                f"{format_units(-paid, places)} (F + backstop)"
+            )
+    elif seq and cycle.get("status") == "settled":
+        pass  # the fund paid nothing: no coverage record follows
+    return problems, f"B and the fund's payment match ledger records #{seq} and on"
 
 
 def check_cycle(base: str, cycle_id: int) -> tuple[bool, str]:
@@ -745,6 +870,21 @@ def check_cycle(base: str, cycle_id: int) -> tuple[bool, str]:
     differences, summary = recompute_cycle(
         cycle, places, get_lines(f"{url}/losses"), get_lines(f"{url}/positions")
     )
+
+    def fetch_record(seq: int) -> dict:
+        record_url = f"{fund_url}/records/{seq}"
+        try:
+            record = get(record_url)
+        except NotPublished:
+            raise Broken(f"the ledger has no record #{seq}, which the cycle names") from None
+        record = _published(record, record_url, {"seq": int, "asset": str})
+        if (record["seq"], record["asset"]) != (seq, cycle["asset"]):
+            raise SiteFailure(f"{record_url} is not record #{seq} of {cycle['asset']}")
+        return record
+
+    problems, anchored = anchor_problems(cycle, places, fetch_record)
+    differences += problems
+    summary += f"; {anchored}"
     if differences:
         return False, f"{cycle['asset']} cycle {cycle_id}: " + "; ".join(differences)
     return True, summary
@@ -753,11 +893,11 @@ def check_cycle(base: str, cycle_id: int) -> tuple[bool, str]:
 # --- Signed notes and checkpoints (C2SP signed-note, tlog-checkpoint). ---
 
 
-def _b64(text: str, what: str) -> bytes:
+def _b64(text: str, what: str, error=Failure) -> bytes:
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError):
-        raise Failure(f"{what} is not base64") from None
+        raise error(f"{what} is not base64") from None
 
 
 class VerifierKey:
@@ -792,13 +932,16 @@ def note_open(note: str, key: VerifierKey) -> str:
     lines = signatures[:-1].split("\n")
     if len(lines) > 16:
         raise Broken("the checkpoint carries more than 16 signatures")
-    for line in lines:
+    parsed = []
+    for line in lines:  # every line a signature, as C2SP signed-note says, before any is used
         if not line.startswith("\u2014 ") or line.count(" ") != 2:
             raise Broken(f"the checkpoint's signature line {shown(line)} is malformed")
         name, blob = line[2:].split(" ")
-        blob = _b64(blob, "a signature")
-        if len(blob) < 5:
-            raise Broken("a checkpoint's signature is too short")
+        blob = _b64(blob, "a signature", Broken)
+        if not name or len(blob) < 5:
+            raise Broken(f"the checkpoint's signature line {shown(line)} is malformed")
+        parsed.append((name, blob))
+    for name, blob in parsed:
         if name == key.name and int.from_bytes(blob[:4], "big") == key.id:
             if len(blob) != 68 or not ed25519_verify(key.public_key, blob[4:], text.encode()):
                 raise Broken(f"the checkpoint's signature by {key.name} does not verify")
@@ -813,11 +956,13 @@ def checkpoint_parse(text: str, origin: str) -> tuple[int, bytes]:
         raise Broken("the checkpoint does not read origin, size and root hash, one a line")
     if lines[0] != origin:
         raise Broken(f"the checkpoint is of the log {shown(lines[0])}, not of {origin}")
-    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", lines[1]):
-        raise Broken(f"the checkpoint's size {shown(lines[1])} is not a number")
-    root = _b64(lines[2], "the checkpoint's root hash")
+    if not re.fullmatch(r"0|[1-9][0-9]{0,18}", lines[1]) or int(lines[1]) > MAX_ID:
+        raise Broken(f"the checkpoint's size {shown(lines[1])} is not a tree's size")
+    root = _b64(lines[2], "the checkpoint's root hash", Broken)
     if len(root) != 32:
         raise Broken("the checkpoint's root hash is not 32 bytes")
+    if any(not line for line in lines[3:-1]):
+        raise Broken("the checkpoint has an empty extension line")
     return int(lines[1]), root
 
 
@@ -989,7 +1134,7 @@ def monitor_fund(base: str, key: VerifierKey, asset: str, origin: str, kept, rec
             raise Broken(f"{rec_url} is not {asset} record #{seq}")
         try:
             leaf = hashlib.sha256(b"\x00" + record_entry(fields)).digest()
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise SiteFailure(f"{rec_url}: not a record of the public API") from None
         proof_url = f"{api}/funds/{asset}/log/inclusion?seq={seq}&size={size}"
         proof = _hashes(get(proof_url), "proof", proof_url)
@@ -997,6 +1142,30 @@ def monitor_fund(base: str, key: VerifierKey, asset: str, origin: str, kept, rec
             raise Broken(f"record #{seq} as published is not in the checkpoint of size {size}")
         said += f"; record #{seq} is included"
     return said, {"size": size, "root": base64.b64encode(root).decode(), "checkpoint": note}
+
+
+def published_assets(api: str) -> list:
+    """The asset codes of the funds the site lists (SiteFailure for another answer)."""
+    url = f"{api}/funds"
+    funds = get(url)
+    if type(funds) is not list or not all(
+        isinstance(f, dict) and type(f.get("asset")) is str for f in funds
+    ):
+        raise SiteFailure(f"{url}: not the public API's list of funds")
+    return [f["asset"] for f in funds]
+
+
+def origin_host(url: str) -> str:
+    """The host a site's log origins name: the URL's host (lower case) and port, no user."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        raise Failure(f"{shown(url)} has no valid port") from None
+    return f"{host}:{port}" if port else host
 
 
 def monitor(args: list[str]) -> int:
@@ -1027,8 +1196,8 @@ def monitor(args: list[str]) -> int:
             _warn(f"pinning the key the site serves now, {served}: compare it with the "
                   "one the exchange publishes elsewhere (or give it with --vkey)")  # fmt: skip
         key = VerifierKey(options.vkey or pinned or served)
-        host = options.origin or urllib.parse.urlsplit(options.url).netloc
-        assets = options.asset or [fund["asset"] for fund in get(f"{api}/funds")]
+        host = options.origin or origin_host(options.url)
+        assets = options.asset or published_assets(api)
     except Failure as e:
         print(f"monitor: cannot check: {e}", file=sys.stderr)
         return 1
@@ -1268,6 +1437,8 @@ def main(args: list[str]) -> int:
         return 1
     try:
         ok, message = check(args[0], asset)
+    except Broken as e:
+        ok, message = False, str(e)
     except Failure as e:
         print(f"{asset}: cannot check it: {e}", file=sys.stderr)
         return 1

@@ -24,6 +24,11 @@ def fund_or_404(*, asset_code: str) -> Fund:
     return get_object_or_404(selectors.funds_public(), asset__code=_code(asset_code))
 
 
+def fund_log_or_404(*, asset_code: str) -> Fund:
+    """The fund and its asset only (one query): what the log's endpoints need, answered often."""
+    return get_object_or_404(Fund.objects.select_related("asset"), asset__code=_code(asset_code))
+
+
 def cycle_or_404(*, cycle_id: int) -> SettlementCycle:
     return get_object_or_404(selectors.cycles_public(), pk=cycle_id)
 

@@ -151,6 +151,15 @@ class SettlementCycle(models.Model):
             "published when the cycle settles."
         ),
     )
+    balance_seq = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "The seq of the fund's newest record when the cycle was posted: B is its balance "
+            "after (0: the fund had no record); the coverage record, if any, comes right after. "
+            "Empty for cycles settled before it was kept."
+        ),
+    )
     root_format = models.PositiveSmallIntegerField(
         default=2,
         help_text=(

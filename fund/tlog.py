@@ -154,6 +154,30 @@ def verify_consistency(
         raise ProofError(f"size {second} does not extend size {first}")
 
 
+class RootBuilder:
+    """MTH built leaf by leaf in O(log n) memory: a stack of the perfect subtrees the leaves so
+    far make (one per bit of their count), merged as they fill; root() at any count."""
+
+    def __init__(self):
+        self.count, self._stack = 0, []  # [(height, hash)], heights decreasing
+
+    def append(self, leaf: bytes) -> None:
+        self.count += 1
+        height, node = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            node = node_hash(self._stack.pop()[1], node)
+            height += 1
+        self._stack.append((height, node))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = node_hash(left, node)
+        return node
+
+
 # Tiles (C2SP tlog-tiles).
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile

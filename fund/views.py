@@ -19,7 +19,7 @@ from fund.filters import DIGITS, CycleFilter, RecordFilter
 from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import Fund, FundRecord, SettlementCycle
 from fund.pagecache import cached_page
-from fund.services.transparency import checkpoint_latest, log_signer
+from fund.services.transparency import LogKeyError, checkpoint_latest, log_vkey
 from statements.money import format_units
 
 RECORDS_PER_PAGE = 50
@@ -71,11 +71,17 @@ def filter_errors(filterset) -> dict[str, str]:
 def verifying(request, fund=None) -> dict:
     """What pages say about checking the books: the script's SHA-256, the site's address, the
     verifier key and, for a fund, its latest signed checkpoint."""
-    signer = log_signer()
+    try:
+        vkey = log_vkey()
+    except LogKeyError:  # logged where it is used; the pages still render, without the key
+        vkey = ""
+    host = request.get_host()
     context = {
         "script_sha256": check_ledger_file()[1],
-        "site": f"{request.scheme}://{request.get_host()}",
-        "vkey": signer.verifier.vkey if signer else "",
+        "site": f"{request.scheme}://{host}",
+        "vkey": vkey,
+        # The monitor's --origin, when the logs are named after another host than this URL's.
+        "origin_host": settings.LOG_ORIGIN_HOST if settings.LOG_ORIGIN_HOST != host else "",
     }
     if fund is not None:
         checkpoint = checkpoint_latest(fund)

@@ -14,21 +14,24 @@ the entry bundles from the records themselves.
 """
 
 import hashlib
+import logging
 import re
 
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_safe
 
-from fund.lookups import fund_or_404
+from fund.lookups import fund_log_or_404
 from fund.services.transparency import (
+    LogKeyError,
     checkpoint_latest,
     log_entries,
-    log_signer,
     log_size,
     log_tile,
+    log_vkey,
 )
 from fund.tlog import HASH, TILE_WIDTH
 
+logger = logging.getLogger(__name__)
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHECKPOINT_CACHE = "public, max-age=5"
 MAX_LEVEL = 63
@@ -76,16 +79,20 @@ def _binary(body: bytes, cache: str) -> HttpResponse:
 
 @require_safe
 def vkey(request):
-    signer = log_signer()
-    if signer is None:
+    try:
+        key = log_vkey()
+    except LogKeyError:
+        logger.exception("the log's verifier key cannot be served")
+        return _text("The log's key cannot be read just now.\n", "no-store", status=503)
+    if not key:
         return _text("This site signs no log checkpoints: no signing key is configured.\n",
                      "no-store", status=404)  # fmt: skip
-    return _text(signer.verifier.vkey + "\n", "public, max-age=300")
+    return _text(key + "\n", "public, max-age=300")
 
 
 @require_safe
 def checkpoint(request, asset):
-    fund = fund_or_404(asset_code=asset)
+    fund = fund_log_or_404(asset_code=asset)
     latest = checkpoint_latest(fund)
     if latest is None:
         raise Http404("No checkpoint of this fund's log is signed yet.")
@@ -94,7 +101,7 @@ def checkpoint(request, asset):
 
 @require_safe
 def tile(request, asset, path):
-    fund = fund_or_404(asset_code=asset)
+    fund = fund_log_or_404(asset_code=asset)
     if path.startswith("entries/"):
         return _entries(fund, path.removeprefix("entries/"))
     match = TILE_PATH.fullmatch(path)

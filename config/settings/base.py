@@ -340,7 +340,10 @@ IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", default=24, minimum=1, 
 # signed. A fund's log is named `<LOG_ORIGIN_HOST>/log/<ASSET>`: the host the site is served at.
 LOG_SIGNING_KEY = _env_raw("LOG_SIGNING_KEY") or ""
 LOG_SIGNING_KEY_FILE = _env_raw("LOG_SIGNING_KEY_FILE") or ""
-LOG_ORIGIN_HOST = env.str("LOG_ORIGIN_HOST", default=ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "")
+# The verifier key the site publishes (name+keyid+key): set it where the web processes should not
+# hold the private key; by default it is the signing key's own.
+LOG_VERIFIER_KEY = _env_raw("LOG_VERIFIER_KEY") or ""
+LOG_ORIGIN_HOST = _env_raw("LOG_ORIGIN_HOST") or (ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "")
 
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from fund.api.public import PublicMixin
 from fund.api.schema import ERROR, PUBLIC
 from fund.filters import IdField
-from fund.lookups import fund_or_404
+from fund.lookups import fund_log_or_404
 from fund.services.transparency import (
     checkpoint_latest,
     log_entry,
@@ -118,9 +118,10 @@ class LogInclusionView(PublicMixin, APIView):
         },
     )
     def get(self, request, asset):
-        fund = fund_or_404(asset_code=asset)
+        fund = fund_log_or_404(asset_code=asset)
         size_now = log_size(fund)
-        latest = checkpoint_latest(fund)
+        # The latest checkpoint's size is only the default: not read when a size is asked for.
+        latest = None if request.query_params.get("size") else checkpoint_latest(fund)
         data = _valid(
             InclusionForm(
                 request.query_params,
@@ -173,7 +174,7 @@ class LogConsistencyView(PublicMixin, APIView):
         },
     )
     def get(self, request, asset):
-        fund = fund_or_404(asset_code=asset)
+        fund = fund_log_or_404(asset_code=asset)
         data = _valid(ConsistencyForm(request.query_params, tree_size=log_size(fund)))
         first, second = data["first"], data["second"]
         tree = log_tree(fund=fund, size=second)

@@ -43,6 +43,7 @@ class Posted:
     created_at: datetime
 
 
+MAX_REASON = 2000  # characters: the API's and the console's limit too
 RECORD_COLUMNS = [
     "id",
     "fund_id",
@@ -79,6 +80,11 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
     )
     last_seq, not_before, head = last or (0, None, GENESIS)
     balance = fund.balance_units
+    if any(len(entry.reason) > MAX_REASON for entry in entries):
+        # A record's entry stays within what a tlog entry bundle can carry (2**16 − 1 bytes).
+        raise ValidationError(
+            {"reason": f"Give a reason of at most {MAX_REASON} characters."}, code="max_length"
+        )
     ids = reserve_ids(FundRecord, len(entries))
     rows, posted, leaves = [], [], []
     for offset, (record_id, entry) in enumerate(zip(ids, entries), start=1):

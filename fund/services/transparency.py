@@ -159,15 +159,28 @@ def log_origin(asset_code: str) -> str:
 
 
 def log_signer() -> Signer | None:
-    """The signing key from the settings, or None when none is configured."""
-    text = settings.LOG_SIGNING_KEY
-    path = settings.LOG_SIGNING_KEY_FILE
-    if not text and path:
+    """The signing key from the settings, or None when none is configured; LogKeyError when one
+    is configured and cannot be read (manage.py check says so at start-up: fund/checks.py)."""
+    text, path = settings.LOG_SIGNING_KEY, settings.LOG_SIGNING_KEY_FILE
+    if text and path:
+        raise LogKeyError("set LOG_SIGNING_KEY or LOG_SIGNING_KEY_FILE, not both")
+    if path:
         try:
-            text = Path(path).read_text(encoding="utf-8").strip()
+            text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise LogKeyError(f"LOG_SIGNING_KEY_FILE {path} cannot be read: {exc}") from None
+        if not text.strip():
+            raise LogKeyError(f"LOG_SIGNING_KEY_FILE {path} is empty")
     return _signer(text.strip()) if text else None
+
+
+def log_vkey() -> str:
+    """The verifier key to publish: LOG_VERIFIER_KEY when set (the web processes then need no
+    private key), else the signing key's; "" when there is neither. LogKeyError as above."""
+    if settings.LOG_VERIFIER_KEY:
+        return settings.LOG_VERIFIER_KEY
+    signer = log_signer()
+    return signer.verifier.vkey if signer else ""
 
 
 @lru_cache(maxsize=4)
@@ -252,6 +265,9 @@ def checkpoints_sign_all() -> dict[str, int]:
         except LogInconsistent:
             logger.critical("log checkpoint refused", exc_info=True)
             continue
+        except LogKeyError:  # the same for every fund: said once
+            logger.critical("no log checkpoint signed: the signing key", exc_info=True)
+            return signed
         if checkpoint is not None:
             signed[fund.asset.code] = checkpoint.size
     return signed

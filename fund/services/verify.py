@@ -20,7 +20,7 @@ from itertools import batched
 
 from django.db.models import Q
 
-from fund.chain import GENESIS, record_hash
+from fund.chain import GENESIS, chain_next, record_entry
 from fund.merkle import cycle_leaves, merkle_root
 from fund.models import (
     Apportionment,
@@ -29,11 +29,14 @@ from fund.models import (
     FundKindTotal,
     FundRecord,
     LiquidationTakeover,
+    LogCheckpoint,
     SettlementCycle,
 )
 from fund.services.liquidations import engine_result_units
 from fund.services.settlement import ranked_positions, settlement_compute
 from fund.services.settlement.posting import cycle_root
+from fund.services.transparency import log_size, log_tree
+from fund.tlog import ProofError, RootBuilder, leaf_hash
 from statements.models import Statement
 
 CHUNK = 10_000
@@ -78,6 +81,11 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
     previous, expected_seq, balance, count = GENESIS, 1, 0, 0
     kinds: dict[str, list[int]] = {}
     hours: dict = {}
+    tree, signed = (
+        RootBuilder(),
+        dict(LogCheckpoint.objects.filter(fund=fund).values_list("size", "root_hash")),
+    )
+    log_problems: list[str] = []
     rows = (
         FundRecord.objects.filter(fund=fund)
         .order_by("seq")
@@ -118,8 +126,7 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
             return ChainReport(
                 asset.code, count, previous, seq, f"record #{seq}: balance after does not follow"
             )
-        computed = record_hash(
-            previous=previous,
+        entry = record_entry(
             asset=asset.code,
             precision=asset.precision,
             seq=seq,
@@ -132,6 +139,7 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
             corrects_id=corrects_id,
             reason=reason,
         )
+        computed = chain_next(previous, entry)
         if computed != stored:
             return ChainReport(
                 asset.code,
@@ -141,6 +149,12 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
                 f"record #{seq}: its hash does not match its content",
             )
         previous, expected_seq = stored, expected_seq + 1
+        tree.append(leaf_hash(entry))
+        if tree.count in signed and tree.root().hex() != signed[tree.count]:
+            log_problems.append(
+                f"the log's signed checkpoint of size {tree.count} is not the tree of its "
+                f"first {tree.count} records"
+            )
         total = kinds.setdefault(kind, [0, 0])
         total[0] += amount
         total[1] += 1
@@ -171,8 +185,34 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
             f"the fund's balance is {fund.balance_units} units, its records sum to {balance}",
         )
     return ChainReport(
-        asset.code, count, previous, aggregate_problems=_aggregates(fund, kinds, hours)
+        asset.code,
+        count,
+        previous,
+        aggregate_problems=_aggregates(fund, kinds, hours) + _log(fund, tree, signed, log_problems),
     )
+
+
+def _log(fund: Fund, tree: RootBuilder, signed: dict, problems: list[str]) -> tuple[str, ...]:
+    """The fund's transparency log against its records: its tiles hold the tree of exactly
+    these records, and every signed checkpoint is the tree of the records up to its size."""
+    beyond = sorted(size for size in signed if size > tree.count)
+    if beyond:
+        problems.append(
+            f"the log has a signed checkpoint of size {beyond[-1]}, beyond its {tree.count} records"
+        )
+    if log_size(fund) != tree.count:
+        problems.append(
+            f"the log's tiles hold {log_size(fund)} leaves, not its {tree.count} records"
+        )
+    else:
+        try:
+            stored = log_tree(fund=fund, size=tree.count).root()
+        except ProofError as exc:
+            problems.append(f"the log's tiles are incomplete: {exc}")
+        else:
+            if stored != tree.root():
+                problems.append("the log's tiles are not the tree of its records")
+    return tuple(problems)
 
 
 def _aggregates(fund: Fund, kinds: dict, hours: dict) -> tuple[str, ...]:

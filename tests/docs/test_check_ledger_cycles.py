@@ -207,6 +207,7 @@ def _swap_ranks(cycle, losses, positions):
         (_set("cycle", "backstop", "1.00000000"), "the backstop"),
         (_set("cycle", "uncovered", "1.00000000"), "the uncovered rest"),
         (_set("cycle", "participant_count", 5), "the number of participants"),
+        (_set("cycle", "participant_count", 3.0), "the number of participants"),
         (_set("cycle", "profitable_count", 7), "the number of profitable positions"),
         (_set("cycle", "fund_ratio", "0.2500"), "F, the fund's share"),
         (_set("cycle", "screening_ratio", "0.5000"), "S, the participants' profit"),
@@ -226,6 +227,12 @@ def test_any_single_changed_input_or_figure_is_named(settled, mutate, named):
         (_set("rank 6", "profit", "0.00000000"), "rank 6 has no profit"),
         (_set("loss", "loss", "0.00000000"), "loss 1 is not a loss"),
         (_set("rank 6", "profit", "900.00000000"), "rank 6 has more profit than rank 5"),
+        (_set("rank 2", "rank", 2.0), "position row 2 has the rank 2.0"),
+        (_set("rank 2", "rank", True), "position row 2 has the rank True"),
+        (
+            lambda c, losses, positions: positions[3].update(commitment=positions[2]["commitment"]),
+            "rank 4's commitment repeats an earlier rank's",
+        ),
     ],
 )
 def test_inputs_out_of_shape_are_broken(settled, mutate, message):
@@ -242,6 +249,10 @@ def test_inputs_out_of_shape_are_broken(settled, mutate, message):
         (_set("cycle", "fund_ratio", "0.2"), None),
         (_set("loss", "loss", "1e3"), "loss 1 is the text '1e3'"),
         (_set("rank 2", "amount", "\u0661.00000000"), "rank 2's amount"),
+        (_set("cycle", "root_format", 3), "root_format is the number 3"),
+        (_set("cycle", "root_format", "2"), "root_format is the text '2'"),
+        (_set("cycle", "root_format", True), "root_format is true"),
+        (_set("cycle", "root_format", None), "root_format is null"),
     ],
 )
 def test_malformed_inputs_are_named(settled, mutate, message):
@@ -260,11 +271,14 @@ def site():
 
 
 def serve_cycle(site, cycle_id: int) -> None:
+    seq = Client().get(f"/api/v1/cycles/{cycle_id}").json()["balance_seq"]
     site.take(
         f"/api/v1/cycles/{cycle_id}",
         "/api/v1/funds/USDT",
         f"/api/v1/cycles/{cycle_id}/losses",
         f"/api/v1/cycles/{cycle_id}/positions",
+        f"/api/v1/funds/USDT/records/{seq}",
+        f"/api/v1/funds/USDT/records/{seq + 1}",
     )
 
 
@@ -274,6 +288,7 @@ def test_the_script_recomputes_a_cycle_from_the_site(settled, site):
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith(f"USDT cycle {settled.id}: recomputed from 2 losses and 6 ")
     assert f"the root {settled.apportionment_root} rebuilt" in run.stdout
+    assert "B and the fund's payment match ledger records #1 and on" in run.stdout
     # One changed apportionment on the site: named, exit 1.
     path = f"/api/v1/cycles/{settled.id}/positions"
     rows = site.answers[path][1].decode().splitlines()
@@ -307,6 +322,31 @@ def test_a_cycle_of_100000_positions_recomputes_exactly(usdt_fund, linear, site)
     run = run_script("--cycle", cycle.id, site.url)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{cycle.profitable_count} profitable positions" in run.stdout
+
+
+def _record(seq):
+    return Client().get(f"/api/v1/funds/USDT/records/{seq}").json()
+
+
+def test_b_and_the_funds_payment_are_found_in_the_ledger(settled):
+    cycle = Client().get(f"/api/v1/cycles/{settled.id}").json()
+    assert cycle["balance_seq"] == 1  # the deposit; the coverage is record #2
+    assert check_ledger.anchor_problems(cycle, 8, _record)[0] == []
+    # A site that settled from another B (and made every figure follow from it): named.
+    forged = {**cycle, "balance_before": "0.00000000"}
+    assert check_ledger.anchor_problems(forged, 8, _record)[0] == [
+        "B: the cycle publishes 0.00000000, the balance after record #1 is 1000.00000000"
+    ]
+    forged = {**cycle, "fund_share": "50.00000000"}
+    assert (
+        "the fund's payment: record #2 is not this cycle's coverage of -50.00000000"
+        in (check_ledger.anchor_problems(forged, 8, _record)[0][0])
+    )
+    forged = {**cycle, "balance_seq": 0}
+    assert "yet the fund had no record" in check_ledger.anchor_problems(forged, 8, _record)[0][0]
+    for bad in ("1", -1, 1.0, True):
+        with pytest.raises(check_ledger.SiteFailure):
+            check_ledger.anchor_problems({**cycle, "balance_seq": bad}, 8, _record)
 
 
 def test_a_cycle_settled_before_keeps_its_root_and_stays_checkable(settled):

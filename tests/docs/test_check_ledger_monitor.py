@@ -212,6 +212,10 @@ INCLUSION = "/api/v1/funds/USDT/log/inclusion?seq=2&size=16"
         ("inclusion extended", "record #2 as published is not in the checkpoint of size 16"),
         ("record altered", "record #2 as published is not in the checkpoint of size 16"),
         ("not a note", "not a signed note"),
+        ("a bad line after the signature", "signature line"),
+        ("an empty extension line", "empty extension line"),
+        ("a size beyond any tree", "is not a tree's size"),
+        ("a record dated beyond the calendar", "not a record of the public API"),
         ("proof not hashes", "is not a hash"),
     ],
 )
@@ -255,15 +259,40 @@ def test_forged_checkpoints_and_proofs_are_refused(usdt_fund, site, watched, for
         site.put_json("/api/v1/funds/USDT/records/2", record)
     elif forgery == "not a note":
         answers[checkpoint] = (200, b"testserver/log/USDT\n16\nAAAA\n")
+    elif forgery == "a bad line after the signature":
+        answers[checkpoint] = (200, answers[checkpoint][1] + b"not a signature\n")
+    elif forgery == "an empty extension line":
+        text = Checkpoint(
+            ORIGIN, 16, tlog.tree_root([tlog.leaf_hash(e) for e in entries_of(usdt_fund)])
+        ).text()
+        answers[checkpoint] = (200, SIGNER.sign(text + "\n").encode())
+    elif forgery == "a size beyond any tree":
+        answers[checkpoint] = (200, _signed(size=2**63, root=b"\x00" * 32))
+    elif forgery == "a record dated beyond the calendar":
+        record = site.json("/api/v1/funds/USDT/records/2")
+        record["created_at"] = "9999-12-31T23:59:59-01:00"
+        site.put_json("/api/v1/funds/USDT/records/2", record)
     elif forgery == "proof not hashes":
         proof = site.json(CONSISTENCY)
         proof["proof"] = [1, 2]
         site.put_json(CONSISTENCY, proof)
     run = monitor(site, watched)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert message in run.stdout, run.stdout + run.stderr
+    assert message in run.stdout + run.stderr, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     assert kept_size(watched) == 10
+
+
+@pytest.mark.parametrize("funds", [b'{"results": []}', b"[1]", b"[{}]", b'[{"asset": 5}]', b"x"])
+def test_a_list_of_funds_that_is_not_one_is_refused(usdt_fund, site, tmp_path, funds):
+    site.take("/log/vkey")
+    site.answers["/api/v1/funds"] = (200, funds)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--monitor", str(tmp_path / "s.json"), site.url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "cannot check" in run.stderr
 
 
 def test_a_key_other_than_the_pinned_one_is_refused(usdt_fund, site, watched):
@@ -301,3 +330,52 @@ def test_the_site_serves_the_script_with_its_digest(db):
     assert answer.content == SCRIPT.read_bytes()
     assert answer["X-Content-SHA256"] == hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
     assert "attachment" in answer["Content-Disposition"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_chain_check_compares_the_records_with_the_signed_log(usdt_fund, live_server):
+    """A site that shows the record list a rewritten history (every hash recomputed: the chain
+    holds) but signed another: the plain check names it."""
+    from django.core.cache import cache
+
+    for i in range(10):
+        deposit(usdt_fund, "100", reason=f"deposit {i}")
+    checkpoint_sign(fund=usdt_fund)
+
+    def check():
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), live_server.url, "USDT"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    intact = check()
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "10 records, chain intact" in intact.stdout
+    assert "they give the root of the checkpoint of size 10 signed by testserver/log+9170cae5" in (
+        intact.stdout
+    )
+    records = list(FundRecord.objects.filter(fund=usdt_fund).order_by("seq"))
+    previous = GENESIS
+    for record in records:  # the list's rewrite: record 3 −5, every later hash recomputed
+        if record.seq >= 3:
+            record.balance_after_units -= 5 * 10**8
+            record.amount_units -= 5 * 10**8 if record.seq == 3 else 0
+            record.hash = record_hash(
+                previous=previous, asset="USDT", precision=8, seq=record.seq, kind=record.kind,
+                amount_units=record.amount_units, balance_after_units=record.balance_after_units,
+                created_at=record.created_at, reason=record.reason,
+            )  # fmt: skip
+            tamper(
+                "UPDATE fund_fundrecord SET amount_units = %s, balance_after_units = %s, "
+                "hash = %s WHERE id = %s",
+                [record.amount_units, record.balance_after_units, record.hash, record.id],
+            )
+        previous = record.hash
+    tamper("UPDATE fund_fund SET balance_units = %s, head_hash = %s WHERE id = %s",
+           [records[-1].balance_after_units, previous, usdt_fund.pk])  # fmt: skip
+    cache.clear()
+    rewritten = check()
+    assert rewritten.returncode == 1
+    assert "the records do not give the root of the signed checkpoint of size 10" in (
+        rewritten.stdout
+    )

@@ -25,6 +25,7 @@ from tests.helpers import deposit, tamper
 
 VKEY = "testserver/log+9170cae5+AcZkiqKScSzylsonKdqUtcNrxhZcffBIc6r5/+MqyF90"
 VERIFIER = Verifier.from_vkey(VKEY)
+SKEY = "PRIVATE+KEY+testserver/log+9170cae5+AYBIQc6ZDRplqHWH5Z3UJDtMJz56geZGDt/BP1gjWb2X"
 
 
 def entries_of(fund) -> list[bytes]:
@@ -402,3 +403,75 @@ def test_one_record_by_seq(log_of_300):
     assert client.get("/api/v1/funds/USDT/records/17").json()["seq"] == 17
     for seq in ("0", "301", "9" * 40):
         assert client.get(f"/api/v1/funds/USDT/records/{seq}").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_ledger_checks_the_log_against_the_records(usdt_fund):
+    from tests.helpers import verify_ledger_output
+
+    for i in range(300):
+        deposit(usdt_fund, "1", reason=f"r{i}")
+    checkpoint_sign(fund=usdt_fund)
+    out = verify_ledger_output()
+    assert "the log's tiles and signed checkpoints are the tree of these records" in out
+    assert out.endswith("exit 0")
+    tile = bytes(LogTile.objects.get(fund=usdt_fund, level=0, index=1).hashes)
+    tamper("UPDATE fund_logtile SET hashes = %s WHERE level = 0 AND \"index\" = 1",
+           [b"\x07" * 32 + tile[32:]])  # fmt: skip
+    assert "USDT: BROKEN: the log's tiles are not the tree of its records" in verify_ledger_output()
+    tamper('UPDATE fund_logtile SET hashes = %s WHERE level = 0 AND "index" = 1', [tile])
+    tamper("UPDATE fund_logcheckpoint SET root_hash = %s", ["ab" * 32])
+    out = verify_ledger_output()
+    assert "the log's signed checkpoint of size 300 is not the tree of its first 300 records" in out
+    assert out.endswith("exit 1")
+
+
+@pytest.mark.parametrize(
+    "key, file_text, message",
+    [
+        ("garbage", None, "not a valid skey"),
+        ("", "", "is empty"),
+        ("", None, "cannot be read"),
+    ],
+)
+def test_a_bad_signing_key_never_breaks_a_page(settings, usdt_fund, tmp_path, key, file_text,
+                                               message):  # fmt: skip
+    from fund.checks import log_keys
+    from fund.services.transparency import checkpoints_sign_all
+
+    settings.LOG_SIGNING_KEY = key
+    settings.LOG_SIGNING_KEY_FILE = ""
+    if not key:
+        path = tmp_path / "key"
+        if file_text is not None:
+            path.write_text(file_text)
+        settings.LOG_SIGNING_KEY_FILE = str(path)
+    deposit(usdt_fund, "1")
+    client = Client()
+    for path in ("/funds/USDT/", "/rules/", "/faq/", "/cycles/"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/log/vkey").status_code == 503
+    assert checkpoints_sign_all() == {}  # logged once; nothing signed
+    (error,) = log_keys(None)
+    assert message in error.msg
+
+
+def test_the_web_processes_may_publish_the_verifier_key_alone(settings, db):
+    from fund.checks import log_keys
+
+    settings.LOG_SIGNING_KEY, settings.LOG_VERIFIER_KEY = "", VKEY
+    assert Client().get("/log/vkey").content.decode() == VKEY + "\n"
+    assert log_keys(None) == []
+    settings.LOG_SIGNING_KEY = SKEY
+    settings.LOG_VERIFIER_KEY = "other/log+" + VKEY.split("+", 1)[1]
+    assert [e.id for e in log_keys(None)] == ["fund.E002"]
+    settings.LOG_VERIFIER_KEY, settings.LOG_ORIGIN_HOST = VKEY, "*.example.com"
+    assert [e.id for e in log_keys(None)] == ["fund.E004"]
+
+
+def test_a_reason_too_long_for_a_log_entry_is_refused(usdt_fund):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="at most 2000 characters"):
+        deposit(usdt_fund, "1", reason="x" * 2001)
+    assert not FundRecord.objects.exists()

@@ -137,6 +137,7 @@ class CycleOut(serializers.ModelSerializer):
             "participant_count",
             "apportionment_root",
             "root_format",
+            "balance_seq",
             "closed_at",
             "settled_at",
         ]

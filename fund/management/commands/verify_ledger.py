@@ -7,7 +7,8 @@ from fund.services.verify import cycles_verify, ledger_verify, takeovers_verify
 
 class Command(BaseCommand):
     help = (
-        "Recompute every fund's hash chain, balance and running totals; every settled cycle "
+        "Recompute every fund's hash chain, balance, running totals and transparency log (its "
+        "tiles and signed checkpoints); every settled cycle "
         "from its stored takeovers and position profits (every figure, apportionment, statement, "
         "coverage record and Merkle root); every takeover's engine result and profit record. "
         "Name each mismatch. Exit 1 when anything is broken."
@@ -35,7 +36,8 @@ class Command(BaseCommand):
             if report.ok:
                 self.stdout.write(
                     f"{code}: {report.records} records, chain intact, head {report.head}; "
-                    "balance and running totals match"
+                    "balance and running totals match; the log's tiles and signed checkpoints "
+                    "are the tree of these records"
                 )
             elif report.first_bad_seq is not None:
                 broken += 1

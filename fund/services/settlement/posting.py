@@ -177,6 +177,12 @@ def _post_figures(*, cycle_id: int, fund: Fund, result: SettlementResult, root, 
         raise ConflictError(
             f"Cycle {cycle_id} changed status during its posting.", code="cycle_settled"
         )
+    # B is the balance after the fund's newest record, under the fund's lock: published with the
+    # cycle, so anyone can find B in the hash-chained ledger (docs/check_ledger.py --cycle).
+    cycle.balance_seq = (
+        FundRecord.objects.filter(fund=fund).order_by("-seq").values_list("seq", flat=True).first()
+        or 0
+    )
     if result.fund_total:
         coverage = Entry(
             FundRecord.Kind.SETTLEMENT_COVERAGE, -result.fund_total, now, cycle_id=cycle.id
