@@ -6,6 +6,8 @@ from fund.signednote import NoteError, Signer
 
 
 class Command(BaseCommand):
+    # It makes the key the checks look for: LOG_SIGNING_KEY_FILE may well name it already.
+    requires_system_checks = []
     help = (
         "Make the Ed25519 key that signs the funds' log checkpoints: writes the private key "
         "(C2SP/Go note form, PRIVATE+KEY+…) to a new file readable by its owner only, and prints "
