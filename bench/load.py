@@ -159,7 +159,16 @@ def _profits(
     with transaction.atomic():
         insert_rows(
             PositionProfit,
-            ["cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
+            # Each with its salt (16 random bytes), as the intake gives every position profit.
+            [
+                "cycle_id",
+                "position_id",
+                "account_id",
+                "contract_id",
+                "profit_units",
+                "salt",
+                "received_at",
+            ],
             (
                 (
                     cycle_id,
@@ -167,6 +176,7 @@ def _profits(
                     account_ids[i % len(account_ids)],
                     contract_id,
                     int(rng.paretovariate(1.2) * 10**9) + rng.randrange(1, 10**6),
+                    os.urandom(16),
                     received,
                 )
                 for i in range(count)

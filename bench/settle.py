@@ -82,7 +82,16 @@ def prepare(n: int) -> dict:
     with transaction.atomic():
         insert_rows(
             PositionProfit,
-            ["cycle_id", "position_id", "account_id", "contract_id", "profit_units", "received_at"],
+            # Each with its salt (16 random bytes), as the intake gives every position profit.
+            [
+                "cycle_id",
+                "position_id",
+                "account_id",
+                "contract_id",
+                "profit_units",
+                "salt",
+                "received_at",
+            ],
             (
                 (
                     cycle.id,
@@ -90,6 +99,7 @@ def prepare(n: int) -> dict:
                     account_ids[i % ACCOUNTS],
                     contract.id,
                     int(rng.paretovariate(1.2) * 10**9) + rng.randrange(10**6),
+                    os.urandom(16),
                     received,
                 )
                 for i in range(n)

@@ -1,27 +1,39 @@
 #!/usr/bin/env python3
-"""Check an insurance fund's published ledger from the public API, with Python's standard library
-only: fetches every record of a fund, recomputes the hash chain (canonical form in README.md,
-"The hash chain") and the running balance, and names the first record that does not match.
+"""Check an insurance fund's published books from its public API, with Python's standard library
+only (docs/rules.md §6 has every canonical form). Four checks:
 
-    python3 docs/check_ledger.py https://fund.example.com USDT
+    python3 check_ledger.py https://fund.example.com USDT
 
-It also checks a trader's inclusion proof (downloaded from their apportionment statement)
-against the Merkle root the settled cycle publishes (docs/rules.md §6.2):
+fetches every record of the fund, recomputes the hash chain and the running balance, names the
+first record that does not match, and compares the records with the fund's signed checkpoint:
+they must give its Merkle root.
 
-    python3 docs/check_ledger.py --proof apportionment-proof-USDT-cycle-42-rank-3.json \
-        https://fund.example.com
+    python3 check_ledger.py --monitor STATE https://fund.example.com [--vkey VKEY] [--asset USDT]
 
-The site is the one you name, never the proof's own cycle_url (a proof is only as good as the
-figures it is checked against, and whoever wrote the file chose its cycle_url). From that site the
-script reads the cycle (/api/v1/cycles/<id>) and the fund (/api/v1/funds/<asset>); the proof's
-asset, precision, cycle, participant count and root must be the published ones, its amounts are
-read with the published precision, its leaf is recomputed from its fields and its path, which must
-have the shape its rank among the participants gives, is folded up to the published root. Only
-then is the apportionment printed.
+the monitor: pins the site's verifier key (give it with --vkey; otherwise the one the site serves
+now is pinned, with a warning), keeps in STATE the last checkpoint it verified of each fund and, on
+each run, checks the new checkpoint's signature and origin, the consistency proof from the kept
+one (a few dozen hashes) and one record's inclusion. A rewritten history is named: "checkpoint of
+size N does not extend the one of size M". Signatures are verified by a small pure-Python Ed25519
+(RFC 8032 §5.1.7) below, checked against OpenSSL in the project's tests.
 
-Exit status 0: intact (the chain ends at the published head; the proof reaches the published
-root); 1: broken (the reason on stdout), or not checkable: a malformed proof, a site that cannot be
-read (the reason on stderr).
+    python3 check_ledger.py --cycle 42 https://fund.example.com
+
+recomputes settled cycle 42 from its published, anonymised inputs (its losses, its profitable
+positions by rank) with this script's own code: L, F, U, P, the screening, S, the threshold, every
+apportionment with the rounding rule, the backstop and the uncovered rest; rebuilds the Merkle
+root and finds B and the fund's payment in the ledger; names every figure that differs.
+
+    python3 check_ledger.py --proof position-proof-USDT-cycle-42-rank-3.json https://fund.example.com
+
+checks a trader's proof (from their statement or My positions) against the Merkle root the settled
+cycle publishes: the site's figures only, never the proof's own cycle_url, which whoever wrote the
+file chose. The proof's asset, precision, cycle, count and root must be the published ones, its
+amounts are read with the published precision, its leaf (and commitment) recomputed from its
+fields and its path, which must have the shape its rank gives, folded up to the published root.
+
+Exit status 0: intact; 1: broken (the reason on stdout), or not checkable: a malformed proof or
+state file, a site that cannot be read (the reason on stderr).
 """
 
 import argparse
@@ -389,14 +401,10 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def check_proof(proof, base: str, warn=_warn) -> tuple[bool, str]:
-    """Checks the proof against the figures the site at `base` publishes: (True, what it proves)
-    or (False, why it does not). Malformed for a proof of the wrong form, SiteFailure when the
-    site cannot be read. The proof's cycle_url is never read."""
-    proof = validated(proof)
-    api = site_api(base)
-    asset, cycle, rank = proof["asset"], proof["cycle"], proof["rank"]
-    cycle_url = f"{api}/cycles/{cycle}"
+def _settled_cycle(proof: dict, base: str, cycle_url: str, warn) -> tuple[dict, str]:
+    """The proof's cycle as the site at `base` publishes it, settled and the proof's asset's:
+    (its figures, "") or ({}, why not). The proof's own cycle_url is never read."""
+    asset, cycle = proof["asset"], proof["cycle"]
     if proof["cycle_url"] != cycle_url:
         warn(
             f"the proof names its cycle at {shown(proof['cycle_url'])}; "
@@ -405,31 +413,55 @@ def check_proof(proof, base: str, warn=_warn) -> tuple[bool, str]:
     try:
         published = get(cycle_url)
     except NotPublished:
-        return False, f"{base} publishes no cycle {cycle}"
+        return {}, f"{base} publishes no cycle {cycle}"
     published = _published(published, cycle_url, {"id": int, "asset": str, "status": str})
     if (published["id"], published["asset"]) != (cycle, asset):
-        return False, (
+        return {}, (
             f"{cycle_url} is {shown(published['asset'])} cycle {published['id']}, "
             f"not the proof's {asset} cycle {cycle}"
         )
     if published["status"] != "settled":
-        return False, f"cycle {cycle} is {shown(published['status'])}, not settled: it has no root"
-    published = _published(
-        published, cycle_url, {"participant_count": int, "apportionment_root": str}
-    )
+        return {}, f"cycle {cycle} is {shown(published['status'])}, not settled: it has no root"
+    return published, ""
+
+
+def _published_precision(proof: dict, base: str, api: str) -> tuple[int, str]:
+    """The precision the site publishes for the proof's asset, which must be the proof's:
+    (places, "") or (0, why not)."""
+    asset = proof["asset"]
     fund_url = f"{api}/funds/{asset}"
     try:
         fund = _published(get(fund_url), fund_url, {"asset": str, "precision": int})
     except NotPublished:
-        return False, f"{base} publishes no {asset} fund"
+        return 0, f"{base} publishes no {asset} fund"
     places = fund["precision"]
     if fund["asset"] != asset or not 0 <= places <= MAX_PRECISION:
         raise SiteFailure(f"{fund_url}: not the {asset} fund with its precision")
     if proof["precision"] != places:
-        return False, (
+        return 0, (
             f"the proof's precision {proof['precision']} is not {asset}'s published precision "
             f"{places} ({fund_url})"
         )
+    return places, ""
+
+
+def check_proof(proof, base: str, warn=_warn) -> tuple[bool, str]:
+    """Checks the proof against the figures the site at `base` publishes: (True, what it proves)
+    or (False, why it does not). Malformed for a proof of the wrong form, SiteFailure when the
+    site cannot be read. The proof's cycle_url is never read."""
+    proof = validated(proof)
+    api = site_api(base)
+    asset, cycle, rank = proof["asset"], proof["cycle"], proof["rank"]
+    cycle_url = f"{api}/cycles/{cycle}"
+    published, why = _settled_cycle(proof, base, cycle_url, warn)
+    if why:
+        return False, why
+    published = _published(
+        published, cycle_url, {"participant_count": int, "apportionment_root": str}
+    )
+    places, why = _published_precision(proof, base, api)
+    if why:
+        return False, why
     count = published["participant_count"]
     if proof["participant_count"] != count:
         return False, (
@@ -1273,23 +1305,9 @@ def check_position_proof(proof: dict, base: str, warn=_warn) -> tuple[bool, str]
     api = site_api(base)
     asset, cycle, rank = proof["asset"], proof["cycle"], proof["rank"]
     cycle_url = f"{api}/cycles/{cycle}"
-    if proof["cycle_url"] != cycle_url:
-        warn(
-            f"the proof names its cycle at {shown(proof['cycle_url'])}; "
-            f"it is checked against {cycle_url}, the site you named, instead"
-        )
-    try:
-        published = get(cycle_url)
-    except NotPublished:
-        return False, f"{base} publishes no cycle {cycle}"
-    published = _published(published, cycle_url, {"id": int, "asset": str, "status": str})
-    if (published["id"], published["asset"]) != (cycle, asset):
-        return False, (
-            f"{cycle_url} is {shown(published['asset'])} cycle {published['id']}, "
-            f"not the proof's {asset} cycle {cycle}"
-        )
-    if published["status"] != "settled":
-        return False, f"cycle {cycle} is {shown(published['status'])}, not settled: it has no root"
+    published, why = _settled_cycle(proof, base, cycle_url, warn)
+    if why:
+        return False, why
     published = _published(
         published,
         cycle_url,
@@ -1297,14 +1315,9 @@ def check_position_proof(proof: dict, base: str, warn=_warn) -> tuple[bool, str]
     )
     if published.get("root_format") != 2:
         return False, f"cycle {cycle}'s root is of form 1: only apportionment proofs reach it"
-    fund_url = f"{api}/funds/{asset}"
-    fund = _published(get(fund_url), fund_url, {"asset": str, "precision": int})
-    places = fund["precision"]
-    if proof["precision"] != places:
-        return False, (
-            f"the proof's precision {proof['precision']} is not {asset}'s published precision "
-            f"{places} ({fund_url})"
-        )
+    places, why = _published_precision(proof, base, api)
+    if why:
+        return False, why
     count = published["profitable_count"]
     if proof["profitable_count"] != count:
         return False, (

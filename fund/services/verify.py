@@ -35,7 +35,7 @@ from fund.models import (
 from fund.services.liquidations import engine_result_units
 from fund.services.settlement import ranked_positions, settlement_compute
 from fund.services.settlement.posting import cycle_root
-from fund.services.transparency import log_size, log_tree
+from fund.services.transparency import ENTRY_FIELDS, log_size, log_tree
 from fund.tlog import ProofError, RootBuilder, leaf_hash
 from statements.models import Statement
 
@@ -86,22 +86,7 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
         dict(LogCheckpoint.objects.filter(fund=fund).values_list("size", "root_hash")),
     )
     log_problems: list[str] = []
-    rows = (
-        FundRecord.objects.filter(fund=fund)
-        .order_by("seq")
-        .values_list(
-            "seq",
-            "kind",
-            "amount_units",
-            "balance_after_units",
-            "created_at",
-            "takeover__external_id",
-            "cycle_id",
-            "corrects_id",
-            "reason",
-            "hash",
-        )
-    )
+    rows = FundRecord.objects.filter(fund=fund).order_by("seq").values_list(*ENTRY_FIELDS, "hash")
     for (
         seq,
         kind,

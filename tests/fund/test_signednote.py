@@ -117,3 +117,27 @@ def test_the_command_makes_a_key_file_for_its_owner_and_prints_the_vkey(tmp_path
     assert Signer.from_skey(path.read_text()).skey == signer.skey
     with pytest.raises(CommandError, match="key name"):
         call_command("log_keygen", "a b", "--out", str(tmp_path / "other.key"))
+
+
+def test_log_keygen_makes_the_key_the_settings_already_name(tmp_path):
+    """As make demo does on a fresh clone: LOG_SIGNING_KEY_FILE names the file it is to make,
+    and the system checks (which refuse a missing key file) do not stop it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    key = tmp_path / "log.key"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "LOG_SIGNING_KEY_FILE": str(key), "LOG_SIGNING_KEY": ""}
+    made = subprocess.run(
+        [sys.executable, "manage.py", "log_keygen", "127.0.0.1:8000/log", "--out", str(key)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("127.0.0.1:8000/log+")
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=root, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
