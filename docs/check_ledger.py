@@ -1365,6 +1365,14 @@ def check_position_proof(proof: dict, base: str, warn=_warn) -> tuple[bool, str]
     )
 
 
+def verify_proof(proof, base: str, warn=_warn) -> tuple[bool, str]:
+    """A proof of either form (a position's, form 2; an apportionment's, form 1), checked against
+    the figures the site at `base` publishes."""
+    if isinstance(proof, dict) and proof.get("format") == POSITION_PROOF_FORMAT:
+        return check_position_proof(proof, base, warn)
+    return check_proof(proof, base, warn)
+
+
 def _validated_path(path) -> None:
     if type(path) is not list:
         raise Malformed(f'field "path": must be a list of steps, not {kind_of(path)}')
@@ -1428,11 +1436,7 @@ def main(args: list[str]) -> int:
             print(PROOF_USAGE, file=sys.stderr)
             return 1
         try:
-            proof = load_proof(args[1])
-            if isinstance(proof, dict) and proof.get("format") == POSITION_PROOF_FORMAT:
-                ok, message = check_position_proof(proof, args[2])
-            else:
-                ok, message = check_proof(proof, args[2])
+            ok, message = verify_proof(load_proof(args[1]), args[2])
         except Malformed as e:
             print(f"{args[1]}: not a valid proof: {e}", file=sys.stderr)
             return 1

@@ -25,7 +25,7 @@ _spec = importlib.util.spec_from_file_location(
 )
 check_ledger = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(check_ledger)
-check_proof = check_ledger.check_proof
+verify_proof = check_ledger.verify_proof
 PASSWORD = "pass-for-tests"
 
 
@@ -74,7 +74,7 @@ def test_a_trader_finds_an_apportionment_its_computation_and_the_csv(books, page
         page.get_by_role("link", name="Download the inclusion proof").click()
     proof = json.loads(open(proof_download.value.path(), encoding="utf-8").read())
     warnings = []  # the proof names this site's cycle: nothing to warn about
-    ok, message = check_proof(proof, books["url"], warn=warnings.append)
+    ok, message = verify_proof(proof, books["url"], warn=warnings.append)
     assert ok and not warnings, (message, warnings)
     assert proof_download.value.suggested_filename.endswith("-rank-1.json")
     page.go_back()
