@@ -44,6 +44,14 @@ def position_leaf_text(
     return f"v2|{asset}|{cycle_id}|{rank}|{commitment}|{profit_units}|{amount_units}"
 
 
+def position_leaf(
+    asset: str, cycle_id: int, rank: int, commitment: str, profit: int, amount: int
+) -> bytes:
+    """Form 2: one position's leaf hash."""
+    text = f"v2|{asset}|{cycle_id}|{rank}|{commitment}|{profit}|{amount}"
+    return hashlib.sha256(LEAF + text.encode()).digest()
+
+
 def position_leaves(
     asset: str, cycle_id: int, rows: Iterable[tuple[int, str, int, int]]
 ) -> list[bytes]:

@@ -146,3 +146,12 @@ def test_a_records_log_entry_is_what_its_chained_hash_covers():
         == hashlib.sha256(GENESIS.encode() + b"\n" + entry).hexdigest()
     )
     assert tlog.tree_root([tlog.leaf_hash(entry)]) == tlog.leaf_hash(entry)
+
+
+@given(st.integers(0, 600))
+def test_the_root_built_leaf_by_leaf_is_the_trees(n):
+    leaves = [tlog.leaf_hash(str(i).encode()) for i in range(n)]
+    builder = tlog.RootBuilder()
+    for leaf in leaves:
+        builder.append(leaf)
+    assert builder.count == n and builder.root() == tlog.tree_root(leaves)

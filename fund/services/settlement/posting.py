@@ -18,7 +18,7 @@ from django.db.models import Sum
 
 from fund.computation import SettlementResult, compute_settlement, settlement_at_balance
 from fund.errors import ConflictError
-from fund.merkle import merkle_root, position_commitment, position_leaves
+from fund.merkle import position_commitment, position_leaf
 from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.bulk import insert_rows, reserve_ids
@@ -29,6 +29,7 @@ from fund.services.locks import (
     lock_cycle_posting,
     lock_fund_by_id,
 )
+from fund.tlog import RootBuilder
 from statements.models import Statement
 
 logger = logging.getLogger("fund.services.settlement")
@@ -159,15 +160,16 @@ def _post_apportionments(*, cycle, fund: Fund, result: SettlementResult, ranked,
 
 def cycle_root(asset: str, cycle_id: int, ranked, amounts: list[int]) -> str:
     """The cycle's Merkle root of form 2 (fund/merkle.py): every ranked position through its
-    salted commitment, with its apportionment (0 below the threshold)."""
-    count = len(amounts)
-    rows = []
+    salted commitment, with its apportionment (0 below the threshold). Built leaf by leaf: a
+    million positions need no list of their leaves."""
+    count, tree = len(amounts), RootBuilder()
     for i, (position_id, profit, _, _, salt) in enumerate(ranked):
         if salt is None:
             raise ValueError(f"position {position_id} of cycle {cycle_id} has no salt")
         commitment = position_commitment(salt=salt, cycle_id=cycle_id, position_id=position_id)
-        rows.append((i + 1, commitment, profit, amounts[i] if i < count else 0))
-    return merkle_root(position_leaves(asset, cycle_id, rows))
+        amount = amounts[i] if i < count else 0
+        tree.append(position_leaf(asset, cycle_id, i + 1, commitment, profit, amount))
+    return tree.root().hex() if tree.count else ""
 
 
 def _post_figures(*, cycle_id: int, fund: Fund, result: SettlementResult, root, now):
