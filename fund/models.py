@@ -610,3 +610,64 @@ class LogCheckpoint(models.Model):
 
     def __str__(self):
         return f"{self.fund_id} checkpoint {self.size}"
+
+
+class EventCounter(models.Model):
+    """The outbox's one counter row: the last event number given (fund/services/outbox.py)."""
+
+    last = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"events up to {self.last}"
+
+
+class Event(models.Model):
+    """One entry of the outbox: a change others must hear of, written in the change's own
+    transaction, numbered 1, 2, 3 … without gaps. Append-only. `public` events carry no trader
+    identity."""
+
+    class Kind(models.TextChoices):
+        RECORDS_APPENDED = "fund.records_appended", "Records appended to a fund's ledger"
+        RECORD_CORRECTED = "fund.record_corrected", "A record corrected"
+        CYCLE_CLOSED = "cycle.closed", "A cycle closed"
+        CYCLE_SETTLED = "cycle.settled", "A cycle settled"
+        CYCLE_FAILED = "cycle.failed", "A cycle's settlement failed"
+        CYCLE_APPLIED = "cycle.applied", "A cycle's apportionments applied by the exchange"
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="+")
+    cycle = models.ForeignKey(
+        SettlementCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict)
+    public = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.CheckConstraint(condition=Q(seq__gte=1), name="event_seq_positive"),
+        ]
+
+    def __str__(self):
+        return f"event {self.seq} {self.kind}"
+
+
+class CycleApplication(models.Model):
+    """The exchange's acknowledgement that it applied a settled cycle's apportionments to the
+    traders' balances: the count, total and root it applied, who said so and when."""
+
+    cycle = models.OneToOneField(
+        SettlementCycle, on_delete=models.PROTECT, related_name="application"
+    )
+    count = models.PositiveBigIntegerField()
+    total_units = models.BigIntegerField()
+    root = models.CharField(max_length=64, blank=True)
+    token = models.ForeignKey(
+        "statements.ApiToken", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    applied_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"cycle {self.cycle_id} applied at {self.applied_at:%Y-%m-%d %H:%M:%S}"

@@ -147,7 +147,9 @@ def fund_history(*, fund: Fund, bucket: str = "day", start=None, end=None) -> li
 
 def cycles_public() -> QuerySet[SettlementCycle]:
     """Every cycle, newest first (filters: fund.filters.CycleFilter)."""
-    return SettlementCycle.objects.select_related("fund__asset").order_by("-starts_at", "-id")
+    return SettlementCycle.objects.select_related("fund__asset", "application").order_by(
+        "-starts_at", "-id"
+    )
 
 
 def statements_of(*, account: TraderAccount) -> QuerySet[Statement]:

@@ -3,13 +3,16 @@ for settlements, deposits, withdrawals and schedules. Every action goes to the a
 
 import functools
 import uuid
+from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
@@ -63,7 +66,23 @@ def index(request):
         ("Open", cycles.filter(status=Status.OPEN).order_by("fund__asset__code", "starts_at")),
         ("Recently settled", cycles.filter(status=Status.SETTLED).order_by("-settled_at")[:12]),
     ]
-    return render(request, "ops/index.html", {"groups": groups, "funds": selectors.funds_public()})
+    unapplied = cycles.filter(
+        status=Status.SETTLED, participant_count__gt=0, application__isnull=True
+    ).order_by("settled_at")
+    late_before = timezone.now() - timedelta(seconds=settings.APPLY_ALERT_SECONDS)
+    return render(
+        request,
+        "ops/index.html",
+        {
+            "groups": groups,
+            "funds": selectors.funds_public(),
+            "unapplied": unapplied[:50],
+            "unapplied_count": unapplied.count(),
+            "late_count": unapplied.filter(settled_at__lt=late_before).count(),
+            "late_before": late_before,
+            "alert_seconds": settings.APPLY_ALERT_SECONDS,
+        },
+    )
 
 
 def _render_cycle(request, cycle, preview=None):

@@ -48,8 +48,10 @@ def actors(world):
     from django.contrib.auth.models import Permission
 
     ops.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
+    engine = client_for(UserFactory(username="engine"), ApiToken.Kind.ENGINE)
     return {
-        "ingestion": client_for(UserFactory(username="engine"), ApiToken.Kind.ENGINE),
+        "ingestion": engine,
+        "engine": engine,
         "traders": client_for(world.trader),
         "admin": client_for(ops),
         "public": APIClient(),

@@ -345,6 +345,12 @@ LOG_SIGNING_KEY_FILE = _env_raw("LOG_SIGNING_KEY_FILE") or ""
 LOG_VERIFIER_KEY = _env_raw("LOG_VERIFIER_KEY") or ""
 LOG_ORIGIN_HOST = _env_raw("LOG_ORIGIN_HOST") or (ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "")
 
+# The console flags a settled cycle the exchange has not acknowledged as applied after this long.
+APPLY_ALERT_SECONDS = env_int("APPLY_ALERT_SECONDS", default=3600, minimum=1)
+# The longest the engine's event feed holds a request open waiting for the next event (its `wait`
+# asks for at most 30 s; each waiting request holds a web worker).
+ENGINE_EVENTS_MAX_WAIT = env_int("ENGINE_EVENTS_MAX_WAIT", default=30, minimum=0, maximum=30)
+
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

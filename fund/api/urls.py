@@ -5,7 +5,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from fund.api import admin, cycle_inputs, ingestion, log, public, traders
+from fund.api import admin, cycle_inputs, engine, ingestion, log, public, traders
 
 v1 = [
     path(
@@ -15,6 +15,17 @@ v1 = [
         "ingest/position-profits",
         ingestion.PositionProfitIntakeView.as_view(),
         name="ingest-position-profits",
+    ),
+    path("engine/events", engine.EngineEventsView.as_view(), name="engine-events"),
+    path(
+        "engine/cycles/<int:pk>/apportionments",
+        engine.EngineApportionmentsView.as_view(),
+        name="engine-apportionments",
+    ),
+    path(
+        "engine/cycles/<int:pk>/applied",
+        engine.EngineAppliedView.as_view(),
+        name="engine-applied",
     ),
     path("funds", public.FundListView.as_view(), name="funds"),
     path("funds/<str:asset>", public.FundDetailView.as_view(), name="fund"),

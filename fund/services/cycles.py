@@ -13,10 +13,11 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from fund.models import AdminAction, Fund, SettlementCycle
+from fund.models import AdminAction, Event, Fund, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.audit import admin_action_record
 from fund.services.locks import BooksBusy, books_transaction, lock_fund, lock_fund_by_id
+from fund.services.outbox import Emit, cycle_event_data, events_emit
 from statements.money import MoneyError, parse_decimal
 
 logger = logging.getLogger(__name__)
@@ -153,9 +154,21 @@ def _fund_close_due(*, fund_id: int, now: datetime, claim: bool) -> DueCycles:
             fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True)
         )
     ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
-    due.closed = list(ended.order_by("starts_at").values_list("id", flat=True))
+    closing = list(ended.order_by("starts_at"))
+    due.closed = [cycle.id for cycle in closing]
     if ended.update(status=Status.CLOSED, closed_at=now) or due.opened:
         books_changed()
+    events_emit(
+        [
+            Emit(
+                Event.Kind.CYCLE_CLOSED,
+                fund,
+                {**cycle_event_data(cycle), "status": Status.CLOSED},
+                cycle,
+            )
+            for cycle in closing
+        ]
+    )
     waiting = fund.cycles.filter(status__in=[Status.CLOSED, Status.SETTLING, Status.FAILED])
     for cycle in waiting.order_by("starts_at"):
         if cycle.status == Status.CLOSED:

@@ -9,11 +9,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from fund.chain import GENESIS, chain_next, record_entry
-from fund.models import AdminAction, Fund, FundBalanceHour, FundKindTotal, FundRecord
+from fund.models import AdminAction, Event, Fund, FundBalanceHour, FundKindTotal, FundRecord
 from fund.pagecache import books_changed
 from fund.services.audit import Audit, admin_action_record
 from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.locks import books_transaction, lock_fund, lock_fund_by_id
+from fund.services.outbox import event_emit
 from fund.services.transparency import log_append
 from fund.tlog import leaf_hash
 from statements.money import MAX_UNITS, MoneyError, to_units
@@ -145,6 +146,18 @@ def ledger_append(*, fund: Fund, entries: list[Entry]) -> list[int]:
     fund.balance_units, fund.head_hash = balance, head
     Fund.objects.filter(pk=fund.pk).update(
         balance_units=balance, head_hash=head, updated_at=timezone.now()
+    )
+    event_emit(
+        Event.Kind.RECORDS_APPENDED,
+        fund=fund,
+        data={
+            "asset": fund.asset.code,
+            "first_seq": last_seq + 1,
+            "last_seq": last_seq + len(entries),
+            "count": len(entries),
+            "balance": fund.asset.format(balance),
+            "head": head,
+        },
     )
     books_changed()
     return ids
@@ -323,6 +336,16 @@ def fund_record_correct(
         corrects_id=record.id,
     )
     correction = FundRecord.objects.get(pk=ledger_append(fund=fund, entries=[entry])[0])
+    event_emit(
+        Event.Kind.RECORD_CORRECTED,
+        fund=fund,
+        data={
+            "asset": fund.asset.code,
+            "seq": correction.seq,
+            "corrects_seq": record.seq,
+            "amount": fund.asset.format(units),
+        },
+    )
     admin_action_record(
         audit=audit,
         action=AdminAction.Action.CORRECT,

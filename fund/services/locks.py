@@ -9,7 +9,9 @@ A transaction that changes the books takes, in this order and only the ones it n
 1. a cycle's posting lock (`lock_cycle_posting`: a PostgreSQL advisory lock; one posting of a
    cycle at a time, held without any row lock that intake waits for);
 2. the funds' rows (`lock_fund`, `lock_funds`, `lock_fund_of_cycle`), several in id order;
-3. the cycles' rows (`lock_cycle`).
+3. the cycles' rows (`lock_cycle`);
+4. last, the outbox's counter row (fund/services/outbox.py: `events_emit`, the transaction's last
+   step of the books, held to the commit so that events are numbered in commit order).
 
 Intake, deposits, withdrawals, corrections, schedules, the scheduler and the settlement all go
 through these helpers, so no two of them can deadlock. Each refuses to run outside a

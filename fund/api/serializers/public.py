@@ -111,6 +111,13 @@ class CycleOut(serializers.ModelSerializer):
     apportioned = Amount("apportioned_units", allow_null=True)
     backstop = Amount("backstop_units", allow_null=True)
     uncovered = Amount("uncovered_units", allow_null=True)
+    applied_at = serializers.DateTimeField(
+        source="application.applied_at",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="When the exchange applied the apportionments to its traders' balances.",
+    )
 
     class Meta:
         model = SettlementCycle
@@ -138,6 +145,7 @@ class CycleOut(serializers.ModelSerializer):
             "apportionment_root",
             "root_format",
             "balance_seq",
+            "applied_at",
             "closed_at",
             "settled_at",
         ]

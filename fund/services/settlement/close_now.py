@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from fund.errors import ConflictError
-from fund.models import AdminAction, SettlementCycle
+from fund.models import AdminAction, Event, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.audit import Audit, admin_action_record
 from fund.services.locks import (
@@ -17,6 +17,7 @@ from fund.services.locks import (
     lock_cycle,
     lock_fund_of_cycle,
 )
+from fund.services.outbox import cycle_event_data, event_emit
 from fund.services.settlement.resend import resend_dead_claim
 
 Status = SettlementCycle.Status
@@ -65,6 +66,12 @@ def settlement_cycle_close_now(
         cycle.status = Status.CLOSED
         cycle.closed_at = now
         cycle.save(update_fields=["status", "closed_at"])
+        event_emit(
+            Event.Kind.CYCLE_CLOSED,
+            fund=fund,
+            cycle=cycle,
+            data={**cycle_event_data(cycle), "closed_early": bool(details.get("closed_early"))},
+        )
     admin_action_record(
         audit=audit, action=AdminAction.Action.SETTLE, fund=fund, cycle=cycle, details=details
     )

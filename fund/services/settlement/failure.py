@@ -4,9 +4,10 @@ import logging
 
 from django.db import transaction
 
-from fund.models import SettlementCycle
+from fund.models import Event, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.locks import lock_cycle_posting
+from fund.services.outbox import cycle_event_data, event_emit
 
 logger = logging.getLogger("fund.services.settlement")
 
@@ -23,6 +24,14 @@ def settlement_fail(*, cycle_id: int, error: Exception) -> None:
                 status=SettlementCycle.Status.FAILED,
                 error=f"{type(error).__name__}: {error}"[:4000],
             )
+            if updated:
+                cycle = SettlementCycle.objects.select_related("fund__asset").get(pk=cycle_id)
+                event_emit(
+                    Event.Kind.CYCLE_FAILED,
+                    fund=cycle.fund,
+                    cycle=cycle,
+                    data={**cycle_event_data(cycle), "attempts": cycle.attempts},
+                )
             books_changed()
     except Exception:  # the database itself may be what failed; the beat retries stale cycles
         logger.exception("could not record the failure of cycle %s", cycle_id)

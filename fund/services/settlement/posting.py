@@ -19,7 +19,7 @@ from django.db.models import Sum
 from fund.computation import SettlementResult, compute_settlement, settlement_at_balance
 from fund.errors import ConflictError
 from fund.merkle import position_commitment, position_leaf
-from fund.models import Apportionment, Fund, FundRecord, SettlementCycle
+from fund.models import Apportionment, Event, Fund, FundRecord, SettlementCycle
 from fund.pagecache import books_changed
 from fund.services.bulk import insert_rows, reserve_ids
 from fund.services.ledger import Entry, ledger_append
@@ -29,6 +29,7 @@ from fund.services.locks import (
     lock_cycle_posting,
     lock_fund_by_id,
 )
+from fund.services.outbox import cycle_event_data, event_emit
 from fund.tlog import RootBuilder
 from statements.models import Statement
 
@@ -207,6 +208,25 @@ def _post_figures(*, cycle_id: int, fund: Fund, result: SettlementResult, root, 
     cycle.profitable_count = result.profitable_count
     cycle.participant_count = len(result.participants)
     cycle.save()
+    units = fund.asset.format
+    event_emit(
+        Event.Kind.CYCLE_SETTLED,
+        fund=fund,
+        cycle=cycle,
+        data={
+            **cycle_event_data(cycle),
+            "loss": units(result.loss),
+            "fund_share": units(result.fund_share),
+            "users_share": units(result.users_share),
+            "apportioned": units(result.apportioned),
+            "backstop": units(result.backstop),
+            "uncovered": units(result.uncovered),
+            "participant_count": len(result.participants),
+            "profitable_count": result.profitable_count,
+            "apportionment_root": root,
+            "root_format": cycle.root_format,
+        },
+    )
     books_changed()
     logger.info(
         "settled cycle %s: L=%s F=%s U=%s participants=%s uncovered=%s",
