@@ -273,6 +273,7 @@ def main() -> None:
             ("inclusion", "a record's inclusion proof"),
             ("consistency", "a consistency proof to the newest"),
             ("checkpoint", "the checkpoint (a trivial answer)"),
+            ("appending", "keeping the tiles of 10,000 records"),
             ("signing", "signing after 10,000 new records"),
         ):
             f = tlog[key]

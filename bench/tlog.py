@@ -4,9 +4,10 @@ A fresh database and one fund whose tree holds N leaves (10,000,000 by default),
 the ledger's own log_append in batches of 1,048,576; 1,000 record rows at random seqs (so that the
 inclusion endpoint finds its record; the leaves themselves are synthetic). Then, on gunicorn:
 inclusion proofs at random seqs and consistency proofs from random sizes to N, each timed from
-the client (request sent to answer read), p50 / p99 / max; and the signing of a checkpoint after
-each of 20 batches of 10,000 new leaves (the consistency check with the previous checkpoint, the
-root, the Ed25519 signature and the row written), p50 / max.
+the client (request sent to answer read), p50 / p99 / max; the keeping of the tiles for each of 20
+batches of 10,000 new leaves (log_append and its commit: what the tree adds to an intake batch
+besides hashing its leaves); and the signing of a checkpoint after each batch (the consistency
+check with the previous checkpoint, the root, the Ed25519 signature and the row written).
 
     DATABASE_URL=postgres://… python bench/tlog.py [--leaves 10000000] [--requests 1000]
 """
@@ -116,10 +117,13 @@ def main() -> None:
     assert log_size(fund) == args.leaves
     seqs = place_records(fund, args.leaves, args.requests)
     checkpoint_sign(fund=fund)
-    signing, size = [], args.leaves
+    signing, appending, size = [], [], args.leaves
     for _ in range(20):
+        batch = leaves(size, 10_000)
+        began = time.perf_counter()
         with transaction.atomic():
-            log_append(fund=fund, size=size, leaves=leaves(size, 10_000))
+            log_append(fund=fund, size=size, leaves=batch)
+        appending.append(time.perf_counter() - began)
         size += 10_000
         began = time.perf_counter()
         checkpoint = checkpoint_sign(fund=fund)
@@ -167,6 +171,7 @@ def main() -> None:
                 "consistency": figures(consistency),
                 "checkpoint": figures(checkpoint_answer),
                 "signing": figures(signing),
+                "appending": figures(appending),
             }
         )
     )
