@@ -2,6 +2,7 @@
 
 import csv
 import itertools
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +27,22 @@ def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]):
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def rows_response(request, name: str, header: list[str], rows: Iterable[dict]):
+    """A streamed download of `rows` (dicts with the `header` keys), as CSV when the request's
+    renderer is CSV's, as JSON Lines otherwise; attachment `name`.csv / .jsonl."""
+    if wants_csv(request):
+        writer = csv.writer(_Echo(), lineterminator="\n")
+        lines = itertools.chain([header], ([d[h] for h in header] for d in rows))
+        body = (writer.writerow(line) for line in lines)
+        content_type, extension = "text/csv; charset=utf-8", "csv"
+    else:
+        body = (json.dumps(d, separators=(",", ":")) + "\n" for d in rows)
+        content_type, extension = "application/jsonl; charset=utf-8", "jsonl"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
     return response
 
 

@@ -5,18 +5,15 @@ threshold). No account and no position id: a position appears only as its commit
 its trader can tie to it (fund/merkle.py, form 2; cycles settled before, form 1, publish no
 commitment). Streamed as JSON Lines (the default) or CSV (`?format=csv`), row by row."""
 
-import csv
-import itertools
-import json
 from collections.abc import Iterator
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
 from fund import selectors
+from fund.api.csv import rows_response
 from fund.api.public import PublicMixin
 from fund.api.renderers import CSVRenderer, JSONLinesRenderer
 from fund.api.schema import ERROR, PUBLIC
@@ -28,22 +25,8 @@ FORMAT = OpenApiParameter(
 )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _stream(request, name: str, header: list[str], rows: Iterator[dict]):
-    if request.accepted_renderer.format == "csv":
-        writer = csv.writer(_Echo(), lineterminator="\n")
-        lines = itertools.chain([header], ([d[h] for h in header] for d in rows))
-        body = (writer.writerow(line) for line in lines)
-        content_type, extension = "text/csv; charset=utf-8", "csv"
-    else:
-        body = (json.dumps(d, separators=(",", ":")) + "\n" for d in rows)
-        content_type, extension = "application/jsonl; charset=utf-8", "jsonl"
-    response = StreamingHttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
+    response = rows_response(request, name, header, rows)
     response["Cache-Control"] = "public, max-age=86400"  # a settled cycle never changes
     return response
 

@@ -12,15 +12,11 @@ POST /api/v1/engine/cycles/<id>/applied  {"count": …, "total": "…", "root": 
      the expected figures when they are not the cycle's, or when it is not settled
 """
 
-import csv
-import itertools
-import json
 import re
 import time
 
 from django import forms
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import cache_control
 from drf_spectacular.types import OpenApiTypes
@@ -30,6 +26,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from fund.api.csv import rows_response
 from fund.api.permissions import IsEngine
 from fund.api.renderers import CSVRenderer, JSONLinesRenderer
 from fund.api.schema import DENIED, ERROR
@@ -142,11 +139,6 @@ def _settled_cycle(pk: int) -> SettlementCycle:
     return cycle
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @private
 class EngineApportionmentsView(APIView):
     permission_classes = [IsEngine]
@@ -194,15 +186,8 @@ class EngineApportionmentsView(APIView):
             {"rank": r, "account": a, "position_id": p, "statement": s, "amount": asset.format(u)}
             for r, a, p, s, u in rows
         )
-        if request.accepted_renderer.format == "csv":
-            writer = csv.writer(_Echo(), lineterminator="\n")
-            lines = itertools.chain([header], ([d[h] for h in header] for d in dicts))
-            body = (writer.writerow(line) for line in lines)
-            content_type = "text/csv; charset=utf-8"
-        else:
-            body = (json.dumps(d, separators=(",", ":")) + "\n" for d in dicts)
-            content_type = "application/jsonl; charset=utf-8"
-        response = StreamingHttpResponse(body, content_type=content_type)
+        response = rows_response(request, f"{asset.code}-cycle-{cycle.id}-apportionments", header,
+                                 dicts)  # fmt: skip
         expected = expected_figures(cycle)
         response["Apportionment-Count"] = str(expected["count"])
         response["Apportionment-Total"] = expected["total"]
