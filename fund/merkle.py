@@ -48,19 +48,18 @@ def position_leaf(
     asset: str, cycle_id: int, rank: int, commitment: str, profit: int, amount: int
 ) -> bytes:
     """Form 2: one position's leaf hash."""
-    text = f"v2|{asset}|{cycle_id}|{rank}|{commitment}|{profit}|{amount}"
-    return hashlib.sha256(LEAF + text.encode()).digest()
+    text = position_leaf_text(
+        asset=asset, cycle_id=cycle_id, rank=rank, commitment=commitment, profit_units=profit,
+        amount_units=amount,
+    )  # fmt: skip
+    return leaf_hash(text)
 
 
 def position_leaves(
     asset: str, cycle_id: int, rows: Iterable[tuple[int, str, int, int]]
 ) -> list[bytes]:
     """Form 2. rows: (rank, commitment, profit units, amount units), in rank order."""
-    sha, prefix = hashlib.sha256, f"v2|{asset}|{cycle_id}|"
-    return [
-        sha(LEAF + f"{prefix}{rank}|{commitment}|{profit}|{amount}".encode()).digest()
-        for rank, commitment, profit, amount in rows
-    ]
+    return [position_leaf(asset, cycle_id, *row) for row in rows]
 
 
 def leaf_text(

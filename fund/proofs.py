@@ -41,18 +41,25 @@ def cycle_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
     """The roots of the cycle's blocks of BLOCK leaves (fund/merkle.py). A settled cycle never
     changes, so they are computed once (a second for a million apportionments) and kept in the
     cache under the published root; 32 bytes a block."""
-    key = f"merkle-blocks:{BLOCK}:{cycle.id}:{cycle.apportionment_root}"
+    code, rows = cycle.fund.asset.code, _cycle_leaf_rows(cycle).iterator(chunk_size=10 * BLOCK)
+    return _cached_block_roots(
+        f"merkle-blocks:{BLOCK}:{cycle.id}:{cycle.apportionment_root}",
+        lambda: (
+            leaf for batch in batched(rows, BLOCK) for leaf in cycle_leaves(code, cycle.id, batch)
+        ),
+    )
+
+
+def _cached_block_roots(key: str, leaves) -> list[bytes]:
+    """The block roots of the leaves `leaves()` yields in rank order, computed once and kept in
+    the cache under `key` (which names the published root): 32 bytes a block."""
     try:
         cached = cache.get(key)
     except Exception:  # the cache is an optimisation
         cached = None
     if cached is not None:
         return [cached[i : i + 32] for i in range(0, len(cached), 32)]
-    code, rows = cycle.fund.asset.code, _cycle_leaf_rows(cycle).iterator(chunk_size=10 * BLOCK)
-    roots = block_roots(
-        (leaf for batch in batched(rows, BLOCK) for leaf in cycle_leaves(code, cycle.id, batch)),
-        BLOCK,
-    )
+    roots = block_roots(leaves(), BLOCK)
     try:
         cache.set(key, b"".join(roots), timeout=7 * 86400)
     except Exception:
@@ -132,27 +139,15 @@ def _position_leaves(cycle: SettlementCycle, rows, first_rank: int) -> list[byte
 
 def cycle_position_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
     """The roots of the form-2 tree's blocks of BLOCK leaves, kept in the cache as for form 1."""
-    key = f"position-blocks:{BLOCK}:{cycle.id}:{cycle.apportionment_root}"
-    try:
-        cached = cache.get(key)
-    except Exception:  # the cache is an optimisation
-        cached = None
-    if cached is not None:
-        return [cached[i : i + 32] for i in range(0, len(cached), 32)]
     rows = _ranked_rows(cycle).iterator(chunk_size=10 * BLOCK)
-    roots = block_roots(
-        (
+    return _cached_block_roots(
+        f"position-blocks:{BLOCK}:{cycle.id}:{cycle.apportionment_root}",
+        lambda: (
             leaf
             for n, batch in enumerate(batched(rows, BLOCK))
             for leaf in _position_leaves(cycle, batch, n * BLOCK + 1)
         ),
-        BLOCK,
     )
-    try:
-        cache.set(key, b"".join(roots), timeout=7 * 86400)
-    except Exception:
-        pass
-    return roots
 
 
 def position_rank(position: PositionProfit) -> int:

@@ -154,7 +154,7 @@ def _fund_close_due(*, fund_id: int, now: datetime, claim: bool) -> DueCycles:
             fund.cycles.filter(id__gt=last_id).order_by("id").values_list("id", flat=True)
         )
     ended = fund.cycles.filter(status=Status.OPEN, ends_at__lte=now)
-    closing = list(ended.order_by("starts_at"))
+    closing = list(ended.select_related("fund__asset").order_by("starts_at"))
     due.closed = [cycle.id for cycle in closing]
     if ended.update(status=Status.CLOSED, closed_at=now) or due.opened:
         books_changed()

@@ -13,6 +13,7 @@ proofs read from them, and its checkpoints signed.
 """
 
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,16 +53,8 @@ class LogKeyError(Exception):
 def log_append(*, fund: Fund, size: int, leaves: list[bytes]) -> None:
     """Appends leaf hashes to the fund's tree of `size` leaves (inside the ledger's transaction,
     the fund locked): reads the partial tiles, writes every tile that changed in one statement."""
-    needed = tiles_needed(size)
-    partials: dict[int, bytes] = {}
-    if needed:
-        where = Q()
-        for level, index, _ in needed:
-            where |= Q(level=level, index=index)
-        for level, hashes in (
-            LogTile.objects.filter(fund=fund).filter(where).values_list("level", "hashes")
-        ):
-            partials[level] = bytes(hashes)
+    stored = _tiles(fund, {(level, index) for level, index, _ in tiles_needed(size)})
+    partials = {level: hashes for (level, _), hashes in stored.items()}
     updates = tile_updates(size, partials, leaves)
     LogTile.objects.bulk_create(
         [
@@ -92,30 +85,25 @@ ENTRY_FIELDS = (
 )  # fmt: skip
 
 
+def entry_of(row: tuple, *, asset: str, precision: int) -> bytes:
+    """The entry (canonical bytes) of a record read as ENTRY_FIELDS."""
+    seq, kind, amount, balance, created_at, takeover, cycle, corrects, reason = row
+    return record_entry(
+        asset=asset, precision=precision, seq=seq, kind=kind, amount_units=amount,
+        balance_after_units=balance, created_at=created_at, takeover=takeover or "",
+        cycle_id=cycle, corrects_id=corrects, reason=reason,
+    )  # fmt: skip
+
+
 def log_entries(*, fund: Fund, first: int, count: int) -> list[bytes]:
     """The entries (canonical bytes) of the fund's records first … first + count − 1, in order."""
-    code, places = fund.asset.code, fund.asset.precision
     rows = (
         FundRecord.objects.filter(fund=fund, seq__gte=first, seq__lt=first + count)
         .order_by("seq")
         .values_list(*ENTRY_FIELDS)
     )
-    return [
-        record_entry(
-            asset=code,
-            precision=places,
-            seq=seq,
-            kind=kind,
-            amount_units=amount,
-            balance_after_units=balance,
-            created_at=created_at,
-            takeover=takeover or "",
-            cycle_id=cycle,
-            corrects_id=corrects,
-            reason=reason,
-        )  # fmt: skip
-        for seq, kind, amount, balance, created_at, takeover, cycle, corrects, reason in rows
-    ]
+    code, places = fund.asset.code, fund.asset.precision
+    return [entry_of(row, asset=code, precision=places) for row in rows]
 
 
 def log_entry(*, fund: Fund, seq: int) -> bytes | None:
@@ -138,16 +126,22 @@ def log_tree(*, fund: Fund, size: int) -> TiledTree:
     """The fund's tree at `size` (at most its current size), read from its tiles: a root or a
     proof reads the tiles it needs in one query."""
 
-    def fetch_many(keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        where = Q()
-        for level, index in keys:
-            where |= Q(level=level, index=index)
-        rows = LogTile.objects.filter(fund=fund).filter(where)
-        return {(lv, ix): bytes(h) for lv, ix, h in rows.values_list("level", "index", "hashes")}
-
     return TiledTree(
-        size, lambda level, index: log_tile(fund=fund, level=level, index=index), fetch_many
+        size,
+        lambda level, index: log_tile(fund=fund, level=level, index=index),
+        lambda keys: _tiles(fund, keys),
     )
+
+
+def _tiles(fund: Fund, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored hashes of the fund's tiles (level, index) among `keys`, in one query."""
+    if not keys:
+        return {}
+    where = Q()
+    for level, index in keys:
+        where |= Q(level=level, index=index)
+    rows = LogTile.objects.filter(fund=fund).filter(where)
+    return {(lv, ix): bytes(h) for lv, ix, h in rows.values_list("level", "index", "hashes")}
 
 
 # Signing.
@@ -166,12 +160,19 @@ def log_signer() -> Signer | None:
         raise LogKeyError("set LOG_SIGNING_KEY or LOG_SIGNING_KEY_FILE, not both")
     if path:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            stat = os.stat(path)
+            text = _key_file(path, stat.st_mtime_ns, stat.st_size)
         except (OSError, UnicodeDecodeError) as exc:
             raise LogKeyError(f"LOG_SIGNING_KEY_FILE {path} cannot be read: {exc}") from None
         if not text.strip():
             raise LogKeyError(f"LOG_SIGNING_KEY_FILE {path} is empty")
     return _signer(text.strip()) if text else None
+
+
+@lru_cache(maxsize=4)
+def _key_file(path: str, mtime_ns: int, size: int) -> str:
+    """The key file's text, read again only when the file changes (pages show its key)."""
+    return Path(path).read_text(encoding="utf-8")
 
 
 def log_vkey() -> str:

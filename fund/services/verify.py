@@ -20,7 +20,7 @@ from itertools import batched
 
 from django.db.models import Q
 
-from fund.chain import GENESIS, chain_next, record_entry
+from fund.chain import GENESIS, chain_next
 from fund.merkle import cycle_leaves, merkle_root
 from fund.models import (
     Apportionment,
@@ -35,7 +35,7 @@ from fund.models import (
 from fund.services.liquidations import engine_result_units
 from fund.services.settlement import ranked_positions, settlement_compute
 from fund.services.settlement.posting import cycle_root
-from fund.services.transparency import ENTRY_FIELDS, log_size, log_tree
+from fund.services.transparency import ENTRY_FIELDS, entry_of, log_size, log_tree
 from fund.tlog import ProofError, RootBuilder, leaf_hash
 from statements.models import Statement
 
@@ -87,18 +87,9 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
     )
     log_problems: list[str] = []
     rows = FundRecord.objects.filter(fund=fund).order_by("seq").values_list(*ENTRY_FIELDS, "hash")
-    for (
-        seq,
-        kind,
-        amount,
-        after,
-        created_at,
-        takeover,
-        cycle_id,
-        corrects_id,
-        reason,
-        stored,
-    ) in rows.iterator(chunk_size=5000):
+    for row in rows.iterator(chunk_size=5000):
+        *fields, stored = row
+        seq, kind, amount, after, created_at = fields[:5]
         count += 1
         if progress:
             progress(1)
@@ -111,19 +102,7 @@ def ledger_verify(*, fund: Fund, progress: Callable[[int], object] | None = None
             return ChainReport(
                 asset.code, count, previous, seq, f"record #{seq}: balance after does not follow"
             )
-        entry = record_entry(
-            asset=asset.code,
-            precision=asset.precision,
-            seq=seq,
-            kind=kind,
-            amount_units=amount,
-            balance_after_units=after,
-            created_at=created_at,
-            takeover=takeover or "",
-            cycle_id=cycle_id,
-            corrects_id=corrects_id,
-            reason=reason,
-        )
+        entry = entry_of(fields, asset=asset.code, precision=asset.precision)
         computed = chain_next(previous, entry)
         if computed != stored:
             return ChainReport(
@@ -185,10 +164,9 @@ def _log(fund: Fund, tree: RootBuilder, signed: dict, problems: list[str]) -> tu
         problems.append(
             f"the log has a signed checkpoint of size {beyond[-1]}, beyond its {tree.count} records"
         )
-    if log_size(fund) != tree.count:
-        problems.append(
-            f"the log's tiles hold {log_size(fund)} leaves, not its {tree.count} records"
-        )
+    size = log_size(fund)
+    if size != tree.count:
+        problems.append(f"the log's tiles hold {size} leaves, not its {tree.count} records")
     else:
         try:
             stored = log_tree(fund=fund, size=tree.count).root()
