@@ -31,6 +31,7 @@ from collections.abc import Iterable
 
 LEAF, NODE = b"\x00", b"\x01"
 SALT_BYTES = 16
+LEAF_V2 = "v2|{}|{}|{}|{}|{}|{}"  # asset, cycle, rank, commitment, profit, amount (form 2)
 
 
 def position_commitment(*, salt: bytes, cycle_id: int, position_id: int) -> str:
@@ -41,18 +42,15 @@ def position_commitment(*, salt: bytes, cycle_id: int, position_id: int) -> str:
 def position_leaf_text(
     *, asset: str, cycle_id: int, rank: int, commitment: str, profit_units: int, amount_units: int
 ) -> str:
-    return f"v2|{asset}|{cycle_id}|{rank}|{commitment}|{profit_units}|{amount_units}"
+    return LEAF_V2.format(asset, cycle_id, rank, commitment, profit_units, amount_units)
 
 
 def position_leaf(
     asset: str, cycle_id: int, rank: int, commitment: str, profit: int, amount: int
 ) -> bytes:
-    """Form 2: one position's leaf hash."""
-    text = position_leaf_text(
-        asset=asset, cycle_id=cycle_id, rank=rank, commitment=commitment, profit_units=profit,
-        amount_units=amount,
-    )  # fmt: skip
-    return leaf_hash(text)
+    """Form 2: one position's leaf hash (on the settlement's path: a million of them)."""
+    text = LEAF_V2.format(asset, cycle_id, rank, commitment, profit, amount)
+    return hashlib.sha256(LEAF + text.encode()).digest()
 
 
 def position_leaves(
