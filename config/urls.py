@@ -9,6 +9,7 @@ from statements.forms import (
     ThrottledAdminPasswordChangeForm,
     ThrottledAuthenticationForm,
     ThrottledPasswordChangeForm,
+    ThrottledPasswordResetForm,
 )
 
 # Django's admin logs in and changes passwords through its own forms: the same lockout's
@@ -45,6 +46,31 @@ urlpatterns = [
         "accounts/password/done/",
         private(auth_views.PasswordChangeDoneView.as_view()),
         name="password_change_done",
+    ),
+    # Password reset by email: Django's views (a link valid PASSWORD_RESET_TIMEOUT, three days).
+    path(
+        "accounts/password/reset/",
+        auth_views.PasswordResetView.as_view(
+            form_class=ThrottledPasswordResetForm,
+            email_template_name="registration/password_reset_email.txt",
+            html_email_template_name="registration/password_reset_email.html",
+        ),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/password/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
     ),
     path("admin/", admin.site.urls),
     path("ops/", include("fund.ops_urls")),

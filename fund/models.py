@@ -519,6 +519,10 @@ class AdminAction(models.Model):
         WITHDRAW = "withdraw", "Withdrew from a fund"
         SCHEDULE = "schedule", "Changed a fund's schedule"
         CORRECT = "correct", "Corrected a record"
+        WEBHOOK_CREATE = "webhook_create", "Added a webhook endpoint"
+        WEBHOOK_UPDATE = "webhook_update", "Changed a webhook endpoint"
+        WEBHOOK_SECRET = "webhook_secret", "Replaced a webhook endpoint's secret"
+        WEBHOOK_RESEND = "webhook_resend", "Sent a webhook delivery again"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -671,3 +675,120 @@ class CycleApplication(models.Model):
 
     def __str__(self):
         return f"cycle {self.cycle_id} applied at {self.applied_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where the exchange's systems hear of events: a URL Celery posts each matching event to,
+    signed per Standard Webhooks with the endpoint's secret (fund/services/webhooks.py).
+
+    `cursor` is the last event seq the fan-out has looked at for this endpoint: a new endpoint
+    starts at the newest event, and hears of every later one. Endpoints are never deleted (their
+    delivery log stays); they are switched off."""
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, help_text="Event kinds sent; at least one.")
+    secret = models.CharField(max_length=64, help_text="whsec_ and 32 random bytes, base64.")
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    cursor = models.PositiveBigIntegerField(default=0)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="The first failed attempt since the last success."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: pending until a 2xx answer, retried on a schedule
+    (fund/services/webhooks.py), failed when the schedule ends or the endpoint answers 410."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it until then."
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    retry_from = models.DateTimeField(
+        help_text="Its retries end WEBHOOK_RETRY_FOR_SECONDS after this (made, or sent again)."
+    )
+
+    class Meta:
+        ordering = ["-event"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_once"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self):
+        return f"event {self.event_id} to endpoint {self.endpoint_id}: {self.status}"
+
+
+class CycleEmail(models.Model):
+    """The one email a trader gets for a settled cycle they were apportioned in: written after
+    the cycle's commit by the fan-out, then sent by Celery (fund/services/notices.py)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Not sent (opted out or no address)"
+
+    cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "account"], name="cycle_email_once"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["cycle", "id"], name="cycle_email_pending", condition=Q(status="pending")
+            ),
+        ]
+
+    def __str__(self):
+        return f"cycle {self.cycle_id} email to {self.account_id}: {self.status}"
+
+
+class FanOutCursor(models.Model):
+    """How far an internal consumer of the outbox (the traders' emails) has read the events."""
+
+    name = models.CharField(max_length=32, unique=True)
+    last = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name} up to {self.last}"

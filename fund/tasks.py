@@ -1,6 +1,8 @@
 """Celery tasks: thin wrappers that take ids and call the services."""
 
 import logging
+import smtplib
+import time
 
 from celery import shared_task
 from django.core.exceptions import ValidationError
@@ -9,6 +11,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from fund.services import notices, webhooks
 from fund.services.cycles import cycles_close_due, cycles_release_claim
 from fund.services.idempotency import idempotency_keys_prune
 from fund.services.locks import BooksBusy
@@ -16,6 +19,8 @@ from fund.services.settlement import settlement_cycle_settle, settlements_dead_c
 from fund.services.transparency import checkpoints_sign_all
 
 logger = logging.getLogger(__name__)
+# A fan-out task sends for about this long, then goes on in a new task (others get a turn).
+TASK_BUDGET_SECONDS = 60
 BROKER_ERRORS = (
     KombuOperationalError,
     RedisConnectionError,
@@ -103,3 +108,68 @@ def sign_log_checkpoints() -> dict:
 def prune_idempotency_keys() -> int:
     """Every hour (beat): forgets the Idempotency-Keys older than IDEMPOTENCY_KEY_HOURS."""
     return idempotency_keys_prune()
+
+
+@shared_task(name="fund.tasks.fan_out_events", ignore_result=True)
+def fan_out_events() -> dict:
+    """After each commit with events, and every WEBHOOK_SWEEP_SECONDS (beat): the events become
+    webhook deliveries and emails (fund/services/webhooks.py, notices.py), and whatever is due is
+    sent to the workers, a task per endpoint and per cycle."""
+    made = webhooks.webhooks_fan_out()
+    mailed = notices.cycle_emails_fan_out()
+    endpoints = webhooks.endpoints_due()
+    cycles = notices.cycles_with_emails_due()
+    for endpoint_id in endpoints:
+        deliver_webhooks.delay(endpoint_id)
+    for cycle_id in cycles:
+        send_cycle_emails.delay(cycle_id)
+    return {"deliveries": made, "cycles_mailed": mailed, "endpoints": endpoints, "cycles": cycles}
+
+
+@shared_task(name="fund.tasks.deliver_webhooks", ignore_result=True, acks_late=True)
+def deliver_webhooks(endpoint_id: int) -> dict:
+    """Sends one endpoint's due deliveries for up to a minute; goes on in a new task if more."""
+    eager = deliver_webhooks.app.conf.task_always_eager  # in-process: no task to go on in
+    budget = float("inf") if eager else TASK_BUDGET_SECONDS
+    run = webhooks.webhook_endpoint_deliver(endpoint_id=endpoint_id, budget_seconds=budget)
+    if run.more:
+        deliver_webhooks.delay(endpoint_id)
+    return {"endpoint": endpoint_id, "delivered": run.delivered, "failed": run.failed}
+
+
+@shared_task(
+    name="fund.tasks.send_cycle_emails",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OSError, smtplib.SMTPException, OperationalError, InterfaceError),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=12,
+)
+def send_cycle_emails(self, cycle_id: int) -> dict:
+    """Sends one batch of a cycle's apportionment emails; the next batch in a new task."""
+    deadline = time.monotonic() + TASK_BUDGET_SECONDS
+    eager = self.app.conf.task_always_eager
+    counts = {"cycle": cycle_id, "sent": 0, "skipped": 0}
+    while True:
+        sent = notices.cycle_emails_send(cycle_id=cycle_id)
+        counts["sent"] += sent.sent
+        counts["skipped"] += sent.skipped
+        if not sent.more:
+            return counts
+        if not eager and time.monotonic() >= deadline:
+            send_cycle_emails.delay(cycle_id)
+            return counts
+
+
+@shared_task(
+    name="fund.tasks.notify_webhook_switched_off",
+    ignore_result=True,
+    autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=60,
+    max_retries=10,
+)
+def notify_webhook_switched_off(endpoint_id: int) -> int:
+    """Emails the settlement staff that an endpoint was switched off, and why."""
+    return webhooks.switched_off_notice_send(endpoint_id=endpoint_id)

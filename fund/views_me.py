@@ -1,18 +1,21 @@
 """Traders' pages: their own statements, and how each apportionment was computed."""
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Sum
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 
 from fund import selectors
 from fund.filters import StatementFilter
 from fund.lookups import statement_or_404
 from fund.presentation import apportionment_computation
+from fund.services import notices
 from fund.views import csv_query, filter_errors, query_without
-from statements.models import Asset, Statement
+from statements.models import Asset, Profile, Statement
 
 
 def _account(request):
@@ -74,3 +77,57 @@ def my_positions(request):
     positions = selectors.positions_of(account=_account(request))
     page = Paginator(positions, 50).get_page(request.GET.get("page"))
     return render(request, "statements/my_positions.html", {"page": page})
+
+
+@cache_control(private=True, no_store=True)  # a trader's own page
+@login_required
+def my_notifications(request):
+    """Each apportionment of the trader's, newest first, linked to its computation; opening the
+    page marks everything shown as read."""
+    account = _account(request)
+    read_at = notices.profile_of(request.user).notices_read_at
+    rows = (
+        Statement.objects.filter(account=account, type=Statement.Type.APPORTIONMENT)
+        .select_related("asset", "apportionment__position__contract", "apportionment__cycle")
+        .order_by("-created_at", "-id")
+    )
+    page = Paginator(rows, 30).get_page(request.GET.get("page"))
+    items = [
+        {"statement": s, "unread": read_at is None or s.created_at > read_at}
+        for s in page.object_list
+    ]
+    if items and page.number == 1:
+        notices.notices_mark_read(request.user, up_to=items[0]["statement"].created_at)
+    return render(
+        request,
+        "statements/my_notifications.html",
+        {"page": page, "items": items, "unread": sum(i["unread"] for i in items)},
+    )
+
+
+class SettingsForm(forms.ModelForm):
+    class Meta:
+        model = Profile
+        fields = ["email_apportionments"]
+
+
+@cache_control(private=True, no_store=True)  # a person's own page
+@login_required
+def my_settings(request):
+    """The account page: who is logged in, their address, the apportionment emails' opt-out."""
+    profile = notices.profile_of(request.user)
+    form = SettingsForm(request.POST or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(
+            request,
+            "Saved: you get an email for each settlement that apportions one of your positions."
+            if form.cleaned_data["email_apportionments"]
+            else "Saved: no more apportionment emails. Your notifications here go on.",
+        )
+        return redirect("fund:my-settings")
+    return render(
+        request,
+        "statements/my_settings.html",
+        {"form": form, "account": getattr(request.user, "trader_account", None)},
+    )

@@ -20,7 +20,7 @@ from fund import charts, selectors
 from fund.api.permissions import can_settle
 from fund.errors import SEND_FAILED, ConflictError
 from fund.lookups import cycle_or_404, fund_or_404
-from fund.models import SettlementCycle
+from fund.models import SettlementCycle, WebhookEndpoint
 from fund.presentation import settlement_preview_data
 from fund.services.audit import Audit
 from fund.services.cycles import fund_schedule_update
@@ -81,6 +81,12 @@ def index(request):
             "late_count": unapplied.filter(settled_at__lt=late_before).count(),
             "late_before": late_before,
             "alert_seconds": settings.APPLY_ALERT_SECONDS,
+            "endpoints_off": WebhookEndpoint.objects.filter(active=False)
+            .exclude(disabled_reason__startswith="Switched off by")
+            .order_by("-disabled_at")[:10],
+            "endpoints_failing": WebhookEndpoint.objects.filter(
+                active=True, failing_since__isnull=False
+            ).order_by("failing_since")[:10],
         },
     )
 

@@ -1,8 +1,12 @@
 """The login and password change forms, with the lockout's refusals in words
 (statements/lockout.py counts and refuses; these forms only say why)."""
 
+import hashlib
+
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
-from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
 from statements.lockout import LoginRefused, login_attempt
@@ -75,3 +79,22 @@ class ThrottledPasswordChangeForm(LockoutOldPasswordMixin, PasswordChangeForm):
 
 class ThrottledAdminPasswordChangeForm(LockoutOldPasswordMixin, AdminPasswordChangeForm):
     """/admin/password_change/."""
+
+
+class ThrottledPasswordResetForm(PasswordResetForm):
+    """Django's reset form (it says the same whether or not the address is known), sending at
+    most PASSWORD_RESET_PER_HOUR emails to one address in an hour, so that the form cannot be
+    used to flood someone's mailbox."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
+                  html_email_template_name=None):  # fmt: skip
+        key = "password-reset:" + hashlib.sha256(to_email.lower().encode()).hexdigest()
+        cache.add(key, 0, timeout=3600)
+        try:
+            sent = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            sent = 1
+        if sent > settings.PASSWORD_RESET_PER_HOUR:
+            return
+        super().send_mail(subject_template_name, email_template_name, context, from_email,
+                          to_email, html_email_template_name)  # fmt: skip

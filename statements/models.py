@@ -143,3 +143,20 @@ class LoginBudget(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.used}"
+
+
+class Profile(models.Model):
+    """A person's own choices on the portal: the apportionment emails, and how far they have
+    read their notifications (every apportionment statement after `notices_read_at` is unread)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    email_apportionments = models.BooleanField(
+        default=True,
+        verbose_name="Email me when a settlement apportions one of my positions",
+    )
+    notices_read_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"profile of {self.user}"

@@ -137,6 +137,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "fund.context_processors.notices",
             ],
         },
     },
@@ -351,6 +352,52 @@ APPLY_ALERT_SECONDS = env_int("APPLY_ALERT_SECONDS", default=3600, minimum=1)
 # asks for at most 30 s; each waiting request holds a web worker).
 ENGINE_EVENTS_MAX_WAIT = env_int("ENGINE_EVENTS_MAX_WAIT", default=30, minimum=0, maximum=30)
 
+# Webhooks (fund/services/webhooks.py): the retry schedule, the timeout of a POST, and whether a
+# private or loopback address may be a target (never in production: the tests and the demo only).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", default=5, minimum=0.1, maximum=60)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", default=30, minimum=0.01)
+WEBHOOK_RETRY_MAX_WAIT_SECONDS = env_float(
+    "WEBHOOK_RETRY_MAX_WAIT_SECONDS", default=12 * 3600, minimum=0.01
+)
+WEBHOOK_RETRY_FOR_SECONDS = env_float(
+    "WEBHOOK_RETRY_FOR_SECONDS", default=3 * 24 * 3600, minimum=0.01
+)
+# A delivery being sent is leased this long: a worker killed while sending leaves it due again.
+WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", default=60, minimum=0.01)
+# The beat's sweep fans out and sends what is due this often (a commit's own kick is at once).
+WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", default=10, minimum=0.1)
+
+# Email: EMAIL_URL as django-environ reads it (smtp+tls://user:password@host:587, consolemail://
+# …); by default the console backend prints every email. Apportionment emails go in batches of
+# EMAIL_BATCH over one connection; a batch is leased EMAIL_LEASE_SECONDS while it is sent.
+_EMAIL = env.email_url("EMAIL_URL", default="consolemail://")
+_EMAIL_OPTIONS = {
+    option: _EMAIL[key]
+    for key, option in (
+        ("EMAIL_HOST", "host"),
+        ("EMAIL_PORT", "port"),
+        ("EMAIL_HOST_USER", "username"),
+        ("EMAIL_HOST_PASSWORD", "password"),
+        ("EMAIL_USE_TLS", "use_tls"),
+        ("EMAIL_USE_SSL", "use_ssl"),
+    )
+    if _EMAIL.get(key)
+}
+_SMTP = _EMAIL["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+MAILERS = {
+    "default": {
+        "BACKEND": _EMAIL["EMAIL_BACKEND"],
+        "OPTIONS": {**_EMAIL_OPTIONS, "timeout": 30} if _SMTP else {},
+    }
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Insurance Fund <noreply@localhost>")
+EMAIL_BATCH = env_int("EMAIL_BATCH", default=200, minimum=1, maximum=10_000)
+EMAIL_LEASE_SECONDS = env_float("EMAIL_LEASE_SECONDS", default=300, minimum=0.01)
+PASSWORD_RESET_PER_HOUR = env_int("PASSWORD_RESET_PER_HOUR", default=3, minimum=1)
+# The address the emails link to (the portal as its users reach it).
+SITE_URL = env.str("SITE_URL", default=f"http://{LOG_ORIGIN_HOST or '127.0.0.1:8000'}")
+
 # Celery. Exactly-once settlement comes from the database (row lock, status, unique keys);
 # the broker only carries the work and may deliver it twice.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -392,6 +439,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fund.tasks.sign_log_checkpoints",
         # At most once a minute while records arrive (and after each settlement: the task).
         "schedule": timedelta(seconds=_BEAT_SECONDS) if _BEAT_SECONDS else crontab(minute="*"),
+    },
+    "fan-out-events": {
+        "task": "fund.tasks.fan_out_events",
+        # Catches up whatever a commit's own kick missed (a broker outage, a killed worker) and
+        # the retries that fall due.
+        "schedule": timedelta(seconds=WEBHOOK_SWEEP_SECONDS),
     },
     "prune-idempotency-keys": {
         "task": "fund.tasks.prune_idempotency_keys",

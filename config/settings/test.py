@@ -22,3 +22,6 @@ LOGGING["loggers"] = {"django.request": {"level": "ERROR"}}  # noqa: F405
 LOG_SIGNING_KEY = "PRIVATE+KEY+testserver/log+9170cae5+AYBIQc6ZDRplqHWH5Z3UJDtMJz56geZGDt/BP1gjWb2X"
 LOG_SIGNING_KEY_FILE = ""
 LOG_ORIGIN_HOST = "testserver"
+
+# The tests' webhook receivers listen on 127.0.0.1.
+WEBHOOK_ALLOW_PRIVATE = True

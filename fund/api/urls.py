@@ -5,7 +5,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from fund.api import admin, cycle_inputs, engine, ingestion, log, public, traders
+from fund.api import admin, cycle_inputs, engine, ingestion, log, public, traders, webhooks
 
 v1 = [
     path(
@@ -87,6 +87,23 @@ v1 = [
         name="admin-record-correct",
     ),
     path("admin/actions", admin.AdminActionsView.as_view(), name="admin-actions"),
+    path("admin/webhooks", webhooks.WebhookEndpointsView.as_view(), name="admin-webhooks"),
+    path("admin/webhooks/<int:pk>", webhooks.WebhookEndpointView.as_view(), name="admin-webhook"),
+    path(
+        "admin/webhooks/<int:pk>/secret",
+        webhooks.WebhookSecretView.as_view(),
+        name="admin-webhook-secret",
+    ),
+    path(
+        "admin/webhooks/<int:pk>/deliveries",
+        webhooks.WebhookDeliveriesView.as_view(),
+        name="admin-webhook-deliveries",
+    ),
+    path(
+        "admin/webhooks/<int:pk>/deliveries/<int:delivery>/resend",
+        webhooks.WebhookResendView.as_view(),
+        name="admin-webhook-resend",
+    ),
 ]
 
 app_name = "api"

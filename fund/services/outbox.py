@@ -9,13 +9,42 @@ Events are append-only (PostgreSQL triggers, migration 0016). The engine reads t
 (`/api/v1/engine/events`); the public ones carry no trader identity.
 """
 
+import contextlib
+import contextvars
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fund.models import Event, Fund, SettlementCycle
+
+logger = logging.getLogger(__name__)
+_quiet = contextvars.ContextVar("outbox_quiet", default=False)
+
+
+@contextlib.contextmanager
+def fan_out_paused():
+    """Events written inside are not fanned out at their commit (the demo's history loader);
+    the beat's sweep fans out whatever lies after each consumer's cursor."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
+def _kick() -> None:
+    """After an event's commit: the fan-out (webhooks, emails) is sent to the workers. Never
+    fails the change that committed: without a broker, the beat's sweep fans out within
+    WEBHOOK_SWEEP_SECONDS."""
+    from fund.tasks import fan_out_events  # the tasks call the services: imported when used
+
+    try:
+        fan_out_events.delay()
+    except Exception:
+        logger.exception("the fan-out was not sent; the beat's sweep fans the events out")
 
 
 @dataclass(frozen=True)
@@ -55,6 +84,8 @@ def events_emit(events: list[Emit], *, now: datetime | None = None) -> list[int]
             for i, e in enumerate(events)
         ]
     )
+    if not _quiet.get() and not any(f is _kick for _, f, _ in connection.run_on_commit):
+        transaction.on_commit(_kick)
     return list(range(first, last + 1))
 
 
