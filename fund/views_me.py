@@ -116,7 +116,7 @@ class SettingsForm(forms.ModelForm):
 def my_settings(request):
     """The account page: who is logged in, their address, the apportionment emails' opt-out."""
     profile = notices.profile_of(request.user)
-    form = SettingsForm(request.POST or None, instance=profile)
+    form = SettingsForm(request.POST if request.method == "POST" else None, instance=profile)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(

@@ -46,7 +46,7 @@ def _on_form(form, call):
 
 @settlement_staff_required
 def webhooks_index(request):
-    form = EndpointForm(request.POST or None)
+    form = EndpointForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         made = _on_form(
             form,
@@ -81,7 +81,7 @@ def webhook(request, pk):
         "event_types": endpoint.event_types,
         "active": endpoint.active,
     }
-    form = EndpointEditForm(request.POST or None, initial=initial)
+    form = EndpointEditForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         changed = _on_form(
             form,
