@@ -47,6 +47,9 @@ venv: $(STAMP)
 DEMO_KEY := log-signing.key
 demo: export LOG_SIGNING_KEY_FILE := $(CURDIR)/$(DEMO_KEY)
 demo: export LOG_ORIGIN_HOST := $(HOST):$(PORT)
+# The demo's simulated exchange wallet receives the webhooks on this very server (127.0.0.1).
+demo: export WEBHOOK_ALLOW_PRIVATE := true
+demo: export SITE_URL := http://$(HOST):$(PORT)
 demo: venv
 	@test -f $(DEMO_KEY) || $(BIN)/python manage.py log_keygen $(HOST):$(PORT)/log --out $(DEMO_KEY) >/dev/null
 	$(BIN)/python manage.py migrate --noinput

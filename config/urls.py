@@ -4,6 +4,8 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.cache import cache_control
 
+from fund import demo_wallet
+
 from statements.forms import (
     ThrottledAdminAuthenticationForm,
     ThrottledAdminPasswordChangeForm,
@@ -72,6 +74,8 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    # The demo's simulated exchange wallet (fund/demo_wallet.py): 404 unless `make demo` set it up.
+    path("demo/wallet/webhook", demo_wallet.webhook, name="demo-wallet-webhook"),
     path("admin/", admin.site.urls),
     path("ops/", include("fund.ops_urls")),
     path("api/", include("fund.api.urls")),

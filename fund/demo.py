@@ -19,9 +19,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
-from fund.models import Contract, Fund, SettlementCycle
+from fund.demo_wallet import apply_history
+from fund.models import Contract, Event, FanOutCursor, Fund, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.ledger import fund_deposit, fund_withdraw
+from fund.services.outbox import fan_out_paused
 from fund.services.liquidations import (
     PositionProfitInput,
     TakeoverInput,
@@ -29,7 +31,7 @@ from fund.services.liquidations import (
     position_profits_record,
 )
 from fund.services.settlement import settlement_cycle_settle
-from statements.models import Asset, TraderAccount
+from statements.models import Asset, Profile, TraderAccount
 
 DAYS = 90
 TRADERS = 300
@@ -75,7 +77,12 @@ def _users(rng: random.Random) -> list[TraderAccount]:
     password = make_password(TRADER_PASSWORD)
     users = User.objects.bulk_create(
         [
-            User(username=f"trader{i:03d}", password=password, first_name=f"Trader {i:03d}")
+            User(
+                username=f"trader{i:03d}",
+                password=password,
+                first_name=f"Trader {i:03d}",
+                email=f"trader{i:03d}@example.com",
+            )
             for i in range(1, TRADERS + 1)
         ]
     )
@@ -218,7 +225,23 @@ def load_demo(
     days: int = DAYS,
     progress: Callable[[int], object] | None = None,
 ) -> DemoSummary:
-    """Builds `days` days of history ending at `end` (the current cycle stays open)."""
+    """Builds `days` days of history ending at `end` (the current cycle stays open). The history
+    is not fanned out (no webhook, no email for the past); the exchange's wallet is taken to have
+    applied each settled cycle a few minutes after it settled."""
+    with fan_out_paused():
+        summary = _load(seed=seed, end=end, days=days, progress=progress)
+        apply_history(now_of=lambda cycle: min(cycle.settled_at + timedelta(minutes=3), end))
+    last = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    FanOutCursor.objects.update_or_create(name="emails", defaults={"last": last})
+    # The demo trader has read their notifications up to three days ago: the last days' are new.
+    Profile.objects.bulk_create(
+        Profile(user=user, notices_read_at=end - timedelta(days=3))
+        for user in get_user_model().objects.filter(username__startswith="trader")
+    )
+    return summary
+
+
+def _load(*, seed: int, end: datetime, days: int, progress) -> DemoSummary:
     rng = random.Random(seed)
     today = datetime.combine(end.date(), time(0), tzinfo=end.tzinfo)
     start = today - timedelta(days=days)

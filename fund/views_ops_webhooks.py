@@ -127,6 +127,7 @@ def webhook_secret(request, pk):
 @require_POST
 @settlement_staff_required
 def webhook_resend(request, pk, delivery):
+    get_object_or_404(WebhookEndpoint, pk=pk)
     try:
         sent = webhooks.webhook_delivery_resend(
             delivery_id=delivery, endpoint_id=pk, audit=Audit.from_request(request)

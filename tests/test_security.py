@@ -22,6 +22,7 @@ def test_it_passes_the_deployment_checks_with_production_settings():
         "DJANGO_ALLOWED_HOSTS": "fund.example.com",
         "DJANGO_MANIFEST_STATIC": "true",
         "DJANGO_DEBUG": "false",
+        "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for the browser tests' live server only
     done = subprocess.run(

@@ -193,6 +193,7 @@ class WebhookResendView(APIView):
         responses={202: DeliveryOut, 404: ERROR, **DENIED},
     )
     def post(self, request, pk, delivery):
+        _endpoint(pk)  # (an id beyond the column's range is no endpoint's, not an error)
         try:
             sent = webhooks.webhook_delivery_resend(
                 delivery_id=delivery, endpoint_id=pk, audit=Audit.from_request(request)

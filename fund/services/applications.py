@@ -29,7 +29,7 @@ def expected_figures(cycle: SettlementCycle) -> dict:
 
 
 def cycle_apply(
-    *, cycle: SettlementCycle, count: int, total_units: int, root: str, token
+    *, cycle: SettlementCycle, count: int, total_units: int, root: str, token, now=None
 ) -> Applied:
     """Records that the exchange applied the cycle; ConflictError (409) when the cycle is not
     settled or the figures are not its own, naming the expected ones."""
@@ -51,7 +51,7 @@ def cycle_apply(
     existing = CycleApplication.objects.filter(cycle=cycle).first()
     if existing is not None:
         return Applied(existing, created=False)
-    now = timezone.now()
+    now = now or timezone.now()
     try:
         with transaction.atomic():
             application = CycleApplication.objects.create(

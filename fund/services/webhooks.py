@@ -182,12 +182,8 @@ def webhook_delivery_resend(*, delivery_id: int, endpoint_id: int, audit: Audit)
     three-day schedule."""
     now = timezone.now()
     with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update()
-            .filter(pk=delivery_id, endpoint_id=endpoint_id)
-            .first()
-        )
-        if delivery is None:
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None or delivery.endpoint_id != endpoint_id:
             raise WebhookDelivery.DoesNotExist
         delivery.status = Status.PENDING
         delivery.next_attempt_at = now

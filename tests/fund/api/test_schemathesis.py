@@ -80,6 +80,7 @@ def test_the_schema_says_what_the_server_enforces(client):
     }
     assert page_sizes == {
         "/api/v1/admin/actions": (1, 1000),
+        "/api/v1/admin/webhooks/{id}/deliveries": (1, 1000),
         "/api/v1/cycles": (1, 500),
         "/api/v1/funds/{asset}/records": (1, 1000),
         "/api/v1/me/statements": (1, 500),
