@@ -5,7 +5,6 @@ from django.urls import include, path
 from django.views.decorators.cache import cache_control
 
 from fund import demo_wallet
-
 from statements.forms import (
     ThrottledAdminAuthenticationForm,
     ThrottledAdminPasswordChangeForm,

@@ -23,13 +23,13 @@ from fund.demo_wallet import apply_history
 from fund.models import Contract, Event, FanOutCursor, Fund, SettlementCycle
 from fund.services.cycles import cycles_close_due
 from fund.services.ledger import fund_deposit, fund_withdraw
-from fund.services.outbox import fan_out_paused
 from fund.services.liquidations import (
     PositionProfitInput,
     TakeoverInput,
     liquidations_record,
     position_profits_record,
 )
+from fund.services.outbox import fan_out_paused
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Asset, Profile, TraderAccount
 

@@ -111,7 +111,7 @@ def _call(wallet: Wallet, method: str, path: str, body: dict | None = None):
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {wallet.token}", "Content-Type": "application/json"},
     )
-    return urllib.request.urlopen(request, timeout=30)  # noqa: S310 (the demo's own server)
+    return urllib.request.urlopen(request, timeout=30)
 
 
 def apply_over_http(wallet: Wallet, cycle_id: int) -> dict:
