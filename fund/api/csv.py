@@ -37,9 +37,16 @@ def rows_response(request, name: str, header: list[str], rows: Iterable[dict]):
         writer = csv.writer(_Echo(), lineterminator="\n")
         lines = itertools.chain([header], ([d[h] for h in header] for d in rows))
         body = (writer.writerow(line) for line in lines)
-        content_type, extension = "text/csv; charset=utf-8", "csv"
     else:
         body = (json.dumps(d, separators=(",", ":")) + "\n" for d in rows)
+    return encoded_rows_response(request, name, body)
+
+
+def encoded_rows_response(request, name: str, body: Iterable):
+    """A streamed download of rows already written as CSV or JSON Lines (as `wants_csv` says)."""
+    if wants_csv(request):
+        content_type, extension = "text/csv; charset=utf-8", "csv"
+    else:
         content_type, extension = "application/jsonl; charset=utf-8", "jsonl"
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'

@@ -221,3 +221,49 @@ def test_concurrent_changes_and_acknowledgements_on_postgres(world):
     assert set(run_together(*[one_ack] * 50)) <= {200, 201}
     assert CycleApplication.objects.count() == 1
     assert Event.objects.filter(kind="cycle.applied").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_postgresql_writes_the_feed_byte_for_byte_as_python_does(engine, world, fmt):
+    """On PostgreSQL the feed is COPY … TO STDOUT (fund/api/engine.py): the same bytes as the
+    rows Python writes, for awkward account ids, from a rank, and for an asset without decimals."""
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    from fund.api.csv import rows_response
+    from fund.api.engine import FEED_HEADER, apportionment_rows, apportionments_copied
+    from statements.models import TraderAccount
+
+    TraderAccount.objects.filter(external_id="acct-1").update(external_id="a\"b\\c,d/'e")
+    cycle = SettlementCycle.objects.select_related("fund__asset").get(pk=world.cycle.id)
+    for precision in (8, 0, 2):
+        cycle.fund.asset.precision = precision
+        for from_rank in (1, 2, 3):
+            copied = b"".join(apportionments_copied(cycle, from_rank, as_csv=fmt == "csv"))
+            request = Request(RequestFactory().get("/"))
+            request.accepted_renderer = type("R", (), {"format": fmt})()
+            python = b"".join(
+                chunk if isinstance(chunk, bytes) else chunk.encode()
+                for chunk in rows_response(
+                    request, "x", FEED_HEADER, apportionment_rows(cycle, from_rank)
+                ).streaming_content
+            )
+            assert copied == python, (precision, from_rank)
+    answer = engine.get(f"/api/v1/engine/cycles/{cycle.id}/apportionments", {"format": fmt})
+    assert b'a\\"b\\\\c' in b"".join(answer.streaming_content) or fmt == "csv"
+
+
+@pytest.mark.postgres
+def test_a_reader_that_stops_half_way_leaves_the_connection_usable(world):
+    from django.db import connection
+
+    from fund.api.engine import apportionments_copied
+
+    cycle = SettlementCycle.objects.select_related("fund__asset").get(pk=world.cycle.id)
+    rows = apportionments_copied(cycle, 1, as_csv=False)
+    assert json.loads(next(rows))["rank"] == 1  # one row of two: the COPY is under way
+    rows.close()  # the client went away (the server closes the response's iterator)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM fund_apportionment")
+        assert cursor.fetchone() == (2,)
