@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from config.celery import app
-from fund.models import Event, SettlementCycle, WebhookDelivery
+from fund.models import SettlementCycle
 from fund.services.audit import Audit
 from fund.services.webhooks import webhook_endpoint_create
 from statements.models import ApiToken
