@@ -113,6 +113,14 @@ def main() -> None:
         help="records in the transparency-log benchmark (0: none)",
     )
     parser.add_argument(
+        "--fan-out",
+        type=int,
+        default=1_000_000,
+        help="positions of the settlement timed again with its fan-out's targets (every account "
+        "a login with an email address, a webhook endpoint), then streamed through the engine's "
+        "feed; 0 to skip",
+    )
+    parser.add_argument(
         "--no-pages", action="store_true", help="skip the page-speed and history benchmarks"
     )
     parser.add_argument(
@@ -145,6 +153,25 @@ def main() -> None:
             recreate_postgres(pg_url)
             step(pg_url, "prepare", 1)
             floors[n] = step(pg_url, "copy", n)["seconds"]
+
+    fan_out = None
+    if args.fan_out:
+        n = args.fan_out
+        plain = next((r for db, size, r in rows if db == "PostgreSQL" and size == n), None)
+        if plain is None:
+            recreate_postgres(pg_url)
+            print(f"PostgreSQL, {n:,} positions, no fan-out targets …", file=sys.stderr, flush=True)
+            step(pg_url, "prepare", n)
+            plain = step(pg_url, "settle")
+        recreate_postgres(pg_url)
+        print(
+            f"PostgreSQL, {n:,} positions with the fan-out's targets, then the engine's feed …",
+            file=sys.stderr,
+            flush=True,
+        )
+        step(pg_url, "prepare", n)
+        fan_out = {"n": n, "plain": plain, "with": step(pg_url, "settle", "--fan-out")}
+        fan_out["feed"] = step(pg_url, "feed")
 
     ingest = None
     if args.ingest_batches:
@@ -195,6 +222,8 @@ def main() -> None:
 
     if rows:
         print_settlement(rows, floors)
+    if fan_out:
+        print_fan_out(fan_out)
     if ingest:
         size = ingest["size"]
         print()
@@ -311,6 +340,30 @@ def main() -> None:
         print_load(load)
         if load.get("failed"):
             sys.exit(f"\nbench load.py failed:\n{load['failed']}")
+
+
+def print_fan_out(fan_out) -> None:
+    plain, with_, feed = fan_out["plain"], fan_out["with"], fan_out["feed"]
+    print()
+    print(f"Settlement results flowing back, {fan_out['n']:,} positions on PostgreSQL")
+    print(
+        f"  settlement until its commit: {plain['seconds']:.2f} s without fan-out targets, "
+        f"{with_['seconds']:.2f} s with them: {with_['seconds'] / plain['seconds']:.2f}x "
+        "(goal: at most 1.1x)"
+    )
+    print(
+        f"  the fan-out after the commit (on a worker): {with_['fan_out_seconds']:.2f} s for "
+        f"{with_['emails']:,} emails (one per trader, dummy backend) and "
+        f"{with_['webhooks']} webhooks; {plain['fan_out_seconds']:.2f} s with no targets"
+    )
+    for fmt in ("jsonl", "csv"):
+        f = feed[fmt]
+        print(
+            f"  the engine's feed, {feed['rows']:,} apportionments as {fmt}: "
+            f"{f['feed_seconds']:.2f} s ({f['bytes'] / 2**20:.0f} MiB) against COPY (SELECT …) "
+            f"TO STDOUT {f['copy_seconds']:.2f} s: {f['feed_seconds'] / f['copy_seconds']:.2f}x "
+            "(goal: at most 2x)"
+        )
 
 
 def print_settlement(rows, floors) -> None:

@@ -2,7 +2,14 @@
 
     python bench/settle.py prepare N   # a fresh schema, one fund, one cycle with N profitable
                                        # positions
-    python bench/settle.py settle      # settles that cycle; prints seconds and peak memory as JSON
+    python bench/settle.py settle [--fan-out]
+                                       # settles that cycle; prints seconds and peak memory as
+                                       # JSON, then the fan-out's seconds (after the commit, as a
+                                       # worker runs it); --fan-out first gives every account a
+                                       # login with an email address and adds a webhook endpoint
+                                       # (a receiver in this process), so the fan-out has work
+    python bench/settle.py feed        # the engine's feed of the settled cycle against
+                                       # COPY (SELECT …) TO STDOUT of the same rows
     python bench/settle.py copy N      # COPYs N statement rows (rolled back); prints seconds
                                        # as JSON
 
@@ -22,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")  # the fan-out's receiver is on 127.0.0.1
 
 import django
 
@@ -112,21 +120,108 @@ def prepare(n: int) -> dict:
     return {"cycle": cycle.id, "positions": PositionProfit.objects.filter(cycle=cycle).count()}
 
 
-def settle() -> dict:
+def _fan_out_targets() -> object:
+    """Every account a login with an address (the emails), and a webhook endpoint for every
+    event kind, posting to a receiver in this process; returns the receiver."""
+    from django.contrib.auth import get_user_model
+
+    from fund.models import Event
+    from fund.services.audit import Audit
+    from fund.services.webhooks import webhook_endpoint_create
+    from tests.receiver import Receiver
+
+    User = get_user_model()
+    accounts = list(TraderAccount.objects.order_by("id"))
+    users = User.objects.bulk_create(
+        [User(username=a.external_id, email=f"{a.external_id}@example.com") for a in accounts],
+        batch_size=5000,
+    )
+    for account, user in zip(accounts, users):
+        account.user = user
+    TraderAccount.objects.bulk_update(accounts, ["user"], batch_size=5000)
+    receiver = Receiver().start()
+    staff = User.objects.create(username="bench-ops", is_staff=True)
+    webhook_endpoint_create(url=receiver.url, event_types=list(Event.Kind.values),
+                            audit=Audit(actor=staff))  # fmt: skip
+    return receiver
+
+
+def settle(fan_out: bool = False) -> dict:
+    """The settlement until its commit, as traders and the engine see it; the fan-out (webhooks,
+    emails) a commit sends to the workers is timed on its own, after it."""
+    from django.conf import settings
+
+    from fund.services import outbox
+    from fund.tasks import fan_out_events
+
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.dummy.EmailBackend"}}
+    receiver = _fan_out_targets() if fan_out else None
     cycle = SettlementCycle.objects.get(status=SettlementCycle.Status.CLOSED)
+    kicks = []
+    outbox._kick = lambda: kicks.append(time.perf_counter())  # the broker send, in production
     before = peak_mib()
     started = time.perf_counter()
     outcome = settlement_cycle_settle(cycle_id=cycle.id, now=cycle.settle_after)
     seconds = time.perf_counter() - started
     cycle.refresh_from_db()
-    assert outcome.posted and cycle.status == SettlementCycle.Status.SETTLED
+    assert outcome.posted and cycle.status == SettlementCycle.Status.SETTLED and kicks
+    fan_out_started = time.perf_counter()
+    fan_out_events()
+    fan_out_seconds = time.perf_counter() - fan_out_started
+    from fund.models import CycleEmail
+
+    emails = CycleEmail.objects.filter(cycle=cycle, status=CycleEmail.Status.SENT).count()
+    if receiver is not None:
+        receiver.stop()
     return {
         "seconds": seconds,
         "profitable": cycle.profitable_count,
         "participants": cycle.participant_count,
         "rss_before_mib": before,
         "peak_rss_mib": peak_mib(),
+        "fan_out_seconds": fan_out_seconds,
+        "emails": emails,
+        "webhooks": len(receiver.received) if receiver else 0,
     }
+
+
+def feed() -> dict:
+    """The settled cycle's apportionments through the engine's feed (the view, in this process,
+    read to the end) against PostgreSQL's COPY (SELECT …) TO STDOUT of the same rows; the best of
+    three each, JSON Lines and CSV."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from statements.models import ApiToken
+    from statements.services import api_token_create
+
+    cycle = SettlementCycle.objects.get(status=SettlementCycle.Status.SETTLED)
+    user, _ = get_user_model().objects.get_or_create(username="bench-engine")
+    _, token = api_token_create(user=user, kind=ApiToken.Kind.ENGINE, name="bench")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+    floor_sql = (
+        "COPY (SELECT a.rank, t.external_id, p.position_id, a.statement_id, a.amount_units "
+        "FROM fund_apportionment a JOIN fund_positionprofit p ON p.id = a.position_id "
+        "JOIN statements_traderaccount t ON t.id = p.account_id WHERE a.cycle_id = %s "
+        "ORDER BY a.rank) TO STDOUT"
+    )
+    result = {"rows": cycle.participant_count}
+    for fmt in ("jsonl", "csv"):
+        floors, feeds = [], []
+        for _ in range(3):
+            started = time.perf_counter()
+            with connection.cursor() as cursor, cursor.cursor.copy(floor_sql, [cycle.id]) as copy:
+                for _block in copy:
+                    pass
+            floors.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            answer = client.get(f"/api/v1/engine/cycles/{cycle.id}/apportionments",
+                                {"format": fmt})  # fmt: skip
+            assert answer.status_code == 200
+            size = sum(len(chunk) for chunk in answer.streaming_content)
+            feeds.append(time.perf_counter() - started)
+        result[fmt] = {"copy_seconds": min(floors), "feed_seconds": min(feeds), "bytes": size}
+    return result
 
 
 def copy(n: int) -> dict:
@@ -169,7 +264,9 @@ if __name__ == "__main__":
     if step == "prepare":
         print(json.dumps(prepare(int(sys.argv[2]))))
     elif step == "settle":
-        print(json.dumps(settle()))
+        print(json.dumps(settle(fan_out="--fan-out" in sys.argv[2:])))
+    elif step == "feed":
+        print(json.dumps(feed()))
     elif step == "copy":
         print(json.dumps(copy(int(sys.argv[2]))))
     else:
