@@ -100,18 +100,32 @@ def test_a_nul_or_lone_surrogate_in_a_json_body_is_a_400_naming_the_field(world)
 
 
 PAGES = ["/", "/funds/USDT/", "/cycles/", "/rules/", "/faq/", "/me/statements/",
-         "/ops/", "/ops/audit/", "/accounts/login/"]  # fmt: skip
+         "/ops/", "/ops/audit/", "/accounts/login/", "/ops/webhooks/", "/ops/webhooks/1/",
+         "/me/settings/", "/accounts/password/reset/"]  # fmt: skip
 FORMS = [
     ("/ops/funds/USDT/move/", ["kind", "amount", "reason", "token"]),
     ("/ops/funds/USDT/correct/", ["seq", "amount", "reason", "token"]),
     ("/ops/funds/USDT/schedule/", ["anchor", "cycle_seconds", "grace_seconds", "fund_ratio"]),
     ("/accounts/login/", ["username", "password"]),
     ("/accounts/password/", ["old_password", "new_password1", "new_password2"]),
+    ("/ops/webhooks/", ["url", "description", "event_types"]),
+    ("/ops/webhooks/1/", ["url", "description", "event_types", "active"]),
+    ("/me/settings/", ["email_apportionments"]),
+    ("/accounts/password/reset/", ["email"]),
+    ("/demo/wallet/webhook", ["type"]),
 ]
 
 
 def test_every_page_and_form_refuses_unstorable_text(world):
     ops = UserFactory(username="ops2", is_staff=True, is_superuser=True)
+    from fund.models import WebhookEndpoint
+
+    WebhookEndpoint.objects.create(
+        url="http://127.0.0.1:9/h",
+        event_types=["cycle.settled"],
+        secret="whsec_AAAA",
+        created_by=ops,
+    )
     browser = Client()
     browser.force_login(ops)
     books = FundRecord.objects.count()
@@ -124,7 +138,8 @@ def test_every_page_and_form_refuses_unstorable_text(world):
                 body = "&".join(f"{f}={value if f == name else '1'}" for f in fields)
                 answer = browser.post(url, body, content_type="application/x-www-form-urlencoded")
                 assert answer.status_code < 500, (url, name, value)
-        for cycle_path in ("/ops/cycles/{}/", "/cycles/{}/", "/funds/{}/", "/ops/funds/{}/move/"):
+        for cycle_path in ("/ops/cycles/{}/", "/cycles/{}/", "/funds/{}/", "/ops/funds/{}/move/",
+                           "/ops/webhooks/{}/"):  # fmt: skip
             assert browser.get(cycle_path.format(value)).status_code < 500, (cycle_path, value)
     assert FundRecord.objects.count() == books
 
