@@ -1,3 +1,6 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
@@ -54,6 +57,11 @@ urlpatterns = [
         auth_views.PasswordResetView.as_view(
             form_class=ThrottledPasswordResetForm,
             email_template_name="registration/password_reset_email.txt",
+            # The link names the portal as SITE_URL says, never as a request's Host header does.
+            extra_email_context={
+                "domain": urlsplit(settings.SITE_URL).netloc,
+                "protocol": urlsplit(settings.SITE_URL).scheme,
+            },
             html_email_template_name="registration/password_reset_email.html",
         ),
         name="password_reset",

@@ -727,6 +727,7 @@ class WebhookDelivery(models.Model):
     leased_until = models.DateTimeField(
         null=True, blank=True, help_text="A worker is sending it until then."
     )
+    lease = models.CharField(max_length=16, blank=True, help_text="The attempt under way.")
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -762,6 +763,7 @@ class CycleEmail(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         SKIPPED = "skipped", "Not sent (opted out or no address)"
+        FAILED = "failed", "Given up (refused by the mail server, or too many attempts)"
 
     cycle = models.ForeignKey(SettlementCycle, on_delete=models.PROTECT, related_name="+")
     account = models.ForeignKey(TraderAccount, on_delete=models.PROTECT, related_name="+")

@@ -2,14 +2,19 @@
 (statements/lockout.py counts and refuses; these forms only say why)."""
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
 
 from statements.lockout import LoginRefused, login_attempt
+from statements.tasks import send_account_email
+
+logger = logging.getLogger(__name__)
 
 REFUSAL_MESSAGES = {
     "locked": "Too many failed logins. Try again in %(wait)s.",
@@ -82,19 +87,31 @@ class ThrottledAdminPasswordChangeForm(LockoutOldPasswordMixin, AdminPasswordCha
 
 
 class ThrottledPasswordResetForm(PasswordResetForm):
-    """Django's reset form (it says the same whether or not the address is known), sending at
-    most PASSWORD_RESET_PER_HOUR emails to one address in an hour, so that the form cannot be
-    used to flood someone's mailbox."""
+    """Django's reset form (it answers the same whether or not the address is known), with the
+    email sent by Celery off the request (the answer takes as long either way), and at most
+    PASSWORD_RESET_PER_HOUR emails to one address in an hour, so that the form cannot flood a
+    mailbox. Without the cache to count in, nothing is sent (and the answer is the same)."""
 
     def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
                   html_email_template_name=None):  # fmt: skip
         key = "password-reset:" + hashlib.sha256(to_email.lower().encode()).hexdigest()
-        cache.add(key, 0, timeout=3600)
         try:
+            cache.add(key, 0, timeout=3600)
             sent = cache.incr(key)
         except ValueError:  # expired between add and incr
             sent = 1
+        except Exception:
+            logger.exception("password reset for an address not sent: the cache is unreachable")
+            return
         if sent > settings.PASSWORD_RESET_PER_HOUR:
             return
-        super().send_mail(subject_template_name, email_template_name, context, from_email,
-                          to_email, html_email_template_name)  # fmt: skip
+        subject = "".join(render_to_string(subject_template_name, context).splitlines())
+        body = render_to_string(email_template_name, context)
+        html = (
+            render_to_string(html_email_template_name, context) if html_email_template_name
+            else None
+        )  # fmt: skip
+        try:
+            send_account_email.delay(subject, body, html, to_email)
+        except Exception:
+            logger.exception("password reset for an address not sent: the broker is unreachable")

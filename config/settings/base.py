@@ -394,6 +394,7 @@ MAILERS = {
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Insurance Fund <noreply@localhost>")
 EMAIL_BATCH = env_int("EMAIL_BATCH", default=200, minimum=1, maximum=10_000)
 EMAIL_LEASE_SECONDS = env_float("EMAIL_LEASE_SECONDS", default=300, minimum=0.01)
+EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", default=8, minimum=1)
 PASSWORD_RESET_PER_HOUR = env_int("PASSWORD_RESET_PER_HOUR", default=3, minimum=1)
 # The address the emails link to (the portal as its users reach it).
 SITE_URL = env.str("SITE_URL", default=f"http://{LOG_ORIGIN_HOST or '127.0.0.1:8000'}")

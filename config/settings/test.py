@@ -25,3 +25,4 @@ LOG_ORIGIN_HOST = "testserver"
 
 # The tests' webhook receivers listen on 127.0.0.1.
 WEBHOOK_ALLOW_PRIVATE = True
+SITE_URL = "http://testserver"

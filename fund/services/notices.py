@@ -16,6 +16,8 @@ emails. Opted-out traders and logins without an address are marked skipped, not 
 """
 
 import logging
+import smtplib
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,7 +31,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from fund.models import Apportionment, CycleEmail, Event, FanOutCursor, SettlementCycle
+from fund.models import CycleEmail, Event, FanOutCursor, PositionProfit, SettlementCycle
 from statements.models import Profile, Statement
 
 logger = logging.getLogger(__name__)
@@ -72,8 +74,13 @@ def cycle_emails_fan_out(*, batch: int = 200) -> list[int]:
     cycles = []
     while True:
         with transaction.atomic():
-            cursor, _ = FanOutCursor.objects.get_or_create(name=EMAILS)
-            cursor = FanOutCursor.objects.select_for_update().get(pk=cursor.pk)
+            FanOutCursor.objects.get_or_create(name=EMAILS)
+            # Another run holds it: that run writes these emails (one committed after it read
+            # waits for the next sweep, WEBHOOK_SWEEP_SECONDS).
+            cursor = FanOutCursor.objects.select_for_update(skip_locked=True).filter(name=EMAILS)
+            cursor = cursor.first()
+            if cursor is None:
+                return cycles
             # The newest event first: one committed after it waits for the next run.
             last = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
             events = list(
@@ -125,11 +132,24 @@ class Sent:
     more: bool
 
 
+# An address the mail server refuses, or that cannot be an address: that email is given up (its
+# row failed), the others go on. Anything else (the server unreachable, the connection lost) ends
+# the batch: what was sent is marked sent, the rest is let go for the task's retry.
+REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, ValueError)
+
+
 def cycle_emails_send(*, cycle_id: int, batch: int | None = None) -> Sent:
-    """Sends one batch of the cycle's pending emails; `more` when others are still pending."""
+    """Sends one batch of the cycle's pending emails, one at a time over one connection, each
+    marked sent as the batch ends (however it ends); `more` when others are still pending. A
+    batch stops when half its lease has gone, so that no other worker takes it while it is being
+    sent. An email tried EMAIL_MAX_ATTEMPTS times is given up (failed)."""
     batch = batch or settings.EMAIL_BATCH
     now = timezone.now()
+    lease = settings.EMAIL_LEASE_SECONDS
     with transaction.atomic():
+        CycleEmail.objects.filter(
+            _email_due(now), cycle_id=cycle_id, attempts__gte=settings.EMAIL_MAX_ATTEMPTS
+        ).update(status=EmailStatus.FAILED, leased_until=None)
         rows = list(
             CycleEmail.objects.select_for_update(skip_locked=True)
             .filter(_email_due(now), cycle_id=cycle_id)
@@ -138,27 +158,46 @@ def cycle_emails_send(*, cycle_id: int, batch: int | None = None) -> Sent:
         if not rows:
             return Sent(0, 0, more=False)
         CycleEmail.objects.filter(pk__in=[r.pk for r in rows]).update(
-            leased_until=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
+            leased_until=now + timedelta(seconds=lease), attempts=F("attempts") + 1
         )
     cycle = SettlementCycle.objects.select_related("fund__asset").get(pk=cycle_id)
-    messages, sent_ids, skipped_ids = _messages(cycle, rows)
-    if messages:
-        with mailers.default as mail:
-            mail.send_messages(messages)
-    done = timezone.now()
-    with transaction.atomic():
-        CycleEmail.objects.filter(pk__in=sent_ids).update(
-            status=EmailStatus.SENT, sent_at=done, leased_until=None
-        )
-        CycleEmail.objects.filter(pk__in=skipped_ids).update(
-            status=EmailStatus.SKIPPED, leased_until=None
-        )
+    messages, skipped = _messages(cycle, rows)
+    sent, refused = [], []
+    stop_at = time.monotonic() + lease / 2
+    try:
+        if messages:
+            with mailers.default as mail:
+                for row_id, message in messages:
+                    if time.monotonic() >= stop_at:
+                        break
+                    try:
+                        mail.send_messages([message])
+                    except REFUSED as exc:
+                        logger.warning("email %s refused: %s", row_id, exc)
+                        refused.append(row_id)
+                    else:
+                        sent.append(row_id)
+    finally:
+        done = timezone.now()
+        with transaction.atomic():
+            CycleEmail.objects.filter(pk__in=sent).update(
+                status=EmailStatus.SENT, sent_at=done, leased_until=None
+            )
+            CycleEmail.objects.filter(pk__in=skipped).update(
+                status=EmailStatus.SKIPPED, leased_until=None
+            )
+            CycleEmail.objects.filter(pk__in=refused).update(
+                status=EmailStatus.FAILED, leased_until=None
+            )
+            untried = {r.pk for r in rows} - set(sent) - set(skipped) - set(refused)
+            CycleEmail.objects.filter(pk__in=untried).update(leased_until=None)
     more = CycleEmail.objects.filter(_email_due(done), cycle_id=cycle_id).exists()
-    return Sent(len(sent_ids), len(skipped_ids), more=more)
+    return Sent(len(sent), len(skipped), more=more)
 
 
 def _messages(cycle: SettlementCycle, rows: list[CycleEmail]):
+    """The batch's emails, (row id, message) each, and the rows not to send (opted out, no
+    address, an inactive login)."""
     by_account = {r.account_id: r for r in rows}
     users = {
         u.trader_account.id: u
@@ -167,13 +206,17 @@ def _messages(cycle: SettlementCycle, rows: list[CycleEmail]):
         .select_related("trader_account", "profile")
     }
     lines = defaultdict(list)
-    for a in (
-        Apportionment.objects.filter(cycle=cycle, statement__account_id__in=by_account)
-        .select_related("position__contract", "statement")
-        .order_by("rank")
+    # From the positions (their account index), not the cycle's apportionments: a batch reads
+    # its own traders' rows, not the whole cycle's.
+    for position in (
+        PositionProfit.objects.filter(
+            cycle=cycle, account_id__in=by_account, apportionment__isnull=False
+        )
+        .select_related("contract", "apportionment")
+        .order_by("apportionment__rank")
     ):
-        lines[a.statement.account_id].append(a)
-    messages, sent, skipped = [], [], []
+        lines[position.account_id].append(position)
+    messages, skipped = [], []
     for account_id, row in by_account.items():
         user = users.get(account_id)
         profile = getattr(user, "profile", None) if user else None
@@ -181,14 +224,14 @@ def _messages(cycle: SettlementCycle, rows: list[CycleEmail]):
         if user is None or not user.email or not wants or not user.is_active:
             skipped.append(row.pk)
             continue
-        messages.append(_message(cycle, user, lines[account_id]))
-        sent.append(row.pk)
-    return messages, sent, skipped
+        messages.append((row.pk, _message(cycle, user, lines[account_id])))
+    return messages, skipped
 
 
-def _message(cycle: SettlementCycle, user, apportionments: list[Apportionment]):
+def _message(cycle: SettlementCycle, user, positions: list[PositionProfit]):
     asset = cycle.fund.asset
     site = settings.SITE_URL.rstrip("/")
+    statements = site + reverse("fund:my-statements")
     context = {
         "user": user,
         "cycle": cycle,
@@ -198,15 +241,15 @@ def _message(cycle: SettlementCycle, user, apportionments: list[Apportionment]):
         "settings_url": site + reverse("fund:my-settings"),
         "lines": [
             {
-                "contract": a.position.contract.symbol,
-                "position_id": a.position.position_id,
-                "profit": asset.format(a.position.profit_units),
-                "amount": asset.format(a.amount_units),
-                "url": site + reverse("fund:my-statement", args=[a.statement_id]),
+                "contract": p.contract.symbol,
+                "position_id": p.position_id,
+                "profit": asset.format(p.profit_units),
+                "amount": asset.format(p.apportionment.amount_units),
+                "url": f"{statements}{p.apportionment.statement_id}/",
             }
-            for a in apportionments
+            for p in positions
         ],
-        "total": asset.format(sum(a.amount_units for a in apportionments)),
+        "total": asset.format(sum(p.apportionment.amount_units for p in positions)),
     }
     subject = (
         f"{asset.code} insurance fund: cycle #{cycle.id} apportioned "

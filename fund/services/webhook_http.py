@@ -4,14 +4,16 @@ A target must be http(s) on a host whose every address is a public one (not priv
 link-local, shared, reserved or multicast), unless WEBHOOK_ALLOW_PRIVATE is on (the tests and
 the demo deliver to 127.0.0.1). The request connects to the very address that was checked, so a
 name that resolves to a public address when checked and a private one when connecting (DNS
-rebinding) gains nothing. Redirects are never followed (a 3xx is a failed attempt), every socket
-operation times out after WEBHOOK_TIMEOUT_SECONDS, and at most 64 KiB of an answer is read.
+rebinding) gains nothing. Redirects are never followed (a 3xx is a failed attempt), the whole
+exchange ends after WEBHOOK_TIMEOUT_SECONDS, and at most 64 KiB of an answer is read. The lookup of
+the host's addresses is the system resolver's, with its own timeouts.
 """
 
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -69,11 +71,32 @@ def target_parse(url: str) -> Target:
     return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
 
 
+# IANA's special-purpose registries, written out (older Pythons' is_global misses some): no
+# webhook goes to these. IPv6 must be global unicast (2000::/3), less the ranges that embed or
+# tunnel to an IPv4 address (6to4, Teredo) or are not routed; IPv4-mapped, -compatible and
+# NAT64 forms lie outside 2000::/3, so they are refused with the rest.
+_IPV4_SPECIAL = [
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24",
+        "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+]  # fmt: skip
+_IPV6_GLOBAL = ipaddress.ip_network("2000::/3")
+_IPV6_SPECIAL = [
+    ipaddress.ip_network(n)
+    for n in ("2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20", "2001:2::/48")
+]
+
+
 def address_allowed(address: str) -> bool:
+    """Whether a webhook may go to this address: a public unicast one."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip.is_global and not any(ip in net for net in _IPV4_SPECIAL)
+    return ip in _IPV6_GLOBAL and ip.is_global and not any(ip in net for net in _IPV6_SPECIAL)
 
 
 def target_addresses(target: Target) -> list[str]:
@@ -143,6 +166,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
     connection = kind(addresses[0], target.host, target.port, timeout)
+    # The whole exchange, not only each socket operation, ends after the timeout: a receiver
+    # that drips its answer has its socket shut at the deadline.
+    watchdog = threading.Timer(timeout, _shut, [connection])
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request(
             "POST",
@@ -152,8 +180,22 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         )
         response = connection.getresponse()
         response.read(MAX_ANSWER_BYTES)
+        if not watchdog.is_alive():  # shut at the deadline while the answer was being read
+            return answer(None, f"timed out: no whole answer within {timeout:g} s")
         return answer(response.status)
     except (OSError, http.client.HTTPException, ValueError) as exc:
+        if not watchdog.is_alive():
+            return answer(None, f"timed out: no whole answer within {timeout:g} s")
         return answer(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     finally:
+        watchdog.cancel()
         connection.close()
+
+
+def _shut(connection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -8,15 +8,19 @@ transaction):
    in one transaction: a worker killed half-way leaves the cursor where it was, and the next run
    writes the same rows (the unique key keeps them once).
 2. **Delivery** (`webhook_endpoint_deliver`): a worker leases the endpoint's oldest due delivery
-   (WEBHOOK_LEASE_SECONDS), posts it (fund/services/webhook_http.py: a WEBHOOK_TIMEOUT_SECONDS
-   timeout, no redirects, public addresses only), and writes what came back. A worker killed
-   while posting leaves the lease to run out; the delivery is then due again and sent again, so
-   receivers dedupe by `webhook-id`.
+   (WEBHOOK_LEASE_SECONDS, at least twice the POST's deadline), posts it
+   (fund/services/webhook_http.py: the whole exchange within WEBHOOK_TIMEOUT_SECONDS, no
+   redirects, public addresses only), and writes what came back if the lease is still its own
+   (an attempt that outlived its lease, or one overtaken by "send again", is dropped). A worker
+   killed while posting leaves the lease to run out; the delivery is then due again and sent
+   again, so receivers dedupe by `webhook-id`. Two runs for one endpoint may overlap (each takes
+   other deliveries): receivers order by `webhook-sequence`, not by arrival.
 3. **Retries**: a failed attempt (no answer, a redirect, any status but 2xx) is tried again after
    WEBHOOK_RETRY_BASE_SECONDS × 4^(attempts − 1), capped at WEBHOOK_RETRY_MAX_WAIT_SECONDS, each
-   wait drawn between 0.75× and 1.25× of that (jitter, so that many failed deliveries do not come
-   back at once); no try is scheduled more than WEBHOOK_RETRY_FOR_SECONDS (three days) after the
-   delivery was made or sent again: the one that would be is the last, at the three-day mark.
+   wait drawn between 0.75× and 1.25× of that before the cap (jitter, so that many failed
+   deliveries do not come back at once); no try is scheduled more than WEBHOOK_RETRY_FOR_SECONDS
+   (three days) after the delivery was made, sent again or its endpoint switched back on: the one
+   that would be is the last, at the three-day mark.
    A 410 Gone switches the endpoint off at once; an endpoint that has failed every attempt for
    WEBHOOK_RETRY_FOR_SECONDS is switched off too, with a notice in the console and an email to
    the settlement staff.
@@ -145,8 +149,9 @@ def webhook_endpoint_update(
             if active:
                 endpoint.disabled_reason, endpoint.disabled_at = "", None
                 endpoint.failing_since = None
+                now = timezone.now()  # each pending delivery: due now, a new three-day schedule
                 endpoint.deliveries.filter(status=Status.PENDING).update(
-                    next_attempt_at=timezone.now()
+                    next_attempt_at=now, retry_from=now, attempts=0
                 )
             else:
                 endpoint.disabled_reason = f"Switched off by {audit.actor}."
@@ -188,8 +193,13 @@ def webhook_delivery_resend(*, delivery_id: int, endpoint_id: int, audit: Audit)
         delivery.status = Status.PENDING
         delivery.next_attempt_at = now
         delivery.retry_from = now
+        delivery.attempts = 0  # a new schedule: its first retry comes 30 s after
         delivery.leased_until = None
-        delivery.save(update_fields=["status", "next_attempt_at", "retry_from", "leased_until"])
+        delivery.lease = ""  # an attempt under way now is not this one's
+        delivery.save(
+            update_fields=["status", "next_attempt_at", "retry_from", "attempts", "leased_until",
+                           "lease"]
+        )  # fmt: skip
         admin_action_record(
             audit=audit,
             action=AdminAction.Action.WEBHOOK_RESEND,
@@ -285,27 +295,34 @@ def webhook_endpoint_deliver(*, endpoint_id: int, budget_seconds: float = 60) ->
             return Run(delivered, failed, more=False)
         delivery, endpoint, event = claimed
         answer = webhook_http.post(endpoint.url, *_request(endpoint, event))
-        if _record(delivery.id, endpoint.id, answer):
+        if _record(delivery.id, endpoint.id, delivery.lease, answer):
             delivered += 1
         else:
             failed += 1
             return Run(delivered, failed, more=False)
 
 
+def lease_seconds() -> float:
+    """How long a delivery being sent is its worker's: never less than twice the POST's
+    deadline, so that no other worker sends it while an attempt can still be under way."""
+    return max(settings.WEBHOOK_LEASE_SECONDS, 2 * settings.WEBHOOK_TIMEOUT_SECONDS)
+
+
 def _claim(endpoint_id: int):
     now = timezone.now()
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(_due(now), endpoint_id=endpoint_id, endpoint__active=True)
             .order_by("event_id")
             .first()
         )
         if delivery is None:
             return None
-        delivery.leased_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+        delivery.leased_until = now + timedelta(seconds=lease_seconds())
+        delivery.lease = secrets.token_hex(8)
         delivery.attempts += 1
-        delivery.save(update_fields=["leased_until", "attempts"])
+        delivery.save(update_fields=["leased_until", "lease", "attempts"])
         endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
         event = Event.objects.select_related("fund__asset").get(pk=delivery.event_id)
     return delivery, endpoint, event
@@ -334,18 +351,23 @@ def _request(endpoint: WebhookEndpoint, event: Event) -> tuple[bytes, dict[str, 
 
 
 def retry_wait(attempts: int) -> float:
-    """Seconds before the next try after `attempts` failed ones (jittered)."""
+    """Seconds before the next try after `attempts` failed ones: jittered, then capped."""
     base = settings.WEBHOOK_RETRY_BASE_SECONDS * 4 ** min(attempts - 1, 30)
-    return min(base, settings.WEBHOOK_RETRY_MAX_WAIT_SECONDS) * random.uniform(0.75, 1.25)
+    return min(base * random.uniform(0.75, 1.25), settings.WEBHOOK_RETRY_MAX_WAIT_SECONDS)
 
 
-def _record(delivery_id: int, endpoint_id: int, answer: webhook_http.Answer) -> bool:
-    """Writes an attempt's outcome; True when delivered."""
+def _record(delivery_id: int, endpoint_id: int, lease: str, answer: webhook_http.Answer) -> bool:
+    """Writes an attempt's outcome, if the delivery is still this attempt's (its lease: sent
+    again meanwhile, or taken by another worker after the lease ran out, it is not, and the
+    outcome is dropped); True when delivered."""
     now = timezone.now()
     ok = answer.status is not None and 200 <= answer.status < 300
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
         delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+        if delivery.lease != lease or delivery.status != Status.PENDING:
+            logger.info("delivery %s: a stale attempt's outcome dropped", delivery_id)
+            return ok
         delivery.last_attempt_at = now
         delivery.last_status = answer.status
         delivery.last_latency_ms = answer.latency_ms
@@ -353,9 +375,8 @@ def _record(delivery_id: int, endpoint_id: int, answer: webhook_http.Answer) -> 
             "" if ok or answer.status is None else f"HTTP {answer.status}"
         )
         delivery.leased_until = None
-        if delivery.status != Status.PENDING:
-            pass  # sent again meanwhile, or already delivered by another attempt: keep its state
-        elif ok:
+        delivery.lease = ""
+        if ok:
             delivery.status = Status.DELIVERED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
@@ -379,7 +400,9 @@ def _record(delivery_id: int, endpoint_id: int, answer: webhook_http.Answer) -> 
                 endpoint.failing_since = None
                 endpoint.save(update_fields=["failing_since"])
         elif endpoint.active:
-            endpoint.failing_since = endpoint.failing_since or now
+            # The failure is counted from this delivery's start at the latest: a delivery that
+            # spends its three days failing switches the endpoint off at its last attempt.
+            endpoint.failing_since = endpoint.failing_since or min(now, delivery.retry_from)
             failing = (now - endpoint.failing_since).total_seconds()
             if failing >= settings.WEBHOOK_RETRY_FOR_SECONDS:
                 _switch_off(
@@ -392,12 +415,17 @@ def _record(delivery_id: int, endpoint_id: int, answer: webhook_http.Answer) -> 
     return ok
 
 
+def url_shown(url: str) -> str:
+    """An endpoint's URL for logs and emails: without its query, which may carry a token."""
+    return url.split("?", 1)[0] + ("?…" if "?" in url else "")
+
+
 def _switch_off(endpoint: WebhookEndpoint, reason: str) -> None:
     endpoint.active = False
     endpoint.disabled_reason = reason[:300]
     endpoint.disabled_at = timezone.now()
     endpoint.save(update_fields=["active", "disabled_reason", "disabled_at", "failing_since"])
-    logger.warning("webhook endpoint %s (%s): %s", endpoint.id, endpoint.url, reason)
+    logger.warning("webhook endpoint %s (%s): %s", endpoint.id, url_shown(endpoint.url), reason)
     endpoint_id = endpoint.id
     transaction.on_commit(lambda: _notify_switched_off(endpoint_id))
 
@@ -445,7 +473,7 @@ def switched_off_notice_send(*, endpoint_id: int) -> int:
     ).distinct()
     site = settings.SITE_URL.rstrip("/")
     body = (
-        f"The webhook endpoint {endpoint.url} (#{endpoint.id}) is switched off.\n\n"
+        f"The webhook endpoint {url_shown(endpoint.url)} (#{endpoint.id}) is switched off.\n\n"
         f"{endpoint.disabled_reason}\n\nIts pending deliveries wait; switch it on again in the "
         "console when the receiver is back, and they are sent:\n"
         f"{site}/ops/webhooks/{endpoint.id}/\n"

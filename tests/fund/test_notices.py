@@ -106,7 +106,7 @@ def test_emails_go_in_batches_and_a_worker_killed_mid_batch_loses_none(
         from django.core.mail import mailers
 
         with mailers.default as connection:
-            connection.send_messages(built[0])
+            connection.send_messages([message for _, message in built[0]])
         raise SystemExit("killed after sending, before marking sent")
 
     monkeypatch.setattr(notices, "_messages", die_after_sending)
@@ -217,3 +217,76 @@ def test_password_reset_says_the_same_for_unknown_addresses_and_caps_the_emails(
     assert len(mail.outbox) == 3  # PASSWORD_RESET_PER_HOUR: no flooding of a mailbox
     bad = anonymous.post("/accounts/password/reset/", {"email": "x\x00@example.com"})
     assert bad.status_code in (200, 400) and len(mail.outbox) == 3
+
+
+class RefusingBackend:
+    """A mail server that refuses one address and takes the others (Django's test outbox)."""
+
+    def __init__(self, **kwargs):
+        from django.core.mail.backends.locmem import EmailBackend
+
+        self.inner = EmailBackend(**kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def send_messages(self, messages):
+        import smtplib
+
+        for message in messages:
+            if "refused@" in message.to[0]:
+                raise smtplib.SMTPRecipientsRefused({message.to[0]: (550, b"no such user")})
+        return self.inner.send_messages(messages)
+
+
+def test_a_refused_address_is_given_up_and_the_others_are_sent(addressed, settings):
+    world = addressed
+    world.trader.email = "refused@example.com"
+    world.trader.save()
+    settings.MAILERS = {"default": {"BACKEND": "tests.fund.test_notices.RefusingBackend"}}
+    mail.outbox.clear()
+    fan_out_events()
+    assert [m.to for m in mail.outbox] == [["bob@example.com"]]
+    statuses = dict(CycleEmail.objects.values_list("account__user__username", "status"))
+    assert statuses == {"alice": Email.FAILED, "bob": Email.SENT}
+    fan_out_events()  # the sweep again: the refused one is not tried again
+    assert len(mail.outbox) == 1
+
+
+def test_a_server_that_is_down_ends_the_batch_and_an_email_is_given_up_after_its_attempts(
+    addressed, settings
+):
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 1},  # nothing listens
+        }
+    }
+    notices.cycle_emails_fan_out()
+    cycle_id = addressed.cycle.id
+    for attempt in range(settings.EMAIL_MAX_ATTEMPTS):
+        with pytest.raises(OSError):
+            notices.cycle_emails_send(cycle_id=cycle_id)
+        assert set(CycleEmail.objects.values_list("status", flat=True)) == {Email.PENDING}
+        assert not CycleEmail.objects.filter(leased_until__isnull=False).exists()  # let go
+    assert notices.cycle_emails_send(cycle_id=cycle_id).more is False
+    assert set(CycleEmail.objects.values_list("status", flat=True)) == {Email.FAILED}
+
+
+def test_an_upgraded_database_does_not_mail_the_cycles_settled_before(world):
+    """Migration 0017 starts the emails' cursor at the newest event: the cycles settled before
+    it are not mailed."""
+    import importlib
+
+    from django.apps import apps
+
+    from fund.models import Event
+
+    FanOutCursor.objects.all().delete()
+    migration = importlib.import_module("fund.migrations.0017_webhooks_and_emails")
+    migration.emails_from_now(apps, None)
+    assert FanOutCursor.objects.get(name="emails").last == Event.objects.order_by("-seq")[0].seq
+    assert notices.cycle_emails_fan_out() == []

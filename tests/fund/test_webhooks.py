@@ -217,7 +217,11 @@ def test_a_receiver_that_is_not_listening_is_a_failed_attempt(audit, usdt_fund):
     ["http://127.0.0.1/x", "http://localhost:8000/", "http://10.1.2.3/", "http://192.168.0.1/",
      "http://172.16.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/",
      "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://100.64.0.1/", "http://[fd00::1]/",
-     "http://224.0.0.1/", "http://2130706433/"],
+     "http://224.0.0.1/", "http://2130706433/", "http://[::127.0.0.1]/",
+     "http://[::169.254.169.254]/", "http://[::ffff:0:7f00:1]/", "http://[64:ff9b::a9fe:a9fe]/",
+     "http://[64:ff9b:1::a00:1]/", "http://[2002:a9fe:a9fe::1]/", "http://[fec0::1]/",
+     "http://[2001:db8::1]/", "http://192.0.0.8/", "http://198.18.0.1/", "http://0x7f000001/",
+     "http://[fe80::1%25eth0]/"],
 )  # fmt: skip
 @override_settings(WEBHOOK_ALLOW_PRIVATE=False)
 def test_private_loopback_and_reserved_targets_are_refused(url, audit):
@@ -345,3 +349,96 @@ def test_a_new_secret_signs_every_later_attempt(receiver, audit, usdt_fund):
     assert len(receiver.processed) == 1
     with pytest.raises(Exception, match="signature"):
         Webhook(old).verify(receiver.received[0].body, receiver.received[0].headers)
+
+
+@override_settings(WEBHOOK_ALLOW_PRIVATE=False)
+def test_public_ipv6_is_allowed():
+    assert webhook_http.address_allowed("2606:4700:4700::1111")
+    assert webhook_http.address_allowed("1.1.1.1")
+
+
+@override_settings(WEBHOOK_TIMEOUT_SECONDS=0.5)
+def test_a_receiver_that_drips_its_answer_is_cut_at_the_deadline(audit, usdt_fund):
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def drip():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.1)  # each byte well within the socket timeout
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/h"
+    started = time.monotonic()
+    answer = webhook_http.post(url, b"{}", {})
+    assert time.monotonic() - started < 1.5
+    assert answer.status is None and "timed out" in answer.error
+    server.close()
+
+
+def test_an_attempt_overtaken_by_send_again_is_dropped(receiver, audit, usdt_fund, monkeypatch):
+    endpoint = endpoint_for(receiver, audit)
+    deposit(usdt_fund, "1")
+    webhooks.webhooks_fan_out()
+    delivery = endpoint.deliveries.get()
+    real_post = webhook_http.post
+
+    def post_then_resend(*args):
+        answer = webhook_http.Answer(500, 3, "")
+        webhooks.webhook_delivery_resend(
+            delivery_id=delivery.id, endpoint_id=endpoint.id, audit=audit
+        )
+        return answer
+
+    monkeypatch.setattr(webhook_http, "post", post_then_resend)
+    webhooks.webhook_endpoint_deliver(endpoint_id=endpoint.id)
+    monkeypatch.setattr(webhook_http, "post", real_post)
+    delivery.refresh_from_db()
+    endpoint.refresh_from_db()
+    # The stale 500 changed nothing: due now, a fresh schedule, the endpoint not failing.
+    assert delivery.status == Status.PENDING and delivery.attempts == 0
+    assert delivery.next_attempt_at <= timezone.now() and endpoint.failing_since is None
+    webhooks.webhook_endpoint_deliver(endpoint_id=endpoint.id)
+    delivery.refresh_from_db()
+    assert delivery.status == Status.DELIVERED and delivery.attempts == 1
+
+
+def test_send_again_starts_a_new_schedule(receiver, audit, usdt_fund):
+    endpoint = endpoint_for(receiver, audit)
+    receiver.statuses = [500]
+    deposit(usdt_fund, "1")
+    fan_out_events()
+    delivery = endpoint.deliveries.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=9)
+    webhooks.webhook_delivery_resend(delivery_id=delivery.id, endpoint_id=endpoint.id, audit=audit)
+    started = timezone.now()
+    deliver_webhooks(endpoint.id)
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1
+    assert (delivery.next_attempt_at - started).total_seconds() < 30 * 1.25 + 1
+
+
+def test_one_delivery_failing_through_its_three_days_switches_the_endpoint_off(
+    receiver, audit, usdt_fund
+):
+    endpoint = endpoint_for(receiver, audit)
+    receiver.statuses = [500]
+    deposit(usdt_fund, "1")
+    webhooks.webhooks_fan_out()
+    delivery = endpoint.deliveries.get()
+    start = timezone.now() - timedelta(days=3, seconds=5)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(retry_from=start, created_at=start)
+    deliver_webhooks(endpoint.id)  # its last attempt, at the end of its three days
+    endpoint.refresh_from_db()
+    delivery.refresh_from_db()
+    assert delivery.status == Status.FAILED and not endpoint.active
