@@ -267,7 +267,7 @@ def test_a_server_that_is_down_ends_the_batch_and_an_email_is_given_up_after_its
     }
     notices.cycle_emails_fan_out()
     cycle_id = addressed.cycle.id
-    for attempt in range(settings.EMAIL_MAX_ATTEMPTS):
+    for _ in range(settings.EMAIL_MAX_ATTEMPTS):
         with pytest.raises(OSError):
             notices.cycle_emails_send(cycle_id=cycle_id)
         assert set(CycleEmail.objects.values_list("status", flat=True)) == {Email.PENDING}
