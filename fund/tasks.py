@@ -121,9 +121,15 @@ def fan_out_events() -> dict:
     cycles = notices.cycles_with_emails_due()
     for endpoint_id in endpoints:
         deliver_webhooks.delay(endpoint_id)
-    for cycle_id in cycles:
-        send_cycle_emails.delay(cycle_id)
-    return {"deliveries": made, "cycles_mailed": mailed, "endpoints": endpoints, "cycles": cycles}
+    for cycle_id, tasks in cycles.items():
+        for _ in range(tasks):
+            send_cycle_emails.delay(cycle_id)
+    return {
+        "deliveries": made,
+        "cycles_mailed": mailed,
+        "endpoints": endpoints,
+        "cycles": sorted(cycles),
+    }
 
 
 @shared_task(name="fund.tasks.deliver_webhooks", ignore_result=True, acks_late=True)

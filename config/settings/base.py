@@ -395,6 +395,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Insurance Fund <nore
 EMAIL_BATCH = env_int("EMAIL_BATCH", default=200, minimum=1, maximum=10_000)
 EMAIL_LEASE_SECONDS = env_float("EMAIL_LEASE_SECONDS", default=300, minimum=0.01)
 EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", default=8, minimum=1)
+# A large cycle's emails go out through this many tasks at once (workers permitting).
+EMAIL_TASKS_PER_CYCLE = env_int("EMAIL_TASKS_PER_CYCLE", default=4, minimum=1, maximum=64)
 PASSWORD_RESET_PER_HOUR = env_int("PASSWORD_RESET_PER_HOUR", default=3, minimum=1)
 # The address the emails link to (the portal as its users reach it).
 SITE_URL = env.str("SITE_URL", default=f"http://{LOG_ORIGIN_HOST or '127.0.0.1:8000'}")

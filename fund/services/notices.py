@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -114,11 +114,18 @@ def _emails_write(cycle_id: int) -> None:
         )
 
 
-def cycles_with_emails_due() -> list[int]:
+def cycles_with_emails_due() -> dict[int, int]:
+    """The cycles with emails due, and how many tasks to send them with: a batch each, up to
+    EMAIL_TASKS_PER_CYCLE (their batches never overlap: each leases its own rows)."""
     now = timezone.now()
-    return list(
-        CycleEmail.objects.filter(_email_due(now)).values_list("cycle_id", flat=True).distinct()
+    due = (
+        CycleEmail.objects.filter(_email_due(now))
+        .order_by()
+        .values_list("cycle_id")
+        .annotate(n=Count("id"))
     )
+    batch, most = settings.EMAIL_BATCH, settings.EMAIL_TASKS_PER_CYCLE
+    return {cycle_id: min(most, -(-n // batch)) for cycle_id, n in due}
 
 
 def _email_due(now) -> Q:
