@@ -192,11 +192,11 @@ def test_redirects_are_not_followed(receiver, audit, usdt_fund):
 @override_settings(WEBHOOK_TIMEOUT_SECONDS=0.3)
 def test_a_slow_receiver_times_out_and_is_retried(receiver, audit, usdt_fund):
     endpoint = endpoint_for(receiver, audit)
-    receiver.delay = 1.5
+    receiver.delay = 6
     deposit(usdt_fund, "1")
     started = time.monotonic()
     fan_out_events()
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 4  # cut at 0.3 s, not after the receiver's 6 s
     delivery = endpoint.deliveries.get()
     assert delivery.status == Status.PENDING and delivery.last_status is None
     assert "timed out" in delivery.last_error
@@ -381,7 +381,7 @@ def test_a_receiver_that_drips_its_answer_is_cut_at_the_deadline(audit, usdt_fun
     url = f"http://127.0.0.1:{server.getsockname()[1]}/h"
     started = time.monotonic()
     answer = webhook_http.post(url, b"{}", {})
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 6  # cut at 0.5 s, not after the 10 s of the drip
     assert answer.status is None and "timed out" in answer.error
     server.close()
 
