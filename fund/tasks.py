@@ -11,6 +11,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from config.celery import dispatch
 from fund.services import notices, webhooks
 from fund.services.cycles import cycles_close_due, cycles_release_claim
 from fund.services.idempotency import idempotency_keys_prune
@@ -120,10 +121,10 @@ def fan_out_events() -> dict:
     endpoints = webhooks.endpoints_due()
     cycles = notices.cycles_with_emails_due()
     for endpoint_id in endpoints:
-        deliver_webhooks.delay(endpoint_id)
+        dispatch(deliver_webhooks, endpoint_id)
     for cycle_id, tasks in cycles.items():
         for _ in range(tasks):
-            send_cycle_emails.delay(cycle_id)
+            dispatch(send_cycle_emails, cycle_id)
     return {
         "deliveries": made,
         "cycles_mailed": mailed,
@@ -139,7 +140,7 @@ def deliver_webhooks(endpoint_id: int) -> dict:
     budget = float("inf") if eager else TASK_BUDGET_SECONDS
     run = webhooks.webhook_endpoint_deliver(endpoint_id=endpoint_id, budget_seconds=budget)
     if run.more:
-        deliver_webhooks.delay(endpoint_id)
+        dispatch(deliver_webhooks, endpoint_id)
     return {"endpoint": endpoint_id, "delivered": run.delivered, "failed": run.failed}
 
 
@@ -165,7 +166,7 @@ def send_cycle_emails(self, cycle_id: int) -> dict:
         if not sent.more:
             return counts
         if not eager and time.monotonic() >= deadline:
-            send_cycle_emails.delay(cycle_id)
+            dispatch(send_cycle_emails, cycle_id)
             return counts
 
 

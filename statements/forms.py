@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 
 from statements.lockout import LoginRefused, login_attempt
+from config.celery import dispatch
 from statements.tasks import send_account_email
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,6 @@ class ThrottledPasswordResetForm(PasswordResetForm):
             else None
         )  # fmt: skip
         try:
-            send_account_email.delay(subject, body, html, to_email)
+            dispatch(send_account_email, subject, body, html, to_email)
         except Exception:
             logger.exception("password reset for an address not sent: the broker is unreachable")

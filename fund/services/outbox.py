@@ -39,10 +39,11 @@ def _kick() -> None:
     """After an event's commit: the fan-out (webhooks, emails) is sent to the workers. Never
     fails the change that committed: without a broker, the beat's sweep fans out within
     WEBHOOK_SWEEP_SECONDS."""
+    from config.celery import dispatch
     from fund.tasks import fan_out_events  # the tasks call the services: imported when used
 
     try:
-        fan_out_events.delay()
+        dispatch(fan_out_events)
     except Exception:
         logger.exception("the fan-out was not sent; the beat's sweep fans the events out")
 

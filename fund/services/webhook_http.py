@@ -168,7 +168,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     connection = kind(addresses[0], target.host, target.port, timeout)
     # The whole exchange, not only each socket operation, ends after the timeout: a receiver
     # that drips its answer has its socket shut at the deadline.
-    watchdog = threading.Timer(timeout, _shut, [connection])
+    cut = threading.Event()
+    watchdog = threading.Timer(timeout, _shut, [connection, cut])
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -180,11 +181,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         )
         response = connection.getresponse()
         response.read(MAX_ANSWER_BYTES)
-        if not watchdog.is_alive():  # shut at the deadline while the answer was being read
+        if cut.is_set():  # shut at the deadline while the answer was being read
             return answer(None, f"timed out: no whole answer within {timeout:g} s")
         return answer(response.status)
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        if not watchdog.is_alive():
+        if cut.is_set():
             return answer(None, f"timed out: no whole answer within {timeout:g} s")
         return answer(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     finally:
@@ -192,7 +193,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         connection.close()
 
 
-def _shut(connection) -> None:
+def _shut(connection, cut: threading.Event) -> None:
+    cut.set()
     sock = connection.sock
     if sock is not None:
         try:

@@ -431,19 +431,21 @@ def _switch_off(endpoint: WebhookEndpoint, reason: str) -> None:
 
 
 def _notify_switched_off(endpoint_id: int) -> None:
+    from config.celery import dispatch
     from fund.tasks import notify_webhook_switched_off  # the tasks call the services
 
     try:
-        notify_webhook_switched_off.delay(endpoint_id)
+        dispatch(notify_webhook_switched_off, endpoint_id)
     except Exception:
         logger.exception("the notice of endpoint %s switched off was not sent", endpoint_id)
 
 
 def _send_later(endpoint_id: int) -> None:
+    from config.celery import dispatch
     from fund.tasks import deliver_webhooks
 
     try:
-        deliver_webhooks.delay(endpoint_id)
+        dispatch(deliver_webhooks, endpoint_id)
     except Exception:
         logger.exception(
             "endpoint %s's deliveries were not sent: the sweep sends them", endpoint_id
