@@ -11,8 +11,8 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 
-from statements.lockout import LoginRefused, login_attempt
 from config.celery import dispatch
+from statements.lockout import LoginRefused, login_attempt
 from statements.tasks import send_account_email
 
 logger = logging.getLogger(__name__)
