@@ -1,4 +1,5 @@
-"""Fixtures shared by the fund's tests: a large due cycle (fault tests), settlement staff."""
+"""Fixtures shared by the fund's tests: a large due cycle (fault tests), settlement staff, a
+webhook receiver (a real HTTP server on 127.0.0.1, tests/receiver.py)."""
 
 import random
 
@@ -9,6 +10,7 @@ from fund.models import SettlementCycle
 from fund.services.cycles import cycles_close_due
 from tests.factories import UserFactory
 from tests.helpers import LARGE_CYCLE_POSITIONS, at, book_loss, deposit, report_many_profits
+from tests.receiver import Receiver
 
 
 @pytest.fixture
@@ -36,3 +38,10 @@ def ops(db):
     user = UserFactory(username="ops", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="settle_cycles"))
     return user
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()

@@ -25,13 +25,6 @@ ALL = list(Event.Kind.values)
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
 def audit(ops):
     ops.email = "ops@example.com"
     ops.save()

@@ -21,7 +21,6 @@ from statements.models import ApiToken
 from statements.services import api_token_create
 from tests.factories import UserFactory
 from tests.helpers import deposit, takeover_item
-from tests.receiver import Receiver
 from tests.workers import beat, wait_for, worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -52,13 +51,6 @@ def celery(tmp_path):
         app.conf.task_always_eager, app.conf.task_default_queue = previous
         for process in processes.values():
             process.stop()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def call(base, token, method, path, body=None):

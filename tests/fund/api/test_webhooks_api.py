@@ -9,16 +9,8 @@ from django.test import Client
 from fund.models import AdminAction, Event, WebhookDelivery, WebhookEndpoint
 from fund.tasks import fan_out_events
 from tests.helpers import deposit
-from tests.receiver import Receiver
 
 ALL = list(Event.Kind.values)
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def make(client, receiver, **fields):
