@@ -36,6 +36,10 @@ class Command(BaseCommand):
             "  Celery tasks run in this process; "
             "every minute the scheduler closes and settles due cycles."
         )
+        lines.append(
+            "  A simulated exchange wallet hears of each settled cycle by webhook and applies it "
+            "(console: /ops/webhooks/); the traders' emails are printed here."
+        )
         lines.append("  Stop the server with Ctrl+C.")
         lines.append("")
         self.stdout.write("\n".join(lines))
