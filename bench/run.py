@@ -364,6 +364,10 @@ def print_fan_out(fan_out) -> None:
             f"TO STDOUT {f['copy_seconds']:.2f} s: {f['feed_seconds'] / f['copy_seconds']:.2f}x "
             "(goal: at most 2x)"
         )
+    print(
+        f"  the feed's process: {feed['rss_before_mib']:.0f} MiB before, "
+        f"{feed['peak_rss_mib']:.0f} MiB at its peak after streaming both"
+    )
 
 
 def print_settlement(rows, floors) -> None:

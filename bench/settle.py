@@ -205,7 +205,7 @@ def feed() -> dict:
         "JOIN statements_traderaccount t ON t.id = p.account_id WHERE a.cycle_id = %s "
         "ORDER BY a.rank) TO STDOUT"
     )
-    result = {"rows": cycle.participant_count}
+    result = {"rows": cycle.participant_count, "rss_before_mib": peak_mib()}
     for fmt in ("jsonl", "csv"):
         floors, feeds = [], []
         for _ in range(3):
@@ -221,6 +221,7 @@ def feed() -> dict:
             size = sum(len(chunk) for chunk in answer.streaming_content)
             feeds.append(time.perf_counter() - started)
         result[fmt] = {"copy_seconds": min(floors), "feed_seconds": min(feeds), "bytes": size}
+    result["peak_rss_mib"] = peak_mib()  # flat: the rows are never held
     return result
 
 
