@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.cache import cache_control
 
+from config.views import LoginView
 from fund import demo_wallet
 from statements.forms import (
     ThrottledAdminAuthenticationForm,
@@ -33,9 +34,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(
-            authentication_form=ThrottledAuthenticationForm, redirect_authenticated_user=True
-        ),
+        LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
