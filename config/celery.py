@@ -1,5 +1,6 @@
 """The Celery app. Without REDIS_URL tasks run in-process (eager); with it, on workers."""
 
+import logging
 import os
 
 from celery import Celery
@@ -19,3 +20,13 @@ def dispatch(task, *args) -> None:
         task(*args)
     else:
         task.delay(*args)
+
+
+def dispatch_or_log(task, *args, failed: str) -> None:
+    """`dispatch`, for work sent after a change committed: a broker that cannot be reached (or a
+    failure of the in-process run) is logged with `failed`, never raised into the change that
+    committed; the beat's sweeps pick the work up."""
+    try:
+        dispatch(task, *args)
+    except Exception:
+        logging.getLogger(__name__).exception(failed)

@@ -4,7 +4,6 @@ delivery again. Every change goes to the audit trail (fund/services/webhooks.py)
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +12,7 @@ from django.views.decorators.http import require_POST
 from fund.models import Event, WebhookDelivery, WebhookEndpoint
 from fund.services import webhooks
 from fund.services.audit import Audit
-from fund.views_ops import settlement_staff_required
+from fund.views_ops import _on_form, settlement_staff_required
 
 SECRET_KEY = "webhook-secret-once"
 
@@ -35,15 +34,6 @@ class EndpointEditForm(EndpointForm):
     )
 
 
-def _on_form(form, call):
-    try:
-        return call()
-    except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    return None
-
-
 @settlement_staff_required
 def webhooks_index(request):
     form = EndpointForm(request.POST if request.method == "POST" else None)
@@ -57,10 +47,9 @@ def webhooks_index(request):
         if made is not None:
             request.session[SECRET_KEY] = [made.endpoint.id, made.secret]
             return redirect("ops:webhook", pk=made.endpoint.id)
-    endpoints = [
-        {"endpoint": e, "stats": webhooks.delivery_stats(e)}
-        for e in WebhookEndpoint.objects.order_by("-active", "id")
-    ]
+    endpoints = list(WebhookEndpoint.objects.order_by("-active", "id"))
+    stats = webhooks.delivery_stats(endpoints)
+    endpoints = [{"endpoint": e, "stats": stats[e.id]} for e in endpoints]
     return render(request, "ops/webhooks.html", {"endpoints": endpoints, "form": form})
 
 
@@ -106,7 +95,7 @@ def webhook(request, pk):
             "page": page,
             "status": status,
             "statuses": WebhookDelivery.Status.choices,
-            "stats": webhooks.delivery_stats(endpoint),
+            "stats": webhooks.delivery_stats([endpoint])[endpoint.id],
             "secret": _secret_once(request, endpoint.id),
         },
     )

@@ -11,7 +11,6 @@ Events are append-only (PostgreSQL triggers, migration 0016). The engine reads t
 
 import contextlib
 import contextvars
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +19,6 @@ from django.utils import timezone
 
 from fund.models import Event, Fund, SettlementCycle
 
-logger = logging.getLogger(__name__)
 _quiet = contextvars.ContextVar("outbox_quiet", default=False)
 
 
@@ -39,13 +37,12 @@ def _kick() -> None:
     """After an event's commit: the fan-out (webhooks, emails) is sent to the workers. Never
     fails the change that committed: without a broker, the beat's sweep fans out within
     WEBHOOK_SWEEP_SECONDS."""
-    from config.celery import dispatch
+    from config.celery import dispatch_or_log
     from fund.tasks import fan_out_events  # the tasks call the services: imported when used
 
-    try:
-        dispatch(fan_out_events)
-    except Exception:
-        logger.exception("the fan-out was not sent; the beat's sweep fans the events out")
+    dispatch_or_log(
+        fan_out_events, failed="the fan-out was not sent; the beat's sweep fans the events out"
+    )
 
 
 @dataclass(frozen=True)

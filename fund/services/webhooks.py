@@ -47,6 +47,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from config.celery import dispatch_or_log
 from fund.models import AdminAction, Event, WebhookDelivery, WebhookEndpoint
 from fund.services import webhook_http
 from fund.services.audit import Audit, admin_action_record
@@ -431,31 +432,38 @@ def _switch_off(endpoint: WebhookEndpoint, reason: str) -> None:
 
 
 def _notify_switched_off(endpoint_id: int) -> None:
-    from config.celery import dispatch
     from fund.tasks import notify_webhook_switched_off  # the tasks call the services
 
-    try:
-        dispatch(notify_webhook_switched_off, endpoint_id)
-    except Exception:
-        logger.exception("the notice of endpoint %s switched off was not sent", endpoint_id)
+    dispatch_or_log(
+        notify_webhook_switched_off,
+        endpoint_id,
+        failed=f"the notice of endpoint {endpoint_id} switched off was not sent",
+    )
 
 
 def _send_later(endpoint_id: int) -> None:
-    from config.celery import dispatch
     from fund.tasks import deliver_webhooks
 
-    try:
-        dispatch(deliver_webhooks, endpoint_id)
-    except Exception:
-        logger.exception(
-            "endpoint %s's deliveries were not sent: the sweep sends them", endpoint_id
-        )
+    dispatch_or_log(
+        deliver_webhooks,
+        endpoint_id,
+        failed=f"endpoint {endpoint_id}'s deliveries were not sent: the sweep sends them",
+    )
 
 
-def delivery_stats(endpoint: WebhookEndpoint) -> dict:
-    """Counts for the console: pending, delivered and failed deliveries."""
-    rows = endpoint.deliveries.order_by().values_list("status").annotate(n=Count("id"))
-    return dict(rows)
+def delivery_stats(endpoints) -> dict[int, dict[str, int]]:
+    """Counts for the console, in one query: each endpoint's pending, delivered and failed
+    deliveries."""
+    stats = {endpoint.id: {} for endpoint in endpoints}
+    rows = (
+        WebhookDelivery.objects.filter(endpoint_id__in=stats)
+        .order_by()
+        .values_list("endpoint_id", "status")
+        .annotate(n=Count("id"))
+    )
+    for endpoint_id, status, n in rows:
+        stats[endpoint_id][status] = n
+    return stats
 
 
 def switched_off_notice_send(*, endpoint_id: int) -> int:
