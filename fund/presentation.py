@@ -5,7 +5,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from fund.models import Apportionment, SettlementCycle
-from statements.money import format_units
+from statements.money import fraction_text, format_units
+
+# Significant digits shown of a ratio that has no short exact decimal (the exact fraction is
+# shown beside it): twelve tell any two participants' shares apart.
+RATIO_DIGITS = 12
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class ApportionmentComputation:
     fund_share_units: int
     users_share_units: int
     position_id: int
+    contract: str
     profit_units: int
     rank: int
     participant_count: int
@@ -27,6 +32,45 @@ class ApportionmentComputation:
     amount_units: int
     rounding_unit: bool
     profit_after_units: int
+    precision: int
+
+    @property
+    def ratio(self) -> dict:
+        """U / S as people read it: decimal (exact when short, else twelve significant digits),
+        a percentage the same way, and whether those digits are the whole value."""
+        return _ratio(self.fraction)
+
+    @property
+    def share(self) -> dict:
+        """The share before rounding in the asset's units: exact, or cut six digits past the
+        smallest unit (enough to see which way rounding went)."""
+        text, exact = fraction_text(self.exact_share / 10**self.precision, places=self.precision + 6)
+        return {"text": text, "exact": exact}
+
+    @property
+    def floor_units(self) -> int:
+        return int(self.exact_share)
+
+    @property
+    def remainder(self) -> dict:
+        """What rounding down left over, in smallest units (a fraction of one unit)."""
+        left = self.exact_share - int(self.exact_share)
+        text, exact = fraction_text(left, places=6)
+        return {"text": text, "exact": exact}
+
+
+def _ratio(value: Fraction) -> dict:
+    if value == 0:
+        return {"decimal": "0", "percent": "0", "exact": True}
+    # Places enough for RATIO_DIGITS significant digits of a value below 1.
+    leading = 0
+    probe = value
+    while probe < Fraction(1, 10):
+        probe *= 10
+        leading += 1
+    decimal, exact = fraction_text(value, places=leading + RATIO_DIGITS)
+    percent, _ = fraction_text(value * 100, places=max(0, leading - 2 + RATIO_DIGITS - 2))
+    return {"decimal": decimal, "percent": percent, "exact": exact}
 
 
 def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentComputation:
@@ -39,6 +83,7 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
         fund_share_units=cycle.fund_share_units,
         users_share_units=users,
         position_id=position.position_id,
+        contract=position.contract.symbol,
         profit_units=position.profit_units,
         rank=apportionment.rank,
         participant_count=cycle.participant_count,
@@ -49,6 +94,7 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
         amount_units=apportionment.amount_units,
         rounding_unit=apportionment.rounding_unit,
         profit_after_units=position.profit_units - apportionment.amount_units,
+        precision=cycle.fund.asset.precision,
     )
 
 

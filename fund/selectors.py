@@ -157,7 +157,7 @@ def statements_of(*, account: TraderAccount) -> QuerySet[Statement]:
     (filters: fund.filters.StatementFilter)."""
     return (
         Statement.objects.filter(account=account)
-        .select_related("asset", "apportionment__cycle", "apportionment__position")
+        .select_related("asset", "apportionment__cycle", "apportionment__position__contract")
         .order_by("-created_at", "-id")
     )
 

@@ -134,3 +134,21 @@ def format_units(units: int, precision: int) -> str:
         return str(units)
     whole, fraction = divmod(-units if units < 0 else units, 10**precision)
     return f"{'-' if units < 0 else ''}{whole}.{fraction:0{precision}d}"
+
+
+def fraction_text(value, *, places: int) -> tuple[str, bool]:
+    """An exact rational as decimal text: every digit when the expansion ends within `places`
+    decimals (trailing zeros dropped), else cut after `places` digits (truncated, never rounded
+    up). Returns (text, exact): 1/4 → ("0.25", True); 1/3 with 6 places → ("0.333333", False)."""
+    from fractions import Fraction
+
+    value = Fraction(value)
+    sign = "-" if value < 0 else ""
+    numerator, denominator = abs(value.numerator), value.denominator
+    whole, rest = divmod(numerator, denominator)
+    digits = []
+    while rest and len(digits) < places:
+        digit, rest = divmod(rest * 10, denominator)
+        digits.append(str(digit))
+    text = f"{sign}{whole}" + (f".{''.join(digits)}" if digits else "")
+    return text, rest == 0

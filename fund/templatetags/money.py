@@ -1,8 +1,10 @@
 """Template filters that show integer smallest units as exact decimal amounts."""
 
+from datetime import UTC
 from decimal import Decimal
 
 from django import template
+from django.utils.html import format_html
 
 from statements.money import format_units
 
@@ -38,3 +40,17 @@ def duration(seconds) -> str:
         if count:
             parts.append(f"{count} {unit}")
     return " ".join(parts) or "0 s"
+
+
+@register.filter
+def period(cycle) -> str:
+    """A cycle's whole period in UTC, its end's date left out when it is the start's:
+    "2026-11-30 00:00 – 2026-12-01 00:00", "2026-12-01 00:00 – 08:00"."""
+    start, end = cycle.starts_at.astimezone(UTC), cycle.ends_at.astimezone(UTC)
+    shown_end = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%Y-%m-%d %H:%M")
+    # Each end stays on one line; a narrow column breaks the period after the dash only.
+    return format_html(
+        '<span class="nowrap">{} –</span> <span class="nowrap">{}</span>',
+        f"{start:%Y-%m-%d %H:%M}",
+        shown_end,
+    )

@@ -67,7 +67,7 @@ def test_a_trader_finds_an_apportionment_its_computation_and_the_csv(books, page
     expect(page.locator("main h1")).to_have_text("My statements")
     row = page.locator("table.statements tbody tr").first
     expect(row).to_contain_text("−266.66666667")
-    row.get_by_role("link", name="How it was computed").click()
+    row.get_by_role("link", name="Computation").click()
     expect(page.locator("main")).to_contain_text("U = L − F = 400.00000000")
     expect(page.locator("main")).to_contain_text("plus one leftover unit")
     with page.expect_download() as proof_download:  # the browser's own Accept header: still JSON
