@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from fund.models import Apportionment, SettlementCycle
-from statements.money import fraction_text, format_units
+from statements.money import format_units, fraction_text
 
 # Significant digits shown of a ratio that has no short exact decimal (the exact fraction is
 # shown beside it): twelve tell any two participants' shares apart.
@@ -44,7 +44,8 @@ class ApportionmentComputation:
     def share(self) -> dict:
         """The share before rounding in the asset's units: exact, or cut six digits past the
         smallest unit (enough to see which way rounding went)."""
-        text, exact = fraction_text(self.exact_share / 10**self.precision, places=self.precision + 6)
+        share = self.exact_share / 10**self.precision
+        text, exact = fraction_text(share, places=self.precision + 6)
         return {"text": text, "exact": exact}
 
     @property

@@ -47,7 +47,8 @@ def period(cycle) -> str:
     """A cycle's whole period in UTC, its end's date left out when it is the start's:
     "2026-11-30 00:00 – 2026-12-01 00:00", "2026-12-01 00:00 – 08:00"."""
     start, end = cycle.starts_at.astimezone(UTC), cycle.ends_at.astimezone(UTC)
-    shown_end = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%Y-%m-%d %H:%M")
+    same_day = end.date() == start.date()
+    shown_end = end.strftime("%H:%M") if same_day else end.strftime("%Y-%m-%d %H:%M")
     # Each end stays on one line; a narrow column breaks the period after the dash only.
     return format_html(
         '<span class="nowrap">{} –</span> <span class="nowrap">{}</span>',
