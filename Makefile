@@ -13,7 +13,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for c in python3.12 python3.13 python3.14 python3 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python; do \
 	"$$c" -c 'import sys; assert sys.version_info >= (3, 12); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: help venv demo serve test lint format bench worker beat lock clean
+.PHONY: help venv demo serve test lint format bench worker beat lock plotly-bundle clean
 
 help:
 	@echo "make demo    - install, migrate, load the demo data and serve http://$(HOST):$(PORT)"
@@ -26,6 +26,7 @@ help:
 	@echo "make beat    - Celery beat against REDIS_URL (schedule file: celerybeat-schedule)"
 	@echo "make venv    - create or update .venv from requirements.lock"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml"
+	@echo "make plotly-bundle - vendor plotly.js's basic bundle for the pinned plotly (needs npm)"
 	@echo "make clean   - remove .venv, the demo database and signing key, beat's schedule file, collected static"
 	@echo "               files, test artifacts and caches"
 	@echo "Variables: HOST=$(HOST) PORT=$(PORT) PYTHON=$(PYTHON)"
@@ -89,6 +90,20 @@ beat: venv
 
 lock: venv
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.12 --generate-hashes -o requirements.lock
+
+# plotly.js's basic bundle (scatter and bar: all the portal's charts draw) at the version the
+# plotly package ships, with its brotli and gzip forms, into static/vendor/plotly. Committed, so a
+# fresh machine needs no npm; run it after upgrading plotly (a test says when).
+PLOTLY_JS := $(shell grep -o '^PLOTLY_JS_VERSION = "[0-9.]*"' config/settings/base.py | grep -o '[0-9.]*[0-9]')
+plotly-bundle: venv
+	rm -rf .plotly-pack && mkdir .plotly-pack
+	cd .plotly-pack && npm pack --silent plotly.js-basic-dist-min@$(PLOTLY_JS) && tar xzf *.tgz
+	cp .plotly-pack/package/plotly-basic.min.js static/vendor/plotly/plotly-basic-$(PLOTLY_JS).min.js
+	cp .plotly-pack/package/LICENSE static/vendor/plotly/LICENSE
+	$(BIN)/python -c "import brotli, gzip, sys; p = sys.argv[1]; d = open(p, 'rb').read(); \
+		open(p + '.br', 'wb').write(brotli.compress(d, quality=11)); \
+		open(p + '.gz', 'wb').write(gzip.compress(d, 9, mtime=0))" static/vendor/plotly/plotly-basic-$(PLOTLY_JS).min.js
+	rm -rf .plotly-pack
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm celerybeat-schedule* staticfiles $(DEMO_KEY) \

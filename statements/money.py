@@ -152,3 +152,14 @@ def fraction_text(value, *, places: int) -> tuple[str, bool]:
         digits.append(str(digit))
     text = f"{sign}{whole}" + (f".{''.join(digits)}" if digits else "")
     return text, rest == 0
+
+
+def format_grouped(units: int, precision: int) -> str:
+    """The one way amounts are shown to people (pages, charts, the console): every decimal
+    place of the asset, thousands grouped by a narrow no-break space, a true minus sign:
+    -123456789 at 4 places → "−12\u202f345.6789"."""
+    text = format_units(units, precision)
+    sign = "−" if text.startswith("-") else ""
+    whole, _, fraction = text.lstrip("-").partition(".")
+    grouped = f"{int(whole):,}".replace(",", "\u202f")
+    return f"{sign}{grouped}.{fraction}" if fraction else f"{sign}{grouped}"

@@ -4,9 +4,11 @@ from datetime import UTC
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
+from django.templatetags.static import static
 from django.utils.html import format_html
 
-from statements.money import format_units
+from statements.money import format_grouped
 
 register = template.Library()
 
@@ -17,11 +19,7 @@ def units(value, asset):
     thousands separated by a thin space; a dash for a missing figure."""
     if value is None:
         return "–"
-    text = format_units(value, asset.precision)
-    sign = "−" if text.startswith("-") else ""
-    whole, _, fraction = text.lstrip("-").partition(".")
-    grouped = f"{int(whole):,}".replace(",", "\u202f")
-    return f"{sign}{grouped}.{fraction}" if fraction else f"{sign}{grouped}"
+    return format_grouped(value, asset.precision)
 
 
 @register.filter
@@ -55,3 +53,9 @@ def period(cycle) -> str:
         f"{start:%Y-%m-%d %H:%M}",
         shown_end,
     )
+
+
+@register.simple_tag
+def plotly_bundle() -> str:
+    """The URL of the vendored plotly.js bundle (settings.PLOTLY_BUNDLE)."""
+    return static(settings.PLOTLY_BUNDLE)

@@ -179,8 +179,33 @@ def test_it_collects_static_files_with_the_production_variables(tmp_path, manife
     )
     done = run(env, "manage.py", "collectstatic", "--noinput")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (static_root / "plotly" / "plotly.min.js").is_file()
+    bundle = static_root / "vendor" / "plotly" / "plotly-basic-4.1.1.min.js"
+    assert bundle.is_file()
     assert (static_root / "staticfiles.json").is_file() is (manifest == "true")
+    if manifest == "true":  # hashed, and compressed by collectstatic (brotli and gzip)
+        hashed = next(bundle.parent.glob("plotly-basic-4.1.1.min.*.js"))
+        assert hashed.with_name(hashed.name + ".br").is_file()
+        assert hashed.with_name(hashed.name + ".gz").is_file()
+
+
+def test_the_vendored_plotly_bundle_is_the_plotly_js_the_plotly_package_ships():
+    """static/vendor/plotly holds plotly.js's basic bundle at the version of the plotly package
+    pinned in the lock, with brotli and gzip forms of exactly its bytes: upgrading plotly without
+    `make plotly-bundle` fails here."""
+    import gzip
+
+    import brotli
+    import plotly
+    from django.conf import settings
+
+    shipped = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text()[:200]
+    version = re.search(r"plotly\.js v(\d+\.\d+\.\d+)", shipped).group(1)
+    assert settings.PLOTLY_JS_VERSION == version
+    bundle = ROOT / "static" / settings.PLOTLY_BUNDLE
+    body = bundle.read_bytes()
+    assert f"plotly.js (basic - minified) v{version}".encode() in body[:200]
+    assert brotli.decompress(bundle.with_name(bundle.name + ".br").read_bytes()) == body
+    assert gzip.decompress(bundle.with_name(bundle.name + ".gz").read_bytes()) == body
 
 
 def test_it_lists_every_variable_the_settings_read_in_env_example():
