@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from fund.models import Apportionment, SettlementCycle
-from statements.money import format_units, fraction_text
+from statements.money import format_units, fraction_text, grouped_text, significant_text
 
 # Significant digits shown of a ratio that has no short exact decimal (the exact fraction is
 # shown beside it): twelve tell any two participants' shares apart.
@@ -46,7 +46,7 @@ class ApportionmentComputation:
         smallest unit (enough to see which way rounding went)."""
         share = self.exact_share / 10**self.precision
         text, exact = fraction_text(share, places=self.precision + 6)
-        return {"text": text, "exact": exact}
+        return {"text": grouped_text(text), "exact": exact}
 
     @property
     def floor_units(self) -> int:
@@ -61,16 +61,8 @@ class ApportionmentComputation:
 
 
 def _ratio(value: Fraction) -> dict:
-    if value == 0:
-        return {"decimal": "0", "percent": "0", "exact": True}
-    # Places enough for RATIO_DIGITS significant digits of a value below 1.
-    leading = 0
-    probe = value
-    while probe < Fraction(1, 10):
-        probe *= 10
-        leading += 1
-    decimal, exact = fraction_text(value, places=leading + RATIO_DIGITS)
-    percent, _ = fraction_text(value * 100, places=max(0, leading - 2 + RATIO_DIGITS - 2))
+    decimal, exact = significant_text(value, RATIO_DIGITS)
+    percent, _ = significant_text(value * 100, RATIO_DIGITS)
     return {"decimal": decimal, "percent": percent, "exact": exact}
 
 

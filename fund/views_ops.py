@@ -25,7 +25,13 @@ from fund.presentation import settlement_preview_data
 from fund.services.audit import Audit
 from fund.services.cycles import fund_schedule_update
 from fund.services.idempotency import idempotency_fingerprint, idempotency_once
-from fund.services.ledger import fund_deposit, fund_record_correct, fund_withdraw
+from fund.services.ledger import (
+    correction_errors,
+    fund_deposit,
+    fund_record_correct,
+    fund_withdraw,
+    manual_amount_and_reason,
+)
 from fund.services.locks import BooksBusy
 from fund.services.settlement import (
     settlement_claim_alive,
@@ -228,7 +234,7 @@ def _once(request, form, call, describe):
     if not form.cleaned_data.get("token"):  # a form sent without its page (a script): no token
         result = _on_form(form, call)
         return None if result is None else describe(result)
-    fields = {k: v for k, v in form.cleaned_data.items() if k != "token"}
+    fields = {k: v for k, v in form.cleaned_data.items() if k in form.fields and k != "token"}
 
     def work():
         result = _on_form(form, call)
@@ -260,19 +266,74 @@ def reason_field(help_text: str) -> forms.CharField:
     )
 
 
-class MoneyMoveForm(OnceForm):
+class MoneyForm(OnceForm):
+    """A form that moves a fund's money: its amount and reason are checked together (every
+    error at once), as plain decimal text of at most the asset's places, and the amount in units
+    is kept for the confirmation page."""
+
+    signed = False
+
+    def __init__(self, data=None, *, fund, **kwargs):
+        self.fund = fund
+        super().__init__(data, **kwargs)
+
+    def clean(self):
+        data = super().clean()
+        if "amount" in data:
+            units, errors = manual_amount_and_reason(
+                self.fund, data["amount"], data.get("reason", "x"), signed=self.signed
+            )
+            for field, message in errors.items():
+                if field not in self.errors:
+                    self.add_error(field, message)
+            data["units"] = units
+        return data
+
+
+class MoneyMoveForm(MoneyForm):
     kind = forms.ChoiceField(choices=[("deposit", "Deposit"), ("withdrawal", "Withdrawal")])
     amount = forms.CharField(
         max_length=60, strip=False, help_text="A positive amount, at most the asset's decimals."
     )
     reason = reason_field("Published with the record.")
 
+    def clean(self):
+        data = super().clean()
+        units, kind = data.get("units"), data.get("kind")
+        if units and kind == "withdrawal" and units > self.fund.balance_units and not self.errors:
+            self.add_error(
+                "amount",
+                f"The fund holds {self.fund.asset.format(self.fund.balance_units)} "
+                f"{self.fund.asset.code}: a withdrawal never takes it below zero.",
+            )
+        return data
+
+
+def _confirmed(request) -> bool:
+    """A money form is booked only from its confirmation page ("confirm"); "edit" goes back
+    to the filled form."""
+    return request.POST.get("step") == "confirm"
+
 
 @settlement_staff_required
 def fund_move(request, asset):
     fund = fund_or_404(asset_code=asset)
-    form = MoneyMoveForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = MoneyMoveForm(request.POST or None, fund=fund)
+    if request.method == "POST" and form.is_valid() and request.POST.get("step") != "edit":
+        units = form.cleaned_data["units"]
+        signed = units if form.cleaned_data["kind"] == "deposit" else -units
+        if not _confirmed(request):
+            return render(
+                request,
+                "ops/money_confirm.html",
+                {
+                    "fund": fund,
+                    "form": form,
+                    "what": form.cleaned_data["kind"].capitalize(),
+                    "units": signed,
+                    "after": fund.balance_units + signed,
+                },
+            )
         service = fund_deposit if form.cleaned_data["kind"] == "deposit" else fund_withdraw
         message = _once(
             request,
@@ -327,7 +388,8 @@ def audit(request):
     return render(request, "ops/audit.html", {"actions": selectors.admin_actions()[:200]})
 
 
-class CorrectionForm(OnceForm):
+class CorrectionForm(MoneyForm):
+    signed = True
     seq = forms.IntegerField(label="Record number (#)", min_value=1)
     amount = forms.CharField(
         max_length=60,
@@ -337,27 +399,51 @@ class CorrectionForm(OnceForm):
     )
     reason = reason_field("Published with the correction, beside the record it corrects.")
 
+    def clean(self):
+        data = super().clean()
+        if "seq" in data:
+            record = selectors.fund_records(fund=self.fund).filter(seq=data["seq"]).first()
+            if record is None:
+                self.add_error("seq", f"{self.fund.asset.code} has no record #{data['seq']}.")
+            else:
+                data["record"] = record
+                for field, message in correction_errors(
+                    record=record, units=data.get("units") or 0
+                ).items():
+                    self.add_error("seq" if field == "record" else field, message)
+        return data
+
 
 @settlement_staff_required
 def fund_correct(request, asset):
     fund = fund_or_404(asset_code=asset)
-    form = CorrectionForm(request.POST or None, initial={"seq": request.GET.get("seq")})
-    if request.method == "POST" and form.is_valid():
-        record = selectors.fund_records(fund=fund).filter(seq=form.cleaned_data["seq"]).first()
-        if record is None:
-            form.add_error("seq", f"{fund.asset.code} has no record #{form.cleaned_data['seq']}.")
-        else:
-            message = _once(
+    form = CorrectionForm(request.POST or None, fund=fund, initial={"seq": request.GET.get("seq")})
+    if request.method == "POST" and form.is_valid() and request.POST.get("step") != "edit":
+        record, units = form.cleaned_data["record"], form.cleaned_data["units"]
+        if not _confirmed(request):
+            return render(
                 request,
-                form,
-                lambda: fund_record_correct(record_id=record.id, **_money_fields(form, request)),
-                lambda correction: (
-                    f"{fund.asset.code} #{record.seq} corrected by "
-                    f"{fund.asset.code} #{correction.seq} "
-                    f"({fund.asset.format(correction.amount_units)})."
-                ),
+                "ops/money_confirm.html",
+                {
+                    "fund": fund,
+                    "form": form,
+                    "what": f"Correction of #{record.seq}",
+                    "record": record,
+                    "units": units,
+                    "after": fund.balance_units + units,
+                },
             )
-            if message is not None:
-                messages.success(request, message)
-                return redirect("ops:fund-correct", asset=fund.asset.code)
+        message = _once(
+            request,
+            form,
+            lambda: fund_record_correct(record_id=record.id, **_money_fields(form, request)),
+            lambda correction: (
+                f"{fund.asset.code} #{record.seq} corrected by "
+                f"{fund.asset.code} #{correction.seq} "
+                f"({fund.asset.format(correction.amount_units)})."
+            ),
+        )
+        if message is not None:
+            messages.success(request, message)
+            return redirect("ops:fund-correct", asset=fund.asset.code)
     return render(request, "ops/fund_correct.html", {"fund": fund, "form": form})

@@ -154,11 +154,32 @@ def fraction_text(value, *, places: int) -> tuple[str, bool]:
     return text, rest == 0
 
 
+def significant_text(value, digits: int) -> tuple[str, bool]:
+    """An exact rational to `digits` significant digits (truncated), or every digit when fewer
+    suffice: (text, exact). 4/9 at 12 → ("0.444444444444", False); 1/4 → ("0.25", True)."""
+    from fractions import Fraction
+
+    magnitude, exponent = abs(Fraction(value)), 0
+    if magnitude == 0:
+        return "0", True
+    while magnitude >= 10:
+        magnitude /= 10
+        exponent += 1
+    while magnitude < 1:
+        magnitude *= 10
+        exponent -= 1
+    return fraction_text(value, places=max(0, digits - 1 - exponent))
+
+
 def format_grouped(units: int, precision: int) -> str:
     """The one way amounts are shown to people (pages, charts, the console): every decimal
     place of the asset, thousands grouped by a narrow no-break space, a true minus sign:
     -123456789 at 4 places → "−12\u202f345.6789"."""
-    text = format_units(units, precision)
+    return grouped_text(format_units(units, precision))
+
+
+def grouped_text(text: str) -> str:
+    """Plain decimal text as people read it: "-1234.5" → "−1\u202f234.5"."""
     sign = "−" if text.startswith("-") else ""
     whole, _, fraction = text.lstrip("-").partition(".")
     grouped = f"{int(whole):,}".replace(",", "\u202f")

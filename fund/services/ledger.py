@@ -216,7 +216,7 @@ def _kind_totals_add(*, fund: Fund, records: list[Posted]) -> None:
             FundKindTotal.objects.create(fund=fund, kind=kind, total_units=amount, records=count)
 
 
-def _amount_and_reason(fund: Fund, amount, reason: str, *, signed: bool) -> tuple[int, dict]:
+def manual_amount_and_reason(fund: Fund, amount, reason: str, *, signed: bool) -> tuple[int, dict]:
     """A manual record's amount in units (positive, or with `signed` any but zero) and the
     field errors of the amount and the written reason."""
     errors = {}
@@ -232,6 +232,33 @@ def _amount_and_reason(fund: Fund, amount, reason: str, *, signed: bool) -> tupl
     if not (reason or "").strip():
         errors["reason"] = "Give a written reason; it is published with the record."
     return units, errors
+
+
+def correction_errors(*, record: FundRecord, units: int) -> dict:
+    """Why `units` cannot correct `record` (field errors, empty when it can): a correction or a
+    settlement's coverage is never corrected, and a record with its corrections stays on its own
+    side of zero."""
+    fund = record.fund
+    if record.kind == FundRecord.Kind.CORRECTION:
+        return {
+            "record": f"#{record.seq} is itself a correction: correct the original record "
+            f"#{record.corrects.seq} instead."
+        }
+    if record.kind not in CORRECTABLE:
+        return {
+            "record": f"#{record.seq} is a settlement's coverage: it follows from the cycle's "
+            "published figures and is not corrected by hand."
+        }
+    net = record.amount_units + sum(record.corrections.values_list("amount_units", flat=True))
+    after = net + units
+    if units and after != 0 and (after > 0) != (record.amount_units > 0):
+        return {
+            "amount": f"#{record.seq} and its corrections would come to "
+            f"{fund.asset.format(after)} {fund.asset.code}: a correction does not turn a "
+            f"{record.get_kind_display().lower()} into its opposite (the limit here is "
+            f"{fund.asset.format(-net)})."
+        }
+    return {}
 
 
 @books_transaction
@@ -252,7 +279,7 @@ def fund_withdraw(
 
 def _manual_move(kind, asset_code, amount, reason, actor, now, audit) -> FundRecord:
     fund = lock_fund(asset_code=asset_code)
-    units, errors = _amount_and_reason(fund, amount, reason, signed=False)
+    units, errors = manual_amount_and_reason(fund, amount, reason, signed=False)
     if errors:
         raise ValidationError(errors)
     actor = audit.actor if audit else actor
@@ -303,30 +330,10 @@ def fund_record_correct(
         raise ValidationError({"record": f"There is no fund record {record_id}."})
     fund = lock_fund_by_id(fund_id=fund_id)
     record = FundRecord.objects.get(pk=record_id)
-    units, errors = _amount_and_reason(fund, amount, reason, signed=True)
-    if record.kind == FundRecord.Kind.CORRECTION:
-        errors["record"] = (
-            f"#{record.seq} is itself a correction: correct the original record "
-            f"#{record.corrects.seq} instead."
-        )
-    elif record.kind not in CORRECTABLE:
-        errors["record"] = (
-            f"#{record.seq} is a settlement's coverage: it follows from the cycle's published "
-            "figures and is not corrected by hand."
-        )
+    units, errors = manual_amount_and_reason(fund, amount, reason, signed=True)
+    errors = {**errors, **correction_errors(record=record, units=units)}
     if errors:
         raise ValidationError(errors)
-    net = record.amount_units + sum(record.corrections.values_list("amount_units", flat=True))
-    after = net + units
-    if after != 0 and (after > 0) != (record.amount_units > 0):
-        raise ValidationError(
-            {
-                "amount": f"#{record.seq} and its corrections would come to "
-                f"{fund.asset.format(after)} {fund.asset.code}: a correction does not turn a "
-                f"{record.get_kind_display().lower()} into its opposite (the limit here is "
-                f"{fund.asset.format(-net)} here)."
-            }
-        )
     entry = Entry(
         FundRecord.Kind.CORRECTION,
         units,

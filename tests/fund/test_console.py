@@ -89,10 +89,19 @@ def test_it_shows_a_trader_how_the_apportionment_was_computed(clients, world):
         "266.66666667",
         "333.33333333",
         "plus one leftover unit",
+        "U / S ≈ 0.444444444444",  # decimals, twelve significant digits, marked inexact
+        "about <strong>44.4444444444 %</strong>",
+        '<code class="hash">4/9</code>',  # the exact fraction, behind its toggle
+        "266.66666666666666… USDT",  # the share before rounding, six digits past the unit
+        "rounded down: 26666666666 units, + 1 leftover unit = 26666666667",
     ):
         assert figure in page, figure
+    contract = world.cycle.fund.asset.contracts.get().symbol
+    assert f"<dt>Contract</dt><dd>{contract}</dd>" in page and "<dt>Position</dt><dd>1</dd>" in page
     listing = clients["trader"].get("/me/statements/").content.decode()
-    assert "−266.66666667" in listing and "USDT (1)" in listing
+    assert "−266.66666667 USDT" in listing and "over 1 statement<" in listing
+    assert "Total apportioned" in listing and f"<td>{contract}</td>" in listing
+    assert "600.00000000</td>" in listing and "333.33333333</td>" in listing  # before and after
 
 
 @pytest.mark.parametrize(
@@ -113,9 +122,38 @@ def test_it_shows_form_errors_for_bad_money_moves_and_changes_nothing(clients, w
     )
 
 
+def test_a_money_move_shows_every_error_at_once(clients, world):
+    response = clients["settlement_staff"].post(
+        "/ops/funds/USDT/move/", {"kind": "deposit", "amount": "-5", "reason": ""}
+    )
+    errors = response.context["form"].errors
+    assert response.status_code == 200 and {"amount", "reason"} <= set(errors)
+    assert "greater than zero" in str(errors["amount"]) and FundRecord.objects.count() == 2
+
+
+def test_a_money_move_is_booked_only_from_its_confirmation_page(clients, world):
+    console = clients["settlement_staff"]
+    fund = world.cycle.fund
+    fund.refresh_from_db()
+    data = {"kind": "withdrawal", "amount": "12.5", "reason": "Hot wallet rebalancing"}
+    page = console.post("/ops/funds/USDT/move/", data)
+    body = page.content.decode()
+    assert page.status_code == 200 and FundRecord.objects.count() == 2  # nothing booked yet
+    assert "Confirm: withdrawal" in body and "−12.50000000 USDT" in body
+    after = fund.balance_units - 1250000000
+    assert f"{fund.asset.format(after)}".replace(",", "") in body.replace("\u202f", "")
+    assert "Hot wallet rebalancing" in body
+    back = console.post("/ops/funds/USDT/move/", {**data, "step": "edit"})
+    assert back.context["form"]["amount"].value() == "12.5" and FundRecord.objects.count() == 2
+    done = console.post("/ops/funds/USDT/move/", {**data, "step": "confirm"}, follow=True)
+    assert "Withdrawal of 12.50000000 USDT recorded" in done.content.decode()
+    assert FundRecord.objects.filter(kind="withdrawal", amount_units=-1250000000).count() == 1
+
+
 def test_it_records_a_deposit_from_the_console(clients, world):
     response = clients["settlement_staff"].post(
-        "/ops/funds/USDT/move/", {"kind": "deposit", "amount": "12.5", "reason": "top-up"}
+        "/ops/funds/USDT/move/",
+        {"kind": "deposit", "amount": "12.5", "reason": "top-up", "step": "confirm"},
     )
     assert response.status_code == 302
     record = FundRecord.objects.get(kind="deposit", reason="top-up")
@@ -191,7 +229,10 @@ def test_it_settles_the_current_cycle_from_the_console_and_the_trader_sees_it(db
 @pytest.mark.parametrize(
     "path, data",
     [
-        ("/ops/funds/USDT/move/", {"kind": "deposit", "amount": "1", "reason": "x"}),
+        (
+            "/ops/funds/USDT/move/",
+            {"kind": "deposit", "amount": "1", "reason": "x", "step": "confirm"},
+        ),
         (
             "/ops/funds/USDT/schedule/",
             {

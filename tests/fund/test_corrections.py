@@ -110,6 +110,12 @@ def test_the_console_corrects_a_record_and_names_a_missing_one(usdt_fund, ops):
     done = console.post(
         "/ops/funds/USDT/correct/",
         {"seq": str(original.seq), "amount": "-2.5", "reason": "Booked 2.5 too much"},
+    )
+    assert "Confirm: correction of #1" in done.content.decode() and FundRecord.objects.count() == 1
+    assert "97.50000000 USDT" in done.content.decode().replace("\u202f", "")  # the balance after
+    done = console.post(
+        "/ops/funds/USDT/correct/",
+        {"seq": "1", "amount": "-2.5", "reason": "Booked 2.5 too much", "step": "confirm"},
         follow=True,
     )
     assert "USDT #1 corrected by USDT #2" in done.content.decode()
@@ -165,7 +171,13 @@ def test_a_console_form_sent_twice_books_once(usdt_fund, ops):
     console.force_login(ops)
     page = console.get("/ops/funds/USDT/correct/").content.decode()
     token = re.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
-    data = {"token": token, "seq": "1", "amount": "-40", "reason": "Double booking"}
+    data = {
+        "token": token,
+        "seq": "1",
+        "amount": "-40",
+        "reason": "Double booking",
+        "step": "confirm",
+    }
     first = console.post("/ops/funds/USDT/correct/", data, follow=True).content.decode()
     second = console.post("/ops/funds/USDT/correct/", data, follow=True).content.decode()
     assert "USDT #1 corrected by USDT #2" in first

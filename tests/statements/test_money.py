@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from django.utils import timezone
@@ -9,7 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fund.models import FundRecord, LiquidationTakeover
-from statements.money import MAX_PRECISION, MAX_UNITS, MoneyError, format_units, to_units
+from statements.money import (
+    MAX_PRECISION,
+    MAX_UNITS,
+    MoneyError,
+    format_grouped,
+    format_units,
+    fraction_text,
+    grouped_text,
+    significant_text,
+    to_units,
+)
 from tests.factories import AssetFactory, ContractFactory, FundFactory
 
 
@@ -149,3 +160,46 @@ def test_plain_text_is_read_in_integers_exactly_as_through_decimal(text, precisi
 @given(units=st.integers(-MAX_UNITS, MAX_UNITS), precision=st.integers(0, 18))
 def test_units_are_written_as_their_exact_decimal(units, precision):
     assert format_units(units, precision) == f"{Decimal(f'{units}E-{precision}'):.{precision}f}"
+
+
+@pytest.mark.parametrize(
+    "value, places, expected",
+    [
+        (Fraction(1, 4), 6, ("0.25", True)),
+        (Fraction(1, 3), 6, ("0.333333", False)),
+        (Fraction(-7, 2), 3, ("-3.5", True)),
+        (Fraction(2, 3), 4, ("0.6666", False)),  # truncated, never rounded up
+        (Fraction(5), 4, ("5", True)),
+        (Fraction(-1, 3), 2, ("-0.33", False)),
+    ],
+)
+def test_a_fraction_is_written_exactly_or_cut_and_said_so(value, places, expected):
+    assert fraction_text(value, places=places) == expected
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (Fraction(4, 9), ("0.444444444444", False)),
+        (Fraction(400, 9), ("44.4444444444", False)),
+        (Fraction(1, 4), ("0.25", True)),
+        (Fraction(1), ("1", True)),
+        (Fraction(0), ("0", True)),
+        (Fraction(4091874007, 13618370500000), ("0.000300467226016", False)),
+    ],
+)
+def test_a_ratio_keeps_twelve_significant_digits(value, expected):
+    assert significant_text(value, 12) == expected
+
+
+@given(st.fractions(min_value=-(10**6), max_value=10**6), st.integers(0, 30))
+def test_the_cut_text_is_within_one_last_digit_of_the_value(value, places):
+    text, exact = fraction_text(value, places=places)
+    shown = Fraction(text)
+    assert abs(value - shown) < Fraction(1, 10**places) and abs(shown) <= abs(value)
+    assert exact == (shown == value)
+
+
+def test_amounts_are_grouped_with_a_narrow_space_and_a_true_minus():
+    assert format_grouped(-123456789, 4) == "−12\u202f345.6789"
+    assert format_grouped(5, 0) == "5" and grouped_text("1234567.5") == "1\u202f234\u202f567.5"
