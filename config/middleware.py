@@ -82,12 +82,12 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
 
 
 class CompressedPagesMiddleware(GZipMiddleware):
-    """gzip for the pages and JSON answers a browser reads whole (the overview's charts carry
-    their series in the page: 390 kB of HTML, 60 kB compressed). Streamed answers (the feeds,
-    CSV and JSON Lines downloads) stay as written, byte for byte. Django's GZipMiddleware pads each
-    answer with random bytes against BREACH-style length probing."""
+    """gzip for the pages (the overview's charts carry their series in the page: 390 kB of
+    HTML, 96 kB compressed). The API's answers and every stream (the feeds, CSV and JSON Lines
+    downloads) stay as written, byte for byte. Django's GZipMiddleware pads each answer with
+    random bytes against BREACH-style length probing."""
 
-    TYPES = ("text/html", "application/json")
+    TYPES = ("text/html",)
 
     def process_response(self, request, response):
         if response.streaming or not response.get("Content-Type", "").startswith(self.TYPES):

@@ -60,7 +60,13 @@ def test_it_draws_the_balance_chart_and_its_range_buttons_change_it(demo, watche
     points = watched.evaluate("document.getElementById('balance-chart').data[0].x.length")
     assert points > 10
     start_all = watched.evaluate("document.getElementById('balance-chart').layout.xaxis.range[0]")
-    chart.locator(".rangeselector .button", has_text="7 days").click()
+    span_all = watched.evaluate(
+        "(r => r[1] - r[0])(document.getElementById('balance-chart').layout.yaxis.range)"
+    )
+    watched.get_by_role("button", name="7 days", exact=True).click()
+    expect(watched.get_by_role("button", name="7 days", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
     watched.wait_for_function(
         "start => document.getElementById('balance-chart').layout.xaxis.range[0] !== start",
         arg=start_all,
@@ -70,13 +76,31 @@ def test_it_draws_the_balance_chart_and_its_range_buttons_change_it(demo, watche
         "(document.getElementById('balance-chart').layout.xaxis.range)"
     )
     assert days == pytest.approx(7, abs=0.01)
-    chart.locator(".rangeselector .button", has_text="All").click()
+    # The vertical axis fits the week's points: a week of a growing fund is no flat line at the top.
+    low, high, top, bottom = watched.evaluate(
+        """(() => {
+          const c = document.getElementById('balance-chart');
+          const from = Date.parse(c.layout.xaxis.range[0]);
+          const ys = c.data[0].x.map((x, i) => [Date.parse(x), c.data[0].y[i]]);
+          const before = ys.filter(p => p[0] < from).at(-1), inside = ys.filter(p => p[0] >= from);
+          const shown = (before ? [before, ...inside] : inside).map(p => p[1]);
+          const [bottom, top] = c.layout.yaxis.range;
+          return [Math.min(...shown), Math.max(...shown), top, bottom];
+        })()"""
+    )
+    assert bottom <= low and top >= high and (top - bottom) <= (high - low) * 1.2 + 1e-9
+    assert span_all > 0
+    watched.get_by_role("button", name="All", exact=True).click()
     watched.wait_for_function(
         "start => document.getElementById('balance-chart').layout.xaxis.range[0] === start",
         arg=start_all,
     )
     watched.get_by_role("button", name="USDT", exact=True).click()
     watched.wait_for_function("document.getElementById('balance-chart').data[0].name === 'USDT'")
+    # Hover texts are the exact figures, every decimal of the asset.
+    text = watched.evaluate("document.getElementById('balance-chart').data[0].text.at(-1)")
+    balance = watched.locator("[data-balance=USDT]").first.inner_text()
+    assert text == balance and len(text.rpartition(".")[2]) == 8
     assert watched.errors == []
 
 

@@ -91,7 +91,8 @@ def test_a_large_cycles_distribution_is_grouped_into_a_thousand_bars():
     assert data["x"][:2] == [1, 4] and data["last"][:2] == [3, 6] and data["y"][:2] == [25.0, 24.97]
     assert data["x"][-1] == 2500 == data["last"][-1]
     small = distribution_from_amounts([5, 3], 0)
-    assert small == {"x": [1, 2], "last": [1, 2], "y": [5.0, 3.0], "group": 1}
+    assert small == {"x": [1, 2], "last": [1, 2], "y": [5.0, 3.0], "text": ["5", "3"], "group": 1}
+    assert data["text"][:2] == ["25.00", "24.97"]  # the exact figures the hovers show
 
 
 @pytest.mark.django_db
