@@ -134,9 +134,19 @@ class RecordFilter(PeriodFilterSet):
         fields = []
 
 
+@_with_from
 class CycleFilter(django_filters.FilterSet):
     asset = AssetFilter(field_name="fund__asset__code", help_text="A margin asset's code.")
     status = ChoicesFilter(choices=SettlementCycle.Status.choices)
+    # The cycles that overlap the period: ending after `from`, starting before `to`.
+    from_ = MomentFilter(
+        field_name="ends_at", lookup_expr="gt", help_text="Cycles ending after it."
+    )
+    to = MomentFilter(
+        field_name="starts_at",
+        lookup_expr="lt",
+        help_text="Cycles starting before it (a date: the day included).",
+    )
 
     class Meta:
         model = SettlementCycle

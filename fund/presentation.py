@@ -4,6 +4,8 @@ apportionment was computed in the trader's own numbers (docs/rules.md §2)."""
 from dataclasses import dataclass
 from fractions import Fraction
 
+from django.utils import timezone
+
 from fund.models import Apportionment, SettlementCycle
 from statements.money import format_units, fraction_text, grouped_text, significant_text
 
@@ -115,3 +117,65 @@ def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20
             )
         ],
     }
+
+
+RUNNING_ROWS = 20  # an open cycle's largest would-be apportionments shown
+RUNNING_SECONDS = 30  # how long an open cycle's running figures are kept before recomputing
+
+
+def cycle_running_figures(*, cycle: SettlementCycle) -> dict:
+    """What settling an open cycle now would share, for its public page: losses so far, the
+    profitable positions so far, the share of profit each participant would bear and the
+    largest would-be apportionments by rank (no identities). The same engine as the settlement
+    computes it, writing nothing; it is kept RUNNING_SECONDS in the cache, so that a crowd
+    reading the page computes it once."""
+    from django.core.cache import cache
+
+    from fund.services.settlement.posting import ranked_positions, settlement_compute
+
+    def compute() -> dict:
+        ranked = ranked_positions(cycle)
+        result = settlement_compute(cycle, cycle.fund.balance_units, ranked)
+        rate = (
+            min(Fraction(result.users_share, result.participants_profit), Fraction(1))
+            if result.participants_profit
+            else Fraction(0)
+        )
+        rows = [
+            {"rank": i + 1, "profit": row[1], "amount": amount}
+            for i, (row, amount) in enumerate(zip(ranked[:RUNNING_ROWS], result.amounts))
+        ]
+        return {
+            "loss": result.loss,
+            "balance": result.balance,
+            "fund_share": result.fund_share,
+            "users_share": result.users_share,
+            "profitable_count": result.profitable_count,
+            "total_profit": result.total_profit,
+            "participant_count": len(result.participants),
+            "participants_profit": result.participants_profit,
+            "threshold_profit": result.threshold_profit,
+            "backstop": result.backstop,
+            "uncovered": result.uncovered,
+            "rate": _ratio(rate),
+            "rows": rows,
+            "computed_at": timezone.now(),
+        }
+
+    key = f"cycle-running:{cycle.pk}"
+    try:
+        figures = cache.get(key)
+    except Exception:  # a cache that is down: compute, as without one
+        figures = None
+    if figures is None:
+        figures = compute()
+        try:
+            cache.set(key, figures, RUNNING_SECONDS)
+        except Exception:
+            pass
+    return figures
+
+
+def share_of_profit(amount: int, profit: int) -> str:
+    """An apportionment as a percentage of its position's profit (six significant digits)."""
+    return significant_text(Fraction(amount * 100, profit), 6)[0] if profit else "0"

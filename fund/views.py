@@ -19,6 +19,7 @@ from fund.filters import DIGITS, CycleFilter, RecordFilter
 from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import Fund, FundRecord, SettlementCycle
 from fund.pagecache import cached_page
+from fund.presentation import RUNNING_SECONDS, cycle_running_figures, share_of_profit
 from fund.services.transparency import LogKeyError, checkpoint_latest, log_vkey
 from statements.money import format_units
 
@@ -139,24 +140,46 @@ def cycle_list(request):
             "statuses": SettlementCycle.Status.choices,
             "query": query_without(request, "page"),
             "errors": filter_errors(filters),
+            "csv_query": csv_query(filters),
         },
     )
+
+
+APPORTIONMENTS_PER_PAGE = 50
 
 
 def cycle_detail(request, pk):
     cycle = cycle_or_404(cycle_id=pk)
-    return render(
-        request,
-        "fund/cycle_detail.html",
-        {
-            "cycle": cycle,
-            "asset": cycle.fund.asset,
-            "charts": {"distribution": charts.cycle_distribution(cycle=cycle)}
-            if cycle.participant_count
-            else {},
-            **verifying(request),
-        },
-    )
+    siblings = SettlementCycle.objects.filter(fund_id=cycle.fund_id)
+    context = {
+        "cycle": cycle,
+        "asset": cycle.fund.asset,
+        "previous": siblings.filter(starts_at__lt=cycle.starts_at).order_by("-starts_at").first(),
+        "next": siblings.filter(starts_at__gt=cycle.starts_at).order_by("starts_at").first(),
+        "charts": {},
+        **verifying(request),
+    }
+    if cycle.status == SettlementCycle.Status.SETTLED and cycle.participant_count:
+        context["charts"] = {"distribution": charts.cycle_distribution(cycle=cycle)}
+        page = Paginator(
+            cycle.apportionments.select_related("position").order_by("rank"),
+            APPORTIONMENTS_PER_PAGE,
+        ).get_page(request.GET.get("page"))
+        context["page"] = page
+        context["ranks"] = [
+            {
+                "rank": a.rank,
+                "profit": a.position.profit_units,
+                "amount": a.amount_units,
+                "left": a.position.profit_units - a.amount_units,
+                "share": share_of_profit(a.amount_units, a.position.profit_units),
+            }
+            for a in page.object_list
+        ]
+    elif cycle.status in SettlementCycle.ACCEPTING:
+        context["running"] = cycle_running_figures(cycle=cycle)
+        context["running_seconds"] = RUNNING_SECONDS
+    return render(request, "fund/cycle_detail.html", context)
 
 
 def rules(request):

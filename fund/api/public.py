@@ -152,18 +152,43 @@ class FundRecordView(PublicMixin, generics.RetrieveAPIView):
 CyclePagination = cursor("-id", size=50, max_size=500)  # a unique key: pages never skip or repeat
 
 
-class CycleListView(PublicMixin, generics.ListAPIView):
+class CycleListView(CSVListMixin, PublicMixin, generics.ListAPIView):
     serializer_class = s.CycleOut
     pagination_class = CyclePagination
     filterset_class = CycleFilter
     queryset = SettlementCycle.objects.none()  # for the schema; get_queryset builds the real one
+    csv_header = ["id", "asset", "starts_at", "ends_at", "status", "settled_at", "loss",
+                  "balance_before", "fund_share", "users_share", "profitable_count",
+                  "total_profit", "participant_count", "participants_profit", "threshold_profit",
+                  "apportioned", "backstop", "uncovered", "applied_at"]  # fmt: skip
 
     def get_queryset(self):
         return selectors.cycles_public()
 
+    def csv_filename(self) -> str:
+        return "cycles.csv"
+
+    def csv_row(self, c) -> list:
+        def amount(units):
+            return "" if units is None else c.fund.asset.format(units)
+
+        application = getattr(c, "application", None)
+        return [
+            c.id, c.fund.asset.code, c.starts_at.isoformat(), c.ends_at.isoformat(), c.status,
+            c.settled_at.isoformat() if c.settled_at else "", amount(c.loss_units),
+            amount(c.balance_before_units), amount(c.fund_share_units),
+            amount(c.users_share_units), "" if c.profitable_count is None else c.profitable_count,
+            amount(c.total_profit_units),
+            "" if c.participant_count is None else c.participant_count,
+            amount(c.participants_profit_units), amount(c.threshold_profit_units),
+            amount(c.apportioned_units), amount(c.backstop_units), amount(c.uncovered_units),
+            application.applied_at.isoformat() if application else "",
+        ]  # fmt: skip
+
     @extend_schema(
         tags=["public"],
         summary="Settlement cycles, newest first",
+        parameters=[CSV_PARAMETER],
         responses={200: s.CycleOut(many=True), 400: ERROR, **PUBLIC},
     )
     def get(self, request, *args, **kwargs):
