@@ -27,13 +27,14 @@ def page(path: str) -> str:
 def test_the_list_shows_each_whole_period_with_units_and_filters_by_date(world, linear):
     book_loss(linear, "7", at(3, 5))  # a cycle three days later, open
     body = page("/cycles/")
-    assert "2026-01-01 00:00 –</span> <span class=\"nowrap\">2026-01-02 00:00" in body
+    assert '2026-01-01 00:00 –</span> <span class="nowrap">2026-01-02 00:00' in body
     assert "500.00000000 USDT</td>" in body and "100.00000000 USDT</td>" in body
     assert "Running: the figures so far" in body  # the open cycle, no figures yet
     only_late = page("/cycles/?from=2026-01-03")
     assert f'href="/cycles/{world.cycle.id}/"' not in only_late and "2026-01-04 00:00" in only_late
     only_early = page("/cycles/?to=2026-01-01")
-    assert f'href="/cycles/{world.cycle.id}/"' in only_early and "2026-01-04 00:00" not in only_early
+    assert f'href="/cycles/{world.cycle.id}/"' in only_early
+    assert "2026-01-04 00:00" not in only_early
     bad = page("/cycles/?from=yesterday")
     assert 'aria-invalid="true"' in bad and 'role="alert"' in bad
 
@@ -42,7 +43,8 @@ def test_the_list_downloads_as_csv_with_the_same_filters(world, linear):
     book_loss(linear, "7", at(3, 5))
     assert "/api/v1/cycles?format=csv&amp;asset=usdt" in page("/cycles/?asset=usdt")
     response = Client().get("/api/v1/cycles?format=csv&to=2026-01-01")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
     assert response["Content-Type"].startswith("text/csv")
     assert [(r["id"], r["asset"], r["loss"], r["participant_count"]) for r in rows] == [
         (str(world.cycle.id), "USDT", "500.00000000", "2")
@@ -82,9 +84,7 @@ def test_a_report_says_plainly_when_there_was_nothing_to_share(usdt_fund, linear
     assert "data-nothing" in body and "no position made a profit in the cycle" in body
 
 
-def test_an_open_cycle_shows_what_each_participant_would_bear_if_it_settled_now(
-    usdt_fund, linear
-):
+def test_an_open_cycle_shows_what_each_participant_would_bear_if_it_settled_now(usdt_fund, linear):
     deposit(usdt_fund, "1000")
     cycle = book_loss(linear, "500", at(0, 10)).cycle
     empty = page(f"/cycles/{cycle.id}/")
