@@ -1,13 +1,16 @@
 """Chart series for the pages' plotly charts: the only place where amounts become floats."""
 
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db.models import F, Max, Min, Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 
-from fund.models import Fund, FundBalanceHour, FundRecord, SettlementCycle
-from statements.money import format_grouped
+from fund.models import Fund, FundBalanceHour, FundRecord, IndexPrice, SettlementCycle
+from statements.money import format_grouped, grouped_text
+
+CENTS = Decimal("0.01")
 
 # The flows chart's kinds: inflows first, then outflows, each with its colour family in
 # static/js/charts.js. Deposits and withdrawals (the exchange's own money moves, an opening deposit
@@ -25,11 +28,27 @@ def balance_series(*, fund: Fund) -> dict:
     )
     precision = fund.asset.precision
     scale = 10**precision
-    return {
+    series = {
         "x": [hour.isoformat() for hour, _ in rows],
         "y": [units / scale for _, units in rows],
         "text": [format_grouped(units, precision) for _, units in rows],
     }
+    prices = list(
+        IndexPrice.objects.filter(asset_id=fund.asset_id).order_by("at").values_list("at", "price")
+    )
+    if prices:
+        # Each hour's close in dollars at the latest index price by the hour's end (the first
+        # known price for the hours before it).
+        usd, text, k = [], [], 0
+        for hour, units in rows:
+            end = hour + timedelta(hours=1)
+            while k + 1 < len(prices) and prices[k + 1][0] <= end:
+                k += 1
+            value = Decimal(units) * prices[k][1] / scale
+            usd.append(float(value))
+            text.append(grouped_text(f"{value.quantize(CENTS, rounding=ROUND_HALF_EVEN):f}"))
+        series["usd"], series["usd_text"] = usd, text
+    return series
 
 
 def flows_by_kind(*, fund: Fund, days: int = 90, now: datetime | None = None) -> dict:

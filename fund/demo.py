@@ -30,6 +30,7 @@ from fund.services.liquidations import (
     position_profits_record,
 )
 from fund.services.outbox import fan_out_paused
+from fund.services.prices import IndexPriceInput, index_prices_record
 from fund.services.settlement import settlement_cycle_settle
 from statements.models import Asset, Profile, TraderAccount
 
@@ -270,6 +271,7 @@ def _load(*, seed: int, end: datetime, days: int, progress) -> DemoSummary:
         )
 
     market = _Market(rng, start, market_hours)
+    stable_rng = random.Random(seed + 1)
     position_ids = iter(range(7_000_001, 10**12))
     takeovers = positions = settled = 0
     late: list[TakeoverInput] = []
@@ -305,6 +307,17 @@ def _load(*, seed: int, end: datetime, days: int, progress) -> DemoSummary:
                     reason="Reserve above the target ratio returned to the exchange treasury",
                 )
 
+        # The engine's hourly index prices in USD: the coins' simulated paths, the stablecoins
+        # a hair around one dollar (from their own random draws, so the history is unchanged).
+        prices = [
+            IndexPriceInput(code, _text(value, 2 if code in START_PRICE else 6), at)
+            for hour in range(last_hour)
+            for at in [day_start + timedelta(hours=hour + 1)]
+            for code, value in _index_prices(market, stable_rng, day * 24 + hour).items()
+        ]
+        if prices:
+            index_prices_record(items=prices, now=min(day_start + timedelta(days=1), end))
+
         # The engine reports the day's position profits at its end (today's: so far).
         report_at = min(day_start + timedelta(hours=23, minutes=59), end)
         cycles = {c.fund.asset.code: c for c in _open_cycles(day_start)}
@@ -333,6 +346,16 @@ def _load(*, seed: int, end: datetime, days: int, progress) -> DemoSummary:
         position_profits=positions,
         cycles_settled=settled,
     )
+
+
+def _index_prices(market: "_Market", rng: random.Random, hour: int) -> dict[str, float]:
+    """The USD index price of each demo asset at the end of the hour."""
+    return {
+        "BTC": market.paths["BTC"][hour],
+        "ETH": market.paths["ETH"][hour],
+        "USDT": 1 + rng.gauss(0, 0.00015),
+        "USDC": 1 + rng.gauss(0, 0.0001),
+    }
 
 
 def _open_cycles(day_start: datetime):

@@ -794,3 +794,26 @@ class FanOutCursor(models.Model):
 
     def __str__(self):
         return f"{self.name} up to {self.last}"
+
+
+class IndexPrice(models.Model):
+    """An asset's index price in US dollars at a moment, as the trading engine reports it
+    (/api/v1/ingest/index-prices): exactly once per (asset, moment). The portal shows each fund's
+    value in USD with the latest one; the ledger never uses it."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="index_prices")
+    at = models.DateTimeField(help_text="The moment the price is for (UTC).")
+    price = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="US dollars for one unit of the asset."
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["asset", "at"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "at"], name="index_price_unique_moment"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="index_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset.code} {self.price} USD at {self.at:%Y-%m-%d %H:%M}"

@@ -179,3 +179,31 @@ def cycle_running_figures(*, cycle: SettlementCycle) -> dict:
 def share_of_profit(amount: int, profit: int) -> str:
     """An apportionment as a percentage of its position's profit (six significant digits)."""
     return significant_text(Fraction(amount * 100, profit), 6)[0] if profit else "0"
+
+
+def usd_values(rows: list[dict], prices: dict) -> dict:
+    """Each overview row's value in US dollars at its asset's latest index price (exact, shown
+    to the cent), and the total of those that have a price. Adds row["usd"] (None without a
+    price) and row["price"]; returns {"total", "priced", "unpriced"}."""
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    total, unpriced = Decimal(0), []
+    for row in rows:
+        fund = row["fund"]
+        price = prices.get(fund.asset_id)
+        row["price"] = price
+        if price is None:
+            row["usd"] = None
+            unpriced.append(fund.asset.code)
+            continue
+        value = Decimal(fund.balance_units) * price.price / 10**fund.asset.precision
+        row["usd"] = value
+        total += value
+    cents = Decimal("0.01")
+
+    def shown(value):
+        return grouped_text(f"{value.quantize(cents, rounding=ROUND_HALF_EVEN):f}")
+
+    for row in rows:
+        row["usd_text"] = None if row["usd"] is None else shown(row["usd"])
+    return {"total": shown(total), "unpriced": unpriced, "priced": len(rows) - len(unpriced)}

@@ -3,7 +3,7 @@ looked up (404) in fund/lookups.py; charts, proofs and display figures have modu
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 
@@ -252,3 +252,40 @@ def fund_changes(*, fund: Fund, now: datetime) -> list[dict]:
             }
         )
     return changes
+
+
+DAILY_DAYS_MAX = 400  # the most days one daily-history page lists
+
+
+def fund_daily(*, fund: Fund, first: date, last: date) -> list[dict]:
+    """The fund's day by day history from `first` to `last` (UTC, newest first): closing
+    balance, change, inflows, outflows and record count. A day without records repeats the
+    balance before it; days before the fund's first record are left out."""
+    start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    buckets = {
+        b.start.date(): b for b in fund_history(fund=fund, bucket="day", start=start, end=end)
+    }
+    before = (
+        FundBalanceHour.objects.filter(fund=fund, hour__lt=start)
+        .order_by("-hour")
+        .values_list("close_units", flat=True)
+        .first()
+    )
+    balance, rows, day = before, [], first
+    while day <= last:
+        bucket = buckets.get(day)
+        if bucket is not None:
+            opening = balance if balance is not None else bucket.open_units
+            balance = bucket.close_units
+            rows.append(
+                {"day": day, "close": balance, "change": balance - opening,
+                 "inflow": bucket.inflow_units, "outflow": bucket.outflow_units,
+                 "records": bucket.records}
+            )  # fmt: skip
+        elif balance is not None:
+            rows.append(
+                {"day": day, "close": balance, "change": 0, "inflow": 0, "outflow": 0, "records": 0}
+            )
+        day += timedelta(days=1)
+    return rows[::-1]

@@ -7,6 +7,7 @@ app_name = "fund"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("funds/<str:asset>/", views.fund_detail, name="fund"),
+    path("funds/<str:asset>/daily/", views.fund_daily, name="fund-daily"),
     path("cycles/", views.cycle_list, name="cycles"),
     path("cycles/<int:pk>/", views.cycle_detail, name="cycle"),
     path("rules/", views.rules, name="rules"),

@@ -2,10 +2,12 @@
 
 import base64
 import hashlib
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -19,7 +21,13 @@ from fund.filters import DIGITS, CycleFilter, RecordFilter
 from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import Fund, FundRecord, SettlementCycle
 from fund.pagecache import cached_page
-from fund.presentation import RUNNING_SECONDS, cycle_running_figures, share_of_profit
+from fund.presentation import (
+    RUNNING_SECONDS,
+    cycle_running_figures,
+    share_of_profit,
+    usd_values,
+)
+from fund.services.prices import index_prices_latest
 from fund.services.transparency import LogKeyError, checkpoint_latest, log_vkey
 from statements.money import format_units
 
@@ -30,14 +38,19 @@ RECORDS_PER_PAGE = 50
 def overview(request):
     now = timezone.now()
     funds = selectors.fund_overview()
+    totals = usd_values(funds, index_prices_latest())
     for row in funds:
         row["changes"] = selectors.fund_changes(fund=row["fund"], now=now)
         row["series"] = charts.balance_series(fund=row["fund"])
+    # The chart opens on the largest fund by its value in dollars (the first without prices).
+    largest = max(funds, key=lambda r: r["usd"] or 0, default=None)
     return render(
         request,
         "fund/overview.html",
         {
             "funds": funds,
+            "totals": totals,
+            "largest": largest["fund"].asset.code if largest else None,
             "charts": {row["fund"].asset.code: row["series"] for row in funds},
             "records": selectors.records_latest(limit=10),
             "cycles": selectors.cycles_latest_settled(limit=8),
@@ -262,3 +275,54 @@ def check_ledger_script(request):
     response["X-Content-SHA256"] = digest
     response["Cache-Control"] = "public, max-age=300"
     return response
+
+
+class DailyForm(forms.Form):
+    """The daily history's period: two dates, the last 30 days by default."""
+
+    from_ = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    to = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+    def clean(self):
+        data = super().clean()
+        today = timezone.now().date()
+        last = data.get("to") or today
+        first = data.get("from") or last - timedelta(days=29)
+        if not self.errors:
+            if first > last:
+                self.add_error("from", "The first day comes after the last.")
+            elif (last - first).days >= selectors.DAILY_DAYS_MAX:
+                self.add_error(
+                    "from", f"Ask for at most {selectors.DAILY_DAYS_MAX} days at a time."
+                )
+        data["first"], data["last"] = first, last
+        return data
+
+
+DailyForm.base_fields["from"] = DailyForm.base_fields.pop("from_")
+
+
+def fund_daily(request, asset):
+    """A fund's daily history (date, balance, change, inflows, outflows) over a period, with
+    the same figures as CSV from the API."""
+    fund = fund_or_404(asset_code=asset)
+    form = DailyForm(request.GET)
+    valid = form.is_valid()
+    first, last = form.cleaned_data["first"], form.cleaned_data["last"]
+    rows = selectors.fund_daily(fund=fund, first=first, last=last) if valid else []
+    csv_params = urlencode(
+        {"bucket": "day", "from": first.isoformat(), "to": last.isoformat(), "format": "csv"}
+    )
+    return render(
+        request,
+        "fund/fund_daily.html",
+        {
+            "fund": fund,
+            "rows": rows,
+            "form": form,
+            "first": first,
+            "last": last,
+            "errors": {name: " ".join(e) for name, e in form.errors.items()},
+            "csv_query": csv_params,
+        },
+    )

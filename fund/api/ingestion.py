@@ -9,7 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fund.api import serializers as s
-from fund.api.intake import Batch, PositionProfitBatchParser, TakeoverBatchParser, batch_items
+from fund.api.intake import (
+    Batch,
+    IndexPriceBatchParser,
+    PositionProfitBatchParser,
+    TakeoverBatchParser,
+    batch_items,
+)
 from fund.api.permissions import IsEngine
 from fund.api.schema import BUSY, DENIED, ERROR
 from fund.services.liquidations import (
@@ -18,6 +24,7 @@ from fund.services.liquidations import (
     liquidations_record,
     position_profits_record,
 )
+from fund.services.prices import IndexPriceInput, index_prices_record
 
 
 def _moment(value):
@@ -134,3 +141,28 @@ class PositionProfitIntakeView(APIView):
         inputs = [PositionProfitInput(**item) for item in items]
         intake = position_profits_record(cycle_id=cycle, items=inputs)
         return _intake_response(intake, [i.position_id for i in inputs])
+
+
+class IndexPriceIntakeView(APIView):
+    parser_classes = [IndexPriceBatchParser]
+    permission_classes = [IsEngine]
+    throttle_classes = []
+
+    @extend_schema(
+        tags=["ingestion"],
+        request=s.IndexPriceBatchIn,
+        responses=INTAKE_RESPONSES,
+        summary="Report index prices in USD (exactly once by asset and moment, all or nothing)",
+    )
+    def post(self, request):
+        items = batch_items(request.data, ("asset", "price", "at"))
+        if isinstance(request.data, Batch):  # typed by the decoder (fund/api/intake.py)
+            inputs = [IndexPriceInput(i.asset, i.price, i.at) for i in items]
+        else:
+            inputs = [IndexPriceInput(i["asset"], i["price"], _moment(i["at"])) for i in items]
+        intake = index_prices_record(items=inputs)
+        return _intake_response(intake, [f"{i.asset}@{_text(i.at)}" for i in inputs])
+
+
+def _text(at) -> str:
+    return at.isoformat() if hasattr(at, "isoformat") else str(at)

@@ -59,6 +59,14 @@ class PositionProfit(msgspec.Struct, forbid_unknown_fields=True):
     profit: _Signed
 
 
+class IndexPrice(msgspec.Struct, forbid_unknown_fields=True):
+    """One index price, as fund.services.prices.IndexPriceInput."""
+
+    asset: _Symbol
+    price: _Positive
+    at: _Moment
+
+
 class Batch(msgspec.Struct, forbid_unknown_fields=True):
     """A batch the typed decoder took."""
 
@@ -70,6 +78,10 @@ class TakeoverBatch(Batch, forbid_unknown_fields=True):
 class PositionProfitBatch(Batch, forbid_unknown_fields=True):
     cycle: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
     items: Annotated[list[PositionProfit], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class IndexPriceBatch(Batch, forbid_unknown_fields=True):
+    items: Annotated[list[IndexPrice], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
 class BatchParser(BaseParser):
@@ -106,6 +118,10 @@ class PositionProfitBatchParser(BatchParser):
     decoder = msgspec.json.Decoder(PositionProfitBatch)
 
 
+class IndexPriceBatchParser(BatchParser):
+    decoder = msgspec.json.Decoder(IndexPriceBatch)
+
+
 def batch_items(data, required: tuple[str, ...], top: tuple[str, ...] = ("items",)) -> list:
     """The batch's items: a typed batch's as they are; plain JSON's each checked to have exactly
     the `required` fields, the body itself only the `top` keys (an unknown key is refused, not
@@ -130,7 +146,7 @@ def batch_items(data, required: tuple[str, ...], top: tuple[str, ...] = ("items"
         if item.keys() == fields and None not in item.values() and "" not in item.values():
             continue  # the usual case, checked at once
         mine = errors.setdefault(index, {})
-        ident = item.get("external_id", item.get("position_id"))
+        ident = item.get("external_id", item.get("position_id", item.get("asset")))
         for name in required:
             if item.get(name) in (None, ""):
                 mine[f"items[{index}].{name}"] = (

@@ -16,6 +16,9 @@ v1 = [
         ingestion.PositionProfitIntakeView.as_view(),
         name="ingest-position-profits",
     ),
+    path(
+        "ingest/index-prices", ingestion.IndexPriceIntakeView.as_view(), name="ingest-index-prices"
+    ),
     path("engine/events", engine.EngineEventsView.as_view(), name="engine-events"),
     path(
         "engine/cycles/<int:pk>/apportionments",

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.templatetags.static import static
 from django.utils.html import format_html
 
-from statements.money import format_grouped
+from statements.money import format_grouped, grouped_text
 
 register = template.Library()
 
@@ -59,3 +59,12 @@ def period(cycle) -> str:
 def plotly_bundle() -> str:
     """The URL of the vendored plotly.js bundle (settings.PLOTLY_BUNDLE)."""
     return static(settings.PLOTLY_BUNDLE)
+
+
+@register.filter
+def normalize(value) -> str:
+    """A Decimal without its trailing zeros, never in exponent form: 97000.500000 → "97000.5"."""
+    if value is None:
+        return "–"
+    text = f"{Decimal(value).normalize():f}"
+    return grouped_text(text)

@@ -61,11 +61,14 @@
   function balanceChart(node, data) {
     var t = theme();
     var fund = node.getAttribute("data-fund");
-    var series = data[fund] || { x: [], y: [], text: [] };
+    var raw = data[fund] || { x: [], y: [], text: [] };
+    var inUsd = node.getAttribute("data-unit") === "usd" && raw.usd;
+    var unit = inUsd ? "USD" : fund;
+    var series = inUsd ? { x: raw.x, y: raw.usd, text: raw.usd_text } : raw;
     var days = node.getAttribute("data-days") || "all";
     var layout = base(t, {
       margin: { l: 20, r: 16, t: 12, b: 40 }, height: 340, showlegend: false,
-      yaxis: { title: { text: fund, standoff: 8 }, gridcolor: t.grid, tickformat: ",~r", automargin: true, fixedrange: touch },
+      yaxis: { title: { text: unit, standoff: 8 }, gridcolor: t.grid, tickformat: ",~r", automargin: true, fixedrange: touch },
       xaxis: { type: "date", gridcolor: t.grid, fixedrange: touch },
     });
     if (days !== "all" && series.x.length) {
@@ -77,7 +80,7 @@
     }
     var trace = { x: series.x, y: series.y, text: series.text, type: "scatter", mode: "lines",
                   line: { shape: "hv", color: t.line }, name: fund,
-                  hovertemplate: "%{x|%Y-%m-%d %H:00} UTC<br>%{text} " + fund + "<extra></extra>" };
+                  hovertemplate: "%{x|%Y-%m-%d %H:00} UTC<br>%{text} " + unit + (inUsd ? " (" + fund + " fund)" : "") + "<extra></extra>" };
     window.Plotly.react(node, [trace], layout, config);
   }
 
@@ -124,7 +127,8 @@
   }
 
   // Buttons in a [data-controls] group set one attribute of the chart they control and redraw
-  // it: the fund shown (data-fund) or the period (data-days, which also fits the vertical axis).
+  // it: the fund shown (data-fund), the unit (data-unit: the asset or USD) or the period
+  // (data-days, which also fits the vertical axis).
   function wireButtons() {
     document.querySelectorAll("[data-controls]").forEach(function (group) {
       var chart = document.getElementById(group.getAttribute("data-controls"));

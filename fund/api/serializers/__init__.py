@@ -12,6 +12,8 @@ from fund.api.serializers.admin import (
 from fund.api.serializers.fields import Amount, decimal_text
 from fund.api.serializers.ingestion import (
     ConflictOut,
+    IndexPriceBatchIn,
+    IndexPriceIn,
     IntakeItemOut,
     IntakeOut,
     PositionProfitBatchIn,
@@ -42,7 +44,8 @@ from fund.api.serializers.traders import (
 
 __all__ = [
     "AdminActionOut", "Amount", "BucketOut", "ComputationOut", "ConflictOut", "ContractOut",
-    "CorrectionIn", "CycleOut", "FundOut", "IntakeItemOut", "IntakeOut", "KindTotalOut",
+    "CorrectionIn", "CycleOut", "FundOut", "IndexPriceBatchIn", "IndexPriceIn", "IntakeItemOut",
+    "IntakeOut", "KindTotalOut",
     "MoneyMoveIn", "PositionOut", "PositionProofOut", "PositionProfitBatchIn", "PositionProfitIn",
     "PreviewOut", "ProofOut",
     "ProofStepOut", "RecordOut", "SettleOut", "StatementDetailOut", "StatementOut",

@@ -72,6 +72,18 @@ class PositionProfitBatchIn(serializers.Serializer):
     items = batch(PositionProfitIn(), f"1 to {MAX_BATCH:,} positions; all or nothing.")
 
 
+class IndexPriceIn(serializers.Serializer):
+    asset = serializers.RegexField(SYMBOL_PATTERN, help_text="An asset's code, as /api/v1/funds.")
+    price = decimal_text("US dollars for one unit of the asset: above 0, at most 12 decimals.")
+    at = serializers.DateTimeField(
+        help_text="The moment the price is for: ISO 8601 with a time zone, not in the future."
+    )
+
+
+class IndexPriceBatchIn(serializers.Serializer):
+    items = batch(IndexPriceIn(), f"1 to {MAX_BATCH:,} prices; all or nothing.")
+
+
 class IntakeItemOut(serializers.Serializer):
     index = serializers.IntegerField()
     id = serializers.CharField()
