@@ -15,7 +15,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_datetime
 
-from fund.models import FundRecord, SettlementCycle
+from fund.models import AdminAction, FundRecord, SettlementCycle
 from fund.selectors import BUCKETS
 from statements.models import Statement
 
@@ -150,6 +150,18 @@ class CycleFilter(django_filters.FilterSet):
 
     class Meta:
         model = SettlementCycle
+        fields = []
+
+
+class AdminActionFilter(PeriodFilterSet):
+    action = ChoicesFilter(choices=AdminAction.Action.choices, help_text="One or more actions.")
+    actor = django_filters.CharFilter(
+        field_name="actor__username", max_length=150, help_text="Who acted (a username)."
+    )
+    asset = AssetFilter(field_name="fund__asset__code", help_text="A margin asset's code.")
+
+    class Meta:
+        model = AdminAction
         fields = []
 
 

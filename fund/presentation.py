@@ -7,7 +7,13 @@ from fractions import Fraction
 from django.utils import timezone
 
 from fund.models import Apportionment, SettlementCycle
-from statements.money import format_units, fraction_text, grouped_text, significant_text
+from statements.money import (
+    format_grouped,
+    format_units,
+    fraction_text,
+    grouped_text,
+    significant_text,
+)
 
 # Significant digits shown of a ratio that has no short exact decimal (the exact fraction is
 # shown beside it): twelve tell any two participants' shares apart.
@@ -93,9 +99,16 @@ def apportionment_computation(*, apportionment: Apportionment) -> ApportionmentC
     )
 
 
-def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20) -> dict:
-    """A settlement preview's figures as decimal text, with the largest apportionments by rank."""
-    p, fmt = cycle.fund.asset.precision, cycle.fund.asset.format
+def settlement_preview_data(
+    *, cycle: SettlementCycle, result, largest: int = 20, grouped: bool = False
+) -> dict:
+    """A settlement preview's figures as decimal text, with the largest apportionments by rank:
+    plain for the API, thousands grouped for people (`grouped`, the console)."""
+    p = cycle.fund.asset.precision
+
+    def fmt(units: int) -> str:
+        return format_grouped(units, p) if grouped else format_units(units, p)
+
     return {
         "cycle": cycle.id,
         "asset": cycle.fund.asset.code,
@@ -111,7 +124,7 @@ def settlement_preview_data(*, cycle: SettlementCycle, result, largest: int = 20
         "backstop": fmt(result.backstop),
         "uncovered": fmt(result.uncovered),
         "largest": [
-            {"rank": i + 1, "position_id": pid, "amount": format_units(a, p)}
+            {"rank": i + 1, "position_id": pid, "amount": fmt(a)}
             for i, (pid, a) in enumerate(
                 zip(result.participants[:largest], result.amounts[:largest])
             )

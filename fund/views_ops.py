@@ -2,6 +2,7 @@
 for settlements, deposits, withdrawals and schedules. Every action goes to the audit trail."""
 
 import functools
+import re
 import uuid
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,11 +21,12 @@ from django.views.decorators.http import require_POST
 from fund import charts, selectors
 from fund.api.permissions import can_settle
 from fund.errors import SEND_FAILED, ConflictError
+from fund.filters import AdminActionFilter
 from fund.lookups import cycle_or_404, fund_or_404
-from fund.models import SettlementCycle, WebhookEndpoint
+from fund.models import AdminAction, Fund, SettlementCycle, WebhookEndpoint
 from fund.presentation import settlement_preview_data
 from fund.services.audit import Audit
-from fund.services.cycles import fund_schedule_update
+from fund.services.cycles import fund_schedule_update, schedule_ratio
 from fund.services.idempotency import idempotency_fingerprint, idempotency_once
 from fund.services.ledger import (
     correction_errors,
@@ -40,6 +43,7 @@ from fund.services.settlement import (
     settlement_preview_record,
 )
 from fund.tasks import broker_unreachable
+from fund.views import csv_query, filter_errors, query_without
 
 Status = SettlementCycle.Status
 
@@ -128,7 +132,7 @@ def preview(request, pk):
     except BooksBusy as exc:
         messages.error(request, exc.message)
         return redirect("ops:cycle", pk=pk)
-    data = settlement_preview_data(cycle=cycle, result=result)
+    data = settlement_preview_data(cycle=cycle, result=result, grouped=True)
     data["chart"] = {
         "distribution": charts.distribution_from_amounts(result.amounts, cycle.fund.asset.precision)
     }
@@ -351,22 +355,98 @@ def fund_move(request, asset):
     return render(request, "ops/fund_move.html", {"fund": fund, "form": form})
 
 
+UNITS = [("60", "minutes"), ("3600", "hours"), ("86400", "days")]
+
+
+class DurationWidget(forms.MultiWidget):
+    """A duration as a whole number and its unit (minutes, hours, days)."""
+
+    def __init__(self):
+        super().__init__(
+            [
+                forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
+                forms.Select(choices=UNITS, attrs={"aria-label": "Unit"}),
+            ]
+        )
+
+    def decompress(self, value):
+        if value in (None, ""):
+            return [None, "3600"]
+        seconds = int(value)
+        for size, _ in reversed(UNITS):
+            if seconds and seconds % int(size) == 0:
+                return [str(seconds // int(size)), size]
+        return [str(seconds / 60), "60"]  # not whole minutes: shown as minutes
+
+
+class DurationField(forms.MultiValueField):
+    """Seconds, entered as a whole number of minutes, hours or days (ASCII digits only)."""
+
+    widget = DurationWidget
+
+    def __init__(self, *, low: int, high: int, **kwargs):
+        self.low, self.high = low, high
+        fields = (forms.CharField(max_length=9), forms.ChoiceField(choices=UNITS))
+        super().__init__(fields, require_all_fields=True, **kwargs)
+
+    def compress(self, values):
+        if not values:
+            return None
+        number, unit = values
+        if not re.fullmatch(r"[0-9]{1,9}", number or ""):
+            raise ValidationError("Enter a whole number (digits 0-9).")
+        seconds = int(number) * int(unit)
+        if not self.low <= seconds <= self.high:
+            raise ValidationError(
+                f"Enter from {_duration_text(self.low)} to {_duration_text(self.high)}."
+            )
+        return seconds
+
+
+def _duration_text(seconds: int) -> str:
+    """1 minute, 366 days, 0 minutes: the largest of the form's units that is whole."""
+    for size, name in reversed(UNITS):
+        if seconds % int(size) == 0 and (seconds or name == "minutes"):
+            count = seconds // int(size)
+            return f"{count} {name[:-1] if count == 1 else name}"
+    return f"{seconds} seconds"
+
+
 class ScheduleForm(forms.Form):
     anchor = forms.DateTimeField(
         label="Anchor: start of the first cycle (UTC)",
         help_text="Can change only before the first cycle.",
     )
-    cycle_seconds = forms.CharField(label="Cycle length (seconds)")
-    grace_seconds = forms.CharField(label="Grace period (seconds)")
+    cycle_seconds = DurationField(label="Cycle length", low=60, high=366 * 86400)
+    grace_seconds = DurationField(
+        label="Grace period", low=0, high=86400, help_text="Up to one day (0 for none)."
+    )
     fund_ratio = forms.CharField(label="Fund share (0 to 1)")
     screening_ratio = forms.CharField(label="Screening ratio (0 to 1)")
+
+    def clean_fund_ratio(self):
+        schedule_ratio(self.cleaned_data["fund_ratio"])  # every field's error at once
+        return self.cleaned_data["fund_ratio"]
+
+    def clean_screening_ratio(self):
+        schedule_ratio(self.cleaned_data["screening_ratio"])
+        return self.cleaned_data["screening_ratio"]
+
+    def __init__(self, *args, fund, **kwargs):
+        super().__init__(*args, **kwargs)
+        if fund.cycles.exists():
+            # The first cycle exists: the anchor is history, shown but not sent.
+            self.fields["anchor"].disabled = True
+            self.fields[
+                "anchor"
+            ].help_text = "Fixed: the first cycle started then; every later cycle follows from it."
 
 
 @settlement_staff_required
 def fund_schedule(request, asset):
     fund = fund_or_404(asset_code=asset)
     initial = {name: getattr(fund, name) for name in ScheduleForm.base_fields}
-    form = ScheduleForm(request.POST or None, initial=initial)
+    form = ScheduleForm(request.POST or None, initial=initial, fund=fund)
     if request.method == "POST" and form.is_valid():
         changed = _on_form(
             form,
@@ -385,7 +465,23 @@ def fund_schedule(request, asset):
 
 @settlement_staff_required
 def audit(request):
-    return render(request, "ops/audit.html", {"actions": selectors.admin_actions()[:200]})
+    """The audit trail: filtered by action, who, fund and period, 50 a page, the same
+    selection as CSV from the admin API."""
+    filters = AdminActionFilter(request.GET, queryset=selectors.admin_actions())
+    page = Paginator(filters.qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "ops/audit.html",
+        {
+            "page": page,
+            "actions": AdminAction.Action.choices,
+            "selected_actions": filters.form.cleaned_data.get("action") or [],
+            "assets": Fund.objects.values_list("asset__code", flat=True).order_by("asset__code"),
+            "errors": filter_errors(filters),
+            "query": query_without(request, "page"),
+            "csv_query": csv_query(filters),
+        },
+    )
 
 
 class CorrectionForm(MoneyForm):

@@ -105,7 +105,10 @@ PAGES = ["/", "/funds/USDT/", "/cycles/", "/rules/", "/faq/", "/me/statements/",
 FORMS = [
     ("/ops/funds/USDT/move/", ["kind", "amount", "reason", "token"]),
     ("/ops/funds/USDT/correct/", ["seq", "amount", "reason", "token"]),
-    ("/ops/funds/USDT/schedule/", ["anchor", "cycle_seconds", "grace_seconds", "fund_ratio"]),
+    (
+        "/ops/funds/USDT/schedule/",
+        ["anchor", "cycle_seconds_0", "cycle_seconds_1", "grace_seconds_0", "fund_ratio"],
+    ),  # fmt: skip
     ("/accounts/login/", ["username", "password"]),
     ("/accounts/password/", ["old_password", "new_password1", "new_password2"]),
     ("/ops/webhooks/", ["url", "description", "event_types"]),

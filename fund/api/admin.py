@@ -2,6 +2,8 @@
 withdrawals, corrections and the audit trail. Every action is audited; money moves take an
 Idempotency-Key."""
 
+import json
+
 from django.core.exceptions import ValidationError
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import cache_control
@@ -12,10 +14,12 @@ from rest_framework.views import APIView
 
 from fund import selectors
 from fund.api import serializers as s
+from fund.api.csv import CSVListMixin
 from fund.api.idempotency import IDEMPOTENCY, idempotent
 from fund.api.pagination import cursor
 from fund.api.permissions import IsSettlementStaff
-from fund.api.schema import BUSY, DENIED, ERROR
+from fund.api.schema import BUSY, CSV_PARAMETER, DENIED, ERROR
+from fund.filters import AdminActionFilter
 from fund.lookups import cycle_or_404, fund_or_404, record_or_404
 from fund.presentation import settlement_preview_data
 from fund.services.audit import Audit
@@ -150,17 +154,32 @@ ActionPagination = cursor("-id")
 
 
 @private
-class AdminActionsView(generics.ListAPIView):
+class AdminActionsView(CSVListMixin, generics.ListAPIView):
     permission_classes = [IsSettlementStaff]
     serializer_class = s.AdminActionOut
     pagination_class = ActionPagination
+    filterset_class = AdminActionFilter
+    csv_header = ["id", "created_at", "actor", "action", "asset", "cycle", "record", "details",
+                  "ip_address", "user_agent"]  # fmt: skip
 
     def get_queryset(self):
         return selectors.admin_actions()
 
+    def csv_filename(self) -> str:
+        return "audit-trail.csv"
+
+    def csv_row(self, a) -> list:
+        return [
+            a.id, a.created_at.isoformat(), a.actor.username, a.action,
+            a.fund.asset.code if a.fund_id else "", a.cycle_id or "", a.record_id or "",
+            json.dumps(a.details, ensure_ascii=False, sort_keys=True), a.ip_address or "",
+            a.user_agent,
+        ]  # fmt: skip
+
     @extend_schema(
         tags=["admin"],
         summary="The audit trail of admin actions",
+        parameters=[CSV_PARAMETER],
         responses={200: s.AdminActionOut(many=True), 400: ERROR, **DENIED},
     )
     def get(self, request, *args, **kwargs):

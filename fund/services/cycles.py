@@ -197,6 +197,21 @@ def cycles_release_claim(*, cycle_ids: list[int]) -> None:
     ).update(settle_requested_at=None)
 
 
+RATIO_ERROR = "Enter a ratio from 0 to 1 with at most 4 decimals."
+
+
+def schedule_ratio(raw) -> Decimal:
+    """A schedule's ratio (fund share, screening): plain decimal text from 0 to 1, at most four
+    decimals; ValidationError otherwise."""
+    try:
+        value = parse_decimal(raw.strip() if isinstance(raw, str) else raw)
+    except MoneyError:
+        raise ValidationError(RATIO_ERROR) from None
+    if not 0 <= value <= 1 or value != value.quantize(Decimal("0.0001")):
+        raise ValidationError(RATIO_ERROR)
+    return value
+
+
 @books_transaction
 def fund_schedule_update(
     *,
@@ -224,14 +239,9 @@ def fund_schedule_update(
             values[name] = raw
     for name, raw in (("fund_ratio", fund_ratio), ("screening_ratio", screening_ratio)):
         try:
-            values[name] = parse_decimal(raw.strip() if isinstance(raw, str) else raw)
-            if not 0 <= values[name] <= 1 or values[name] != values[name].quantize(
-                Decimal("0.0001")
-            ):
-                raise MoneyError
-        except MoneyError:
-            values.pop(name, None)
-            errors[name] = "Enter a ratio from 0 to 1 with at most 4 decimals."
+            values[name] = schedule_ratio(raw)
+        except ValidationError as exc:
+            errors[name] = exc.messages[0]
     if anchor is not None and anchor != fund.anchor:
         earliest = timezone.now() - timedelta(
             seconds=values.get("cycle_seconds", fund.cycle_seconds)

@@ -68,3 +68,26 @@ def normalize(value) -> str:
         return "–"
     text = f"{Decimal(value).normalize():f}"
     return grouped_text(text)
+
+
+@register.filter
+def detail_items(details) -> list[tuple[str, str]]:
+    """An audit entry's details as (label, text) pairs, in full: "event_types" → "Event types";
+    lists joined, nested values as compact JSON."""
+    import json
+
+    if not isinstance(details, dict):
+        return [("Details", json.dumps(details, ensure_ascii=False))] if details else []
+    items = []
+    for key, value in details.items():
+        label = str(key).replace("_", " ").capitalize()
+        if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+            text = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict | list):
+            text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        elif value is None:
+            text = "–"
+        else:
+            text = str(value)
+        items.append((label, text))
+    return items

@@ -166,14 +166,20 @@ def test_it_changes_a_schedule_from_the_next_cycle_and_records_it(clients, world
     response = clients["settlement_staff"].post(
         "/ops/funds/USDT/schedule/",
         {
-            "anchor": anchor,
-            "cycle_seconds": "43200",
-            "grace_seconds": "600",
+            "anchor": "2030-01-01 00:00:00",  # the first cycle exists: the anchor is not sent
+            "cycle_seconds_0": "12",
+            "cycle_seconds_1": "3600",
+            "grace_seconds_0": "10",
+            "grace_seconds_1": "60",
             "fund_ratio": "0.25",
             "screening_ratio": "0.8",
         },
     )
     assert response.status_code == 302
+    fund = world.cycle.fund
+    fund.refresh_from_db()
+    assert (fund.cycle_seconds, fund.grace_seconds) == (43200, 600)
+    assert fund.anchor.strftime("%Y-%m-%d %H:%M:%S") == anchor
     action = AdminAction.objects.get(action="schedule")
     assert (
         action.details["before"]["fund_ratio"] == "0.2000"
@@ -182,15 +188,19 @@ def test_it_changes_a_schedule_from_the_next_cycle_and_records_it(clients, world
     bad = clients["settlement_staff"].post(
         "/ops/funds/USDT/schedule/",
         {
-            "anchor": "2030-01-01 00:00:00",
-            "cycle_seconds": "10",
-            "grace_seconds": "x",
+            "cycle_seconds_0": "0",
+            "cycle_seconds_1": "60",
+            "grace_seconds_0": "٥",
+            "grace_seconds_1": "60",
             "fund_ratio": "1.5",
             "screening_ratio": "0.12345",
         },
     )
+    page = bad.content.decode()
+    assert "Enter from 1 minute to 366 days." in page  # in the form's units, not seconds
+    assert "Enter a whole number (digits 0-9)." in page
+    assert 'name="anchor"' in page and "disabled" in page.split('name="anchor"')[1][:200]
     assert set(bad.context["form"].errors) == {
-        "anchor",
         "cycle_seconds",
         "grace_seconds",
         "fund_ratio",
@@ -237,8 +247,10 @@ def test_it_settles_the_current_cycle_from_the_console_and_the_trader_sees_it(db
             "/ops/funds/USDT/schedule/",
             {
                 "anchor": "2026-01-01 00:00:00",
-                "cycle_seconds": "86400",
-                "grace_seconds": "300",
+                "cycle_seconds_0": "1",
+                "cycle_seconds_1": "86400",
+                "grace_seconds_0": "5",
+                "grace_seconds_1": "60",
                 "fund_ratio": "0.2",
                 "screening_ratio": "0.9",
             },
@@ -274,3 +286,34 @@ def test_it_locks_out_repeated_failed_logins(world):
         .status_code
         == 302
     )
+
+
+def test_the_audit_trail_reads_as_fields_filters_pages_and_downloads(clients, world):
+    console = clients["settlement_staff"]
+    for amount in ("1", "2", "3"):
+        console.post(
+            "/ops/funds/USDT/move/",
+            {"kind": "deposit", "amount": amount, "reason": f"Top-up {amount}", "step": "confirm"},
+        )
+    page = console.get("/ops/audit/").content.decode()
+    assert '<dt>Amount</dt><dd class="wrap-anywhere">3.00000000</dd>' in page
+    assert '<dt>Reason</dt><dd class="wrap-anywhere">Top-up 3</dd>' in page
+    assert "{'amount'" not in page  # no Python dict on the page
+    only = console.get("/ops/audit/?action=deposit&actor=ops&asset=usdt").content.decode()
+    assert only.count("Deposited to a fund</td>") + only.count("Deposited to a fund <") == 3
+    none = console.get("/ops/audit/?actor=nobody").content.decode()
+    assert "No admin action matches these filters" in none
+    bad = console.get("/ops/audit/?from=soon")
+    assert bad.status_code == 200 and 'role="alert"' in bad.content.decode()
+    assert "/api/v1/admin/actions?format=csv&amp;action=deposit" in only
+    csv_answer = console.get("/api/v1/admin/actions?format=csv&action=deposit")
+    body = b"".join(csv_answer.streaming_content).decode()
+    assert body.count("\n") == 4 and '""reason"": ""Top-up 1""' in body
+    assert clients["trader"].get("/api/v1/admin/actions?format=csv").status_code == 403
+
+
+def test_the_preview_in_the_console_groups_its_numbers(clients, usdt_fund, linear):
+    deposit(usdt_fund, "1000000")
+    cycle = book_loss(linear, "12345.5", timezone.now() - timedelta(minutes=1)).cycle
+    page = clients["settlement_staff"].post(f"/ops/cycles/{cycle.id}/preview/").content.decode()
+    assert "12\u202f345.50000000</td>" in page and ">1\u202f000\u202f" in page
