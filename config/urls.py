@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.cache import cache_control
 
-from config.views import LoginView
+from config.views import LoginView, LogoutView
 from fund import demo_wallet
 from statements.forms import (
     ThrottledAdminAuthenticationForm,
@@ -37,7 +37,7 @@ urlpatterns = [
         LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     # The login and logout pages are never_cache already (Django's views); these are a
     # logged-in user's own pages as well.
     path(

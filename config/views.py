@@ -1,5 +1,7 @@
-"""Site-wide views: the login that sends each person where they belong."""
+"""Site-wide views: the login that sends each person where they belong, and the logout that
+says it worked."""
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.urls import reverse
 
@@ -24,3 +26,14 @@ class LoginView(auth_views.LoginView):
 
     def get_default_redirect_url(self):
         return home_of(self.request.user)
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only), then a word that it worked on the page it lands on."""
+
+    def post(self, request, *args, **kwargs):
+        was_logged_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_logged_in:
+            messages.success(request, "You are logged out. Log in again any time.")
+        return response

@@ -16,6 +16,7 @@ import logging
 import time
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
@@ -76,11 +77,17 @@ def _local_put(key: str, body: bytes) -> None:
 
 
 def cached_page(view):
-    """Caches a public page for anonymous visitors (logged-in users see their own menu)."""
+    """Caches a public page for anonymous visitors (logged-in users see their own menu; a
+    visitor with a message waiting, such as "You are logged out", gets the page rendered)."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not settings.PAGE_CACHE or request.method != "GET" or request.user.is_authenticated:
+        if (
+            not settings.PAGE_CACHE
+            or request.method != "GET"
+            or request.user.is_authenticated
+            or len(messages.get_messages(request))  # a message for this visitor alone
+        ):
             return view(request, *args, **kwargs)
         try:
             key = f"page:{books_version()}:{request.get_full_path()}"

@@ -3,11 +3,12 @@
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Sum
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_POST
 
 from fund import selectors
 from fund.filters import StatementFilter
@@ -15,7 +16,8 @@ from fund.lookups import statement_or_404
 from fund.presentation import apportionment_computation
 from fund.services import notices
 from fund.views import csv_query, filter_errors, query_without
-from statements.models import Asset, Profile, Statement
+from statements.models import ApiToken, Asset, Profile, Statement
+from statements.services import PERSONAL_TOKENS_MAX, api_token_create, api_token_revoke
 
 
 def _account(request):
@@ -131,3 +133,52 @@ def my_settings(request):
         "statements/my_settings.html",
         {"form": form, "account": getattr(request.user, "trader_account", None)},
     )
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="What it is for, e.g. “tax export script”: you will see it here.",
+    )
+
+
+@cache_control(private=True, no_store=True)  # a trader's own page; a new token is shown once
+@login_required
+def my_tokens(request):
+    """The trader's personal API tokens: make one (shown once, on this answer only) and revoke
+    them. A token reads the trader's own statements and positions, nothing else."""
+    _account(request)
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            row, token = api_token_create(
+                user=request.user, kind=ApiToken.Kind.PERSONAL, name=form.cleaned_data["name"]
+            )
+        except ValidationError as exc:
+            for errors in exc.message_dict.values():
+                form.add_error("name", errors)
+        else:
+            created = {"row": row, "token": token}
+            form = TokenForm()
+    tokens = ApiToken.objects.filter(user=request.user, kind=ApiToken.Kind.PERSONAL).order_by(
+        "revoked_at", "-created_at"
+    )
+    return render(
+        request,
+        "statements/my_tokens.html",
+        {"form": form, "tokens": tokens, "created": created, "limit": PERSONAL_TOKENS_MAX},
+    )
+
+
+@require_POST
+@login_required
+def my_token_revoke(request, prefix):
+    _account(request)
+    try:
+        row = api_token_revoke(prefix=prefix, user=request.user)
+    except ValidationError:
+        messages.error(request, "There is no such token of yours.")
+    else:
+        messages.success(request, f"The token “{row.name}” ({row.prefix}…) is revoked.")
+    return redirect("fund:my-tokens")

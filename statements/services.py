@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import secrets
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -17,6 +18,10 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The most active personal tokens one trader holds at once (each is a way into their account).
+PERSONAL_TOKENS_MAX = 20
+
+
 @transaction.atomic(durable=True)
 def api_token_create(*, user, kind: str, name: str) -> tuple[ApiToken, str]:
     """Makes a credential and returns it with the token itself, which is never stored."""
@@ -27,6 +32,15 @@ def api_token_create(*, user, kind: str, name: str) -> tuple[ApiToken, str]:
     name = name.strip()
     if kind not in ApiToken.Kind.values:
         raise ValidationError({"kind": f"Must be one of {', '.join(ApiToken.Kind.values)}."})
+    if kind == ApiToken.Kind.PERSONAL:
+        # One maker at a time per user (PostgreSQL), so that the cap holds under a crowd.
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk))
+        active = ApiToken.objects.filter(user=user, kind=kind, revoked_at__isnull=True)
+        if active.count() >= PERSONAL_TOKENS_MAX:
+            raise ValidationError(
+                {"name": f"You have {PERSONAL_TOKENS_MAX} active tokens, the most one trader "
+                 "may hold: revoke one first."}
+            )  # fmt: skip
     prefix = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiToken.objects.create(

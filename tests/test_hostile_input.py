@@ -101,7 +101,8 @@ def test_a_nul_or_lone_surrogate_in_a_json_body_is_a_400_naming_the_field(world)
 
 PAGES = ["/", "/funds/USDT/", "/cycles/", "/rules/", "/faq/", "/me/statements/",
          "/ops/", "/ops/audit/", "/accounts/login/", "/ops/webhooks/", "/ops/webhooks/1/",
-         "/me/settings/", "/accounts/password/reset/"]  # fmt: skip
+         "/me/settings/", "/accounts/password/reset/", "/me/tokens/", "/funds/USDT/daily/",
+         "/cycles/1/", "/ops/funds/USDT/schedule/"]  # fmt: skip
 FORMS = [
     ("/ops/funds/USDT/move/", ["kind", "amount", "reason", "token"]),
     ("/ops/funds/USDT/correct/", ["seq", "amount", "reason", "token"]),
@@ -114,6 +115,7 @@ FORMS = [
     ("/ops/webhooks/", ["url", "description", "event_types"]),
     ("/ops/webhooks/1/", ["url", "description", "event_types", "active"]),
     ("/me/settings/", ["email_apportionments"]),
+    ("/me/tokens/", ["name"]),
     ("/accounts/password/reset/", ["email"]),
     ("/demo/wallet/webhook", ["type"]),
 ]
