@@ -103,7 +103,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
-    "drf_spectacular_sidecar",
     "django_filters",
     "statements",
     "fund",
@@ -286,7 +285,7 @@ REST_FRAMEWORK = {
     # puts the proxy's forwarded address there when DJANGO_BEHIND_PROXY is set).
     "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_RATES": {"anon": _API_ANON_RATE},
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "fund.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "fund.api.exceptions.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["fund.api.filtering.FilterBackend"],
     "COERCE_DECIMAL_TO_STRING": True,
@@ -300,13 +299,20 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "fund.api.schema.filters_not_empty",
+        "fund.api.schema.public_without_security",
+    ],
+    # The API's sections in reading order: what anyone reads, a trader's own, the trading
+    # engine's, the exchange's staff.
+    "TAGS": [
+        {"name": "public", "description": "The funds, their records and the cycles: no token."},
+        {"name": "traders", "description": "A trader's own statements, positions and tokens."},
+        {"name": "ingestion", "description": "The engine reports takeovers, profits, prices."},
+        {"name": "engine", "description": "The engine reads results back and acknowledges them."},
+        {"name": "admin", "description": "Settlement staff: previews, settling, money, audit."},
     ],
     "ENUM_NAME_OVERRIDES": {
         "RecordKindEnum": "fund.models.FundRecord.Kind",

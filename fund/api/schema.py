@@ -1,5 +1,8 @@
 """What several API modules document alike: error answers, who may call, the CSV parameter."""
 
+import inspect
+
+from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 ERROR = OpenApiResponse(description="Field messages: {field: [message, …]} or {detail: …}.")
@@ -46,3 +49,25 @@ def filters_not_empty(result, generator, request, public):
                 ):
                     schema["minLength"] = 1
     return result
+
+
+def public_without_security(result, generator, request, public):
+    """drf-spectacular hook: the public operations need no credential, so the schema says so
+    (`security: []`: no padlock in the docs)."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if "public" in operation.get("tags", []):
+                operation["security"] = []
+    return result
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's, but an operation's description comes from its own view's or method's
+    docstring only: a mixin's or a base class's docstring speaks of the code, not the endpoint."""
+
+    def get_description(self) -> str:
+        name = getattr(self.view, "action", None) or self.method.lower()
+        method = self.view.__class__.__dict__.get(name)
+        own_method = inspect.cleandoc(method.__doc__) if method and method.__doc__ else ""
+        own_view = self.view.__class__.__dict__.get("__doc__") or ""
+        return own_method or inspect.cleandoc(own_view)
