@@ -297,14 +297,15 @@ def _load(*, seed: int, end: datetime, days: int, progress) -> DemoSummary:
                     asset_code="USDT",
                     amount="750000",
                     now=at,
-                    reason="Top-up by the exchange after the market crash of day 31",
+                    reason="Top-up from the exchange's treasury after the market crash of "
+                    f"{start + timedelta(days=CRASHES[0][0]):%-d %B}",
                 )
             if (day, hour) == (58, 10):
                 fund_withdraw(
                     asset_code="BTC",
                     amount="4.5",
                     now=at,
-                    reason="Reserve above the target ratio returned to the exchange treasury",
+                    reason="Reserve above the fund's target returned to the exchange's treasury",
                 )
 
         # The engine's hourly index prices in USD: the coins' simulated paths, the stablecoins

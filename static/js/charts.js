@@ -36,7 +36,8 @@
                  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
 
   function base(t, extra) {
-    var layout = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: t.font,
+    // The site's one number format: a point for decimals, a narrow no-break space for thousands.
+    var layout = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: t.font, separators: ".\u202f",
                    hoverlabel: { font: { family: "system-ui, sans-serif" } } };
     Object.keys(extra).forEach(function (k) { layout[k] = extra[k]; });
     return layout;
