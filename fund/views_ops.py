@@ -365,7 +365,7 @@ class DurationWidget(forms.MultiWidget):
         super().__init__(
             [
                 forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
-                forms.Select(choices=UNITS, attrs={"aria-label": "Unit"}),
+                forms.Select(choices=UNITS),
             ]
         )
 
@@ -388,6 +388,10 @@ class DurationField(forms.MultiValueField):
         self.low, self.high = low, high
         fields = (forms.CharField(max_length=9), forms.ChoiceField(choices=UNITS))
         super().__init__(fields, require_all_fields=True, **kwargs)
+        # The two inputs' names for assistive technology (the label names the field).
+        number, unit = self.widget.widgets
+        number.attrs["aria-label"] = f"{self.label}: how many"
+        unit.attrs["aria-label"] = f"{self.label}: unit"
 
     def compress(self, values):
         if not values:

@@ -177,6 +177,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# No uploads; a media URL of its own keeps Django's live test server from serving every path
+# as a media file (an empty MEDIA_URL prefixes them all).
+MEDIA_URL = "media/"
 # plotly.js: its basic bundle (scatter and bar traces, 1.2 MB, 0.33 MB as brotli) of the version
 # the plotly package ships, vendored in static/vendor/plotly (`make plotly-bundle`), served from
 # our own static files (no CDN). The package's full bundle is 4.8 MB.

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.staticfiles import handlers
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -12,6 +13,18 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 # Playwright's sync API runs an event loop in the main thread; the live server's teardown would
 # otherwise refuse its database flush as "async unsafe".
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+class _ServedByTheSite(handlers.StaticFilesHandler):
+    """The live server's static files come through the site's own middleware (whitenoise), as
+    in production and the demo: compressed forms, cache headers, the same bytes a browser gets.
+    Django's test handler would serve them raw."""
+
+    def _should_handle(self, path):
+        return False
+
+
+handlers.StaticFilesHandler = _ServedByTheSite
 
 
 def pytest_collection_modifyitems(config, items):
