@@ -24,9 +24,10 @@ def units(value, asset):
 
 @register.filter
 def percent(ratio) -> str:
-    """An exact ratio as a percentage: 0.1234 → "12.34 %"."""
+    """An exact ratio as a percentage: 0.1234 → "12.34 %" (a no-break space: the sign never
+    wraps onto a line of its own)."""
     value = (Decimal(ratio) * 100).normalize()
-    return f"{value:f} %"
+    return f"{value:f}\u00a0%"
 
 
 @register.filter

@@ -90,7 +90,7 @@ def test_it_shows_a_trader_how_the_apportionment_was_computed(clients, world):
         "333.33333333",
         "plus one leftover unit",
         "U / S ≈ 0.444444444444",  # decimals, twelve significant digits, marked inexact
-        "about <strong>44.4444444444 %</strong>",
+        "about <strong>44.4444444444&nbsp;%</strong>",
         '<code class="hash">4/9</code>',  # the exact fraction, behind its toggle
         "266.66666666666666… USDT",  # the share before rounding, six digits past the unit
         "rounded down: 26666666666 units, + 1 leftover unit = 26666666667",

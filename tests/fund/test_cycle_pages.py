@@ -69,7 +69,7 @@ def test_a_report_pages_its_apportionments_by_rank_and_links_its_neighbours(usdt
     assert f"Ranks 1–50 of {cycle.participant_count}" in first
     top = cycle.apportionments.select_related("position").get(rank=1)
     share = share_of_profit(top.amount_units, top.position.profit_units)
-    assert f'<td class="num">{share} %</td>' in first and "999.00000000 USDT" in first
+    assert f'<td class="num">{share}&nbsp;%</td>' in first and "999.00000000 USDT" in first
     last = page(f"/cycles/{cycle.id}/?page=99")  # past the end: the last page
     assert f"of {cycle.participant_count}</span>" in last and 'rel="next">Ranks after' not in last
     assert f"/api/v1/cycles/{cycle.id}/positions?format=csv" in first
@@ -94,6 +94,6 @@ def test_an_open_cycle_shows_what_each_participant_would_bear_if_it_settled_now(
     body = page(f"/cycles/{cycle.id}/")
     # docs/rules.md §3: U = 400 of S = 900, each participant would bear 4/9 of its profit.
     assert "500.00000000 USDT" in body and "400.00000000 USDT" in body
-    assert 'data-running="rate">about 44.4444444444 %' in body
+    assert 'data-running="rate">about 44.4444444444&nbsp;%' in body
     assert "266.66666667 USDT" in body and "133.33333333 USDT" in body  # ranks 1 and 2
     assert SettlementCycle.objects.get(pk=cycle.id).status == "open"  # nothing was written

@@ -126,4 +126,4 @@ def test_pages_shrug_off_odd_filters(world, client, path):
 def test_it_shows_schedules_exactly(client, world):
     Fund.objects.update(fund_ratio="0.1234", cycle_seconds=5400)
     page = client.get("/funds/USDT/").content.decode()
-    assert "1 h 30 min cycles" in page and "fund share 12.34 %" in page
+    assert "1 h 30 min cycles" in page and "fund share 12.34\u00a0%" in page
