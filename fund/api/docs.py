@@ -163,4 +163,22 @@ def reference() -> dict:
 def api_docs(request):
     """The API reference page (public)."""
     site = f"{request.scheme}://{request.get_host()}"
-    return render(request, "api/docs.html", {**reference(), "site": site})
+    ref = reference()
+    sections = [
+        {**section, "operations": [{**op, "curl": curl(op, site)} for op in section["operations"]]}
+        for section in ref["sections"]
+    ]
+    return render(request, "api/docs.html", {**ref, "sections": sections, "site": site})
+
+
+def curl(op: dict, site: str) -> str:
+    """A command line that calls the operation (path parameters left in braces)."""
+    parts = ["curl"]
+    if op["method"] != "GET":
+        parts.append(f"-X {op['method']}")
+    if not op["public"]:
+        parts.append("-H 'Authorization: Bearer YOUR_TOKEN'")
+    if op["request"]:
+        parts.append(f"-H 'Content-Type: {op['request']['media']}' -d @body.json")
+    parts.append(f"'{site}{op['path']}'")
+    return " ".join(parts)
