@@ -313,6 +313,22 @@ class MoneyMoveForm(MoneyForm):
         return data
 
 
+def _confirmation(request, fund, form, what: str, units: int, *, record=None):
+    """The page that shows a money move's exact figures before it is booked."""
+    return render(
+        request,
+        "ops/money_confirm.html",
+        {
+            "fund": fund,
+            "form": form,
+            "what": what,
+            "record": record,
+            "units": units,
+            "after": fund.balance_units + units,
+        },
+    )
+
+
 def _confirmed(request) -> bool:
     """A money form is booked only from its confirmation page ("confirm"); "edit" goes back
     to the filled form."""
@@ -325,19 +341,10 @@ def fund_move(request, asset):
     form = MoneyMoveForm(request.POST or None, fund=fund)
     if request.method == "POST" and form.is_valid() and request.POST.get("step") != "edit":
         units = form.cleaned_data["units"]
-        signed = units if form.cleaned_data["kind"] == "deposit" else -units
+        kind = form.cleaned_data["kind"]
+        signed = units if kind == "deposit" else -units
         if not _confirmed(request):
-            return render(
-                request,
-                "ops/money_confirm.html",
-                {
-                    "fund": fund,
-                    "form": form,
-                    "what": form.cleaned_data["kind"].capitalize(),
-                    "units": signed,
-                    "after": fund.balance_units + signed,
-                },
-            )
+            return _confirmation(request, fund, form, kind.capitalize(), signed)
         service = fund_deposit if form.cleaned_data["kind"] == "deposit" else fund_withdraw
         message = _once(
             request,
@@ -521,17 +528,8 @@ def fund_correct(request, asset):
     if request.method == "POST" and form.is_valid() and request.POST.get("step") != "edit":
         record, units = form.cleaned_data["record"], form.cleaned_data["units"]
         if not _confirmed(request):
-            return render(
-                request,
-                "ops/money_confirm.html",
-                {
-                    "fund": fund,
-                    "form": form,
-                    "what": f"Correction of #{record.seq}",
-                    "record": record,
-                    "units": units,
-                    "after": fund.balance_units + units,
-                },
+            return _confirmation(
+                request, fund, form, f"Correction of #{record.seq}", units, record=record
             )
         message = _once(
             request,
