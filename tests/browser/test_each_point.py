@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def demo(live_server):
-    call_command("load_demo", "--days", "4", "--seed", "11", verbosity=0)
+    call_command("load_demo", "--days", "2", "--seed", "11", verbosity=0)
     return live_server.url
 
 

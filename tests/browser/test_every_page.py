@@ -73,10 +73,19 @@ CELLS_OUTSIDE = """() => [...document.querySelectorAll('main td, main th[scope=r
   .map(c => c.textContent.trim().slice(0, 40))"""
 
 
-@pytest.mark.parametrize("size, scheme, check_axe", VIEWS, ids=[f"{v[0][0]}-{v[1]}" for v in VIEWS])
-def test_every_page_is_accessible_and_fits_the_screen(
-    site, browser, screenshots, size, scheme, check_axe
-):
+def test_every_page_is_accessible_and_fits_the_screen(site, browser, screenshots):
+    """One test for the four views: the demo is loaded once (a load per test costs seconds,
+    more on PostgreSQL)."""
+    problems = []
+    for size, scheme, check_axe in VIEWS:
+        problems += _walk(site, browser, screenshots, size, scheme, check_axe)
+    assert problems == [], "\n".join(map(str, problems))
+    _the_money_is_on_a_phone_screen_with_its_label(site, browser)
+    for path in ("/", "/funds/USDT/"):
+        _a_first_visit_transfers_at_most_one_and_a_half_megabytes(site, browser, path)
+
+
+def _walk(site, browser, screenshots, size, scheme, check_axe) -> list:
     problems = []
     for who, paths in site["pages"].items():
         context = _context(browser, site, who, size, scheme)
@@ -104,10 +113,10 @@ def test_every_page_is_accessible_and_fits_the_screen(
         if errors:
             problems.append((who, "console", errors))
         context.close()
-    assert problems == [], "\n".join(map(str, problems))
+    return problems
 
 
-def test_the_money_is_on_a_phone_screen_with_its_label(site, browser):
+def _the_money_is_on_a_phone_screen_with_its_label(site, browser):
     """On a phone a statement's amount and its computation link are on screen, each labelled
     with its column's name, and the menu folds the header's links."""
     context = _context(browser, site, "trader001", (390, 844), "light")
@@ -126,10 +135,7 @@ def test_the_money_is_on_a_phone_screen_with_its_label(site, browser):
     context.close()
 
 
-@pytest.mark.parametrize("path", ["/", "/funds/USDT/"])
-def test_a_first_visit_to_a_chart_page_transfers_at_most_one_and_a_half_megabytes(
-    site, browser, path
-):
+def _a_first_visit_transfers_at_most_one_and_a_half_megabytes(site, browser, path):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     cdp = context.new_cdp_session(page)
