@@ -9,6 +9,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.core.management import call_command
 from django.test import Client
+from playwright.sync_api import expect
 
 from fund.models import FundRecord, SettlementCycle
 from statements.models import Statement
@@ -132,6 +133,21 @@ def _the_money_is_on_a_phone_screen_with_its_label(site, browser):
     assert not page.get_by_role("link", name="My positions").is_visible()  # folded
     page.get_by_role("button", name="Menu").click()
     assert page.get_by_role("link", name="My positions").is_visible()
+    # A touch screen's charts have no toolbar over their buttons; the flows chart draws the
+    # outflows below the line and keeps the exchange's own deposits behind their legend entry.
+    page.goto(site["url"] + "/funds/USDT/")
+    page.locator("#flows-chart .main-svg").first.wait_for()
+    assert page.locator(".modebar-btn").count() == 0
+    flows = page.evaluate(
+        "document.getElementById('flows-chart').data"
+        ".map(t => [t.name, t.visible, Math.max(...t.y)])"
+    )
+    assert ["Deposit", "legendonly"] in [f[:2] for f in flows]
+    assert all(top < 0 for name, _, top in flows if name.startswith("Settlement"))
+    page.get_by_role("button", name="7 days", exact=True).tap()
+    expect(page.get_by_role("button", name="7 days", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
     context.close()
 
 
