@@ -44,6 +44,7 @@ from fund.services.settlement import (
 )
 from fund.tasks import broker_unreachable
 from fund.views import csv_query, filter_errors, query_without
+from statements.money import format_grouped
 
 Status = SettlementCycle.Status
 
@@ -307,10 +308,15 @@ class MoneyMoveForm(MoneyForm):
         if units and kind == "withdrawal" and units > self.fund.balance_units and not self.errors:
             self.add_error(
                 "amount",
-                f"The fund holds {self.fund.asset.format(self.fund.balance_units)} "
+                f"The fund holds {_shown(self.fund, self.fund.balance_units)} "
                 f"{self.fund.asset.code}: a withdrawal never takes it below zero.",
             )
         return data
+
+
+def _shown(fund, units: int) -> str:
+    """An amount as the pages show it (grouped thousands, every decimal of the asset)."""
+    return format_grouped(units, fund.asset.precision)
 
 
 def _confirmation(request, fund, form, what: str, units: int, *, record=None):
@@ -352,7 +358,7 @@ def fund_move(request, asset):
             lambda: service(asset_code=fund.asset.code, **_money_fields(form, request)),
             lambda record: (
                 f"{record.get_kind_display()} of "
-                f"{fund.asset.format(abs(record.amount_units))} {fund.asset.code} recorded as "
+                f"{_shown(fund, abs(record.amount_units))} {fund.asset.code} recorded as "
                 f"{fund.asset.code} #{record.seq}."
             ),
         )
@@ -538,7 +544,7 @@ def fund_correct(request, asset):
             lambda correction: (
                 f"{fund.asset.code} #{record.seq} corrected by "
                 f"{fund.asset.code} #{correction.seq} "
-                f"({fund.asset.format(correction.amount_units)})."
+                f"({_shown(fund, correction.amount_units)})."
             ),
         )
         if message is not None:
