@@ -57,7 +57,8 @@ def test_an_admin_lands_in_the_console_and_moves_money_only_after_confirming(dem
     )
     assert FundRecord.objects.count() == records  # nothing booked before the confirmation
     admin.get_by_role("button", name=re.compile("^Confirm: deposit of 1")).click()
-    expect(admin.locator(".messages")).to_contain_text("Deposit of 1\u202f000.00000000 USDC recorded")
+    booked = "Deposit of 1\u202f000.00000000 USDC recorded"
+    expect(admin.locator(".messages")).to_contain_text(booked)
     assert FundRecord.objects.count() == records + 1
     admin.goto(demo + "/ops/audit/?action=deposit&actor=admin")
     row = admin.locator("table.audit tbody tr").first
