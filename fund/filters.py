@@ -35,6 +35,8 @@ class MomentField(forms.CharField):
         raw = super().to_python(value)
         if not raw:
             return None
+        if not raw.isascii():  # parse_datetime would read "２０２６" as 2026
+            raise ValidationError(MOMENT_HELP, code="invalid")
         date_only = "T" not in raw and " " not in raw
         try:
             value = parse_datetime(f"{raw}T00:00:00+00:00" if date_only else raw)

@@ -2,7 +2,8 @@
 
 import base64
 import hashlib
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import urlencode
@@ -277,17 +278,37 @@ def check_ledger_script(request):
     return response
 
 
+class PlainDateField(forms.DateField):
+    """A day as YYYY-MM-DD in ASCII digits (strptime would take "２０２６" for 2026)."""
+
+    def to_python(self, value):
+        if (
+            isinstance(value, str)
+            and value
+            and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+        ):
+            raise forms.ValidationError("Give a day as YYYY-MM-DD.", code="invalid")
+        return super().to_python(value)
+
+
 class DailyForm(forms.Form):
     """The daily history's period: two dates, the last 30 days by default."""
 
-    from_ = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
-    to = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    from_ = PlainDateField(required=False, input_formats=["%Y-%m-%d"])
+    to = PlainDateField(required=False, input_formats=["%Y-%m-%d"])
+
+    EARLIEST = date(1970, 1, 1)
 
     def clean(self):
         data = super().clean()
         today = timezone.now().date()
+        for name in ("from", "to"):
+            day = data.get(name)
+            if day is not None and not self.EARLIEST <= day <= today:
+                self.add_error(name, f"Give a day from {self.EARLIEST} to today ({today}).")
+                data[name] = None
         last = data.get("to") or today
-        first = data.get("from") or last - timedelta(days=29)
+        first = data.get("from") or max(last - timedelta(days=29), self.EARLIEST)
         if not self.errors:
             if first > last:
                 self.add_error("from", "The first day comes after the last.")

@@ -97,3 +97,14 @@ def test_an_open_cycle_shows_what_each_participant_would_bear_if_it_settled_now(
     assert 'data-running="rate">about 44.4444444444&nbsp;%' in body
     assert "266.66666667 USDT" in body and "133.33333333 USDT" in body  # ranks 1 and 2
     assert SettlementCycle.objects.get(pk=cycle.id).status == "open"  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "path", ["/cycles/?from={}", "/funds/USDT/?from={}", "/api/v1/cycles?from={}",
+             "/api/v1/funds/USDT/records?to={}", "/api/v1/funds/USDT/history?from={}"],
+)  # fmt: skip
+def test_a_moment_in_unicode_digits_is_refused_with_its_field_named(usdt_fund, path):
+    answer = Client().get(path.format("２０２６-01-01"))
+    body = answer.content.decode()
+    assert (answer.status_code, "from" in body or "to" in body) in ((200, True), (400, True))
+    assert 'role="alert"' in body or answer.status_code == 400

@@ -124,3 +124,13 @@ def test_the_daily_history_lists_each_day_with_its_change_and_flows(usdt_fund, c
     assert "comes after the last" in bad and 'aria-invalid="true"' in bad
     assert client.get("/funds/USDT/daily/?from=2020-01-01&to=2026-01-01").status_code == 200
     assert client.get("/funds/USDT/daily/?from=%00").status_code == 400  # refused at the door
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["to=9999-12-31", "to=0001-01-01", "from=0001-01-01&to=0001-01-02", "from=9999-12-31",
+     "from=2026-13-01", "to=2026-02-30", "from=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%96-01-01"],
+)  # fmt: skip
+def test_the_daily_history_names_a_day_out_of_range_and_never_fails(usdt_fund, client, query):
+    answer = client.get(f"/funds/USDT/daily/?{query}")
+    assert answer.status_code == 200 and 'role="alert"' in answer.content.decode()
