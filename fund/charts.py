@@ -1,16 +1,13 @@
 """Chart series for the pages' plotly charts: the only place where amounts become floats."""
 
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db.models import F, Max, Min, Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from fund.models import Fund, FundBalanceHour, FundRecord, IndexPrice, SettlementCycle
-from statements.money import format_grouped, grouped_text
-
-CENTS = Decimal("0.01")
+from statements.money import format_grouped, format_usd, usd_value
 
 # The flows chart's kinds: inflows first, then outflows, each with its colour family in
 # static/js/charts.js. Deposits and withdrawals (the exchange's own money moves, an opening deposit
@@ -44,9 +41,9 @@ def balance_series(*, fund: Fund) -> dict:
             end = hour + timedelta(hours=1)
             while k + 1 < len(prices) and prices[k + 1][0] <= end:
                 k += 1
-            value = Decimal(units) * prices[k][1] / scale
+            value = usd_value(units, precision, prices[k][1])
             usd.append(float(value))
-            text.append(grouped_text(f"{value.quantize(CENTS, rounding=ROUND_HALF_EVEN):f}"))
+            text.append(format_usd(value))
         series["usd"], series["usd_text"] = usd, text
     return series
 

@@ -8,11 +8,12 @@ several values, repeated or comma-separated.
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from fund.models import AdminAction, FundRecord, SettlementCycle
@@ -199,3 +200,48 @@ class HistoryForm(forms.Form):
 
 
 HistoryForm.base_fields["from"] = HistoryForm.base_fields.pop("from_")
+
+
+# The most days one daily-history page lists (fund.selectors.fund_daily).
+DAILY_DAYS_MAX = 400
+
+
+class PlainDateField(forms.DateField):
+    """A day as YYYY-MM-DD in ASCII digits (strptime would take "２０２６" for 2026)."""
+
+    PLAIN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+    def to_python(self, value):
+        if isinstance(value, str) and value and not self.PLAIN.fullmatch(value):
+            raise forms.ValidationError("Give a day as YYYY-MM-DD.", code="invalid")
+        return super().to_python(value)
+
+
+class DailyForm(forms.Form):
+    """The daily history's period: two dates, the last 30 days by default."""
+
+    from_ = PlainDateField(required=False, input_formats=["%Y-%m-%d"])
+    to = PlainDateField(required=False, input_formats=["%Y-%m-%d"])
+
+    EARLIEST = date(1970, 1, 1)
+
+    def clean(self):
+        data = super().clean()
+        today = timezone.now().date()
+        for name in ("from", "to"):
+            day = data.get(name)
+            if day is not None and not self.EARLIEST <= day <= today:
+                self.add_error(name, f"Give a day from {self.EARLIEST} to today ({today}).")
+                data[name] = None
+        last = data.get("to") or today
+        first = data.get("from") or max(last - timedelta(days=29), self.EARLIEST)
+        if not self.errors:
+            if first > last:
+                self.add_error("from", "The first day comes after the last.")
+            elif (last - first).days >= DAILY_DAYS_MAX:
+                self.add_error("from", f"Ask for at most {DAILY_DAYS_MAX} days at a time.")
+        data["first"], data["last"] = first, last
+        return data
+
+
+DailyForm.base_fields["from"] = DailyForm.base_fields.pop("from_")

@@ -2,17 +2,22 @@
 apportionment was computed in the trader's own numbers (docs/rules.md §2)."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 from django.utils import timezone
 
+from fund.cached import cached
 from fund.models import Apportionment, SettlementCycle
+from fund.services.settlement.posting import ranked_positions, settlement_compute
 from statements.money import (
     format_grouped,
     format_units,
+    format_usd,
     fraction_text,
     grouped_text,
     significant_text,
+    usd_value,
 )
 
 # Significant digits shown of a ratio that has no short exact decimal (the exact fraction is
@@ -63,7 +68,7 @@ class ApportionmentComputation:
     @property
     def remainder(self) -> dict:
         """What rounding down left over, in smallest units (a fraction of one unit)."""
-        left = self.exact_share - int(self.exact_share)
+        left = self.exact_share - self.floor_units
         text, exact = fraction_text(left, places=6)
         return {"text": text, "exact": exact}
 
@@ -142,9 +147,6 @@ def cycle_running_figures(*, cycle: SettlementCycle) -> dict:
     largest would-be apportionments by rank (no identities). The same engine as the settlement
     computes it, writing nothing; it is kept RUNNING_SECONDS in the cache, so that a crowd
     reading the page computes it once."""
-    from django.core.cache import cache
-
-    from fund.services.settlement.posting import ranked_positions, settlement_compute
 
     def compute() -> dict:
         ranked = ranked_positions(cycle)
@@ -175,18 +177,7 @@ def cycle_running_figures(*, cycle: SettlementCycle) -> dict:
             "computed_at": timezone.now(),
         }
 
-    key = f"cycle-running:{cycle.pk}"
-    try:
-        figures = cache.get(key)
-    except Exception:  # a cache that is down: compute, as without one
-        figures = None
-    if figures is None:
-        figures = compute()
-        try:
-            cache.set(key, figures, RUNNING_SECONDS)
-        except Exception:
-            pass
-    return figures
+    return cached(f"cycle-running:{cycle.pk}", compute, timeout=RUNNING_SECONDS)
 
 
 def share_of_profit(amount: int, profit: int) -> str:
@@ -198,8 +189,6 @@ def usd_values(rows: list[dict], prices: dict) -> dict:
     """Each overview row's value in US dollars at its asset's latest index price (exact, shown
     to the cent), and the total of those that have a price. Adds row["usd"] (None without a
     price) and row["price"]; returns {"total", "priced", "unpriced"}."""
-    from decimal import ROUND_HALF_EVEN, Decimal
-
     total, unpriced = Decimal(0), []
     for row in rows:
         fund = row["fund"]
@@ -209,14 +198,9 @@ def usd_values(rows: list[dict], prices: dict) -> dict:
             row["usd"] = None
             unpriced.append(fund.asset.code)
             continue
-        value = Decimal(fund.balance_units) * price.price / 10**fund.asset.precision
+        value = usd_value(fund.balance_units, fund.asset.precision, price.price)
         row["usd"] = value
         total += value
-    cents = Decimal("0.01")
-
-    def shown(value):
-        return grouped_text(f"{value.quantize(cents, rounding=ROUND_HALF_EVEN):f}")
-
     for row in rows:
-        row["usd_text"] = None if row["usd"] is None else shown(row["usd"])
-    return {"total": shown(total), "unpriced": unpriced, "priced": len(rows) - len(unpriced)}
+        row["usd_text"] = None if row["usd"] is None else format_usd(row["usd"])
+    return {"total": format_usd(total), "unpriced": unpriced, "priced": len(rows) - len(unpriced)}

@@ -4,9 +4,9 @@ participants; form 2: any profitable position, with its salt."""
 
 from itertools import batched
 
-from django.core.cache import cache
 from django.db.models import Q
 
+from fund.cached import cached
 from fund.merkle import (
     BLOCK,
     block_roots,
@@ -53,18 +53,8 @@ def cycle_block_roots(*, cycle: SettlementCycle) -> list[bytes]:
 def _cached_block_roots(key: str, leaves) -> list[bytes]:
     """The block roots of the leaves `leaves()` yields in rank order, computed once and kept in
     the cache under `key` (which names the published root): 32 bytes a block."""
-    try:
-        cached = cache.get(key)
-    except Exception:  # the cache is an optimisation
-        cached = None
-    if cached is not None:
-        return [cached[i : i + 32] for i in range(0, len(cached), 32)]
-    roots = block_roots(leaves(), BLOCK)
-    try:
-        cache.set(key, b"".join(roots), timeout=7 * 86400)
-    except Exception:
-        pass
-    return roots
+    joined = cached(key, lambda: b"".join(block_roots(leaves(), BLOCK)), timeout=7 * 86400)
+    return [joined[i : i + 32] for i in range(0, len(joined), 32)]
 
 
 def apportionment_proof(*, apportionment: Apportionment) -> dict:

@@ -254,9 +254,6 @@ def fund_changes(*, fund: Fund, now: datetime) -> list[dict]:
     return changes
 
 
-DAILY_DAYS_MAX = 400  # the most days one daily-history page lists
-
-
 def fund_daily(*, fund: Fund, first: date, last: date) -> list[dict]:
     """The fund's day by day history from `first` to `last` (UTC, newest first): closing
     balance, change, inflows, outflows and record count. A day without records repeats the

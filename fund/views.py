@@ -2,13 +2,10 @@
 
 import base64
 import hashlib
-import re
-from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import urlencode
 
-from django import forms
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -18,7 +15,7 @@ from django.views.decorators.http import require_safe
 
 from fund import charts, selectors
 from fund.computation import compute_settlement
-from fund.filters import DIGITS, CycleFilter, RecordFilter
+from fund.filters import DIGITS, CycleFilter, DailyForm, RecordFilter
 from fund.lookups import cycle_or_404, fund_or_404
 from fund.models import Fund, FundRecord, SettlementCycle
 from fund.pagecache import cached_page
@@ -276,51 +273,6 @@ def check_ledger_script(request):
     response["X-Content-SHA256"] = digest
     response["Cache-Control"] = "public, max-age=300"
     return response
-
-
-class PlainDateField(forms.DateField):
-    """A day as YYYY-MM-DD in ASCII digits (strptime would take "２０２６" for 2026)."""
-
-    def to_python(self, value):
-        if (
-            isinstance(value, str)
-            and value
-            and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
-        ):
-            raise forms.ValidationError("Give a day as YYYY-MM-DD.", code="invalid")
-        return super().to_python(value)
-
-
-class DailyForm(forms.Form):
-    """The daily history's period: two dates, the last 30 days by default."""
-
-    from_ = PlainDateField(required=False, input_formats=["%Y-%m-%d"])
-    to = PlainDateField(required=False, input_formats=["%Y-%m-%d"])
-
-    EARLIEST = date(1970, 1, 1)
-
-    def clean(self):
-        data = super().clean()
-        today = timezone.now().date()
-        for name in ("from", "to"):
-            day = data.get(name)
-            if day is not None and not self.EARLIEST <= day <= today:
-                self.add_error(name, f"Give a day from {self.EARLIEST} to today ({today}).")
-                data[name] = None
-        last = data.get("to") or today
-        first = data.get("from") or max(last - timedelta(days=29), self.EARLIEST)
-        if not self.errors:
-            if first > last:
-                self.add_error("from", "The first day comes after the last.")
-            elif (last - first).days >= selectors.DAILY_DAYS_MAX:
-                self.add_error(
-                    "from", f"Ask for at most {selectors.DAILY_DAYS_MAX} days at a time."
-                )
-        data["first"], data["last"] = first, last
-        return data
-
-
-DailyForm.base_fields["from"] = DailyForm.base_fields.pop("from_")
 
 
 def fund_daily(request, asset):

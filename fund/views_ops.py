@@ -286,7 +286,7 @@ class MoneyForm(OnceForm):
         data = super().clean()
         if "amount" in data:
             units, errors = manual_amount_and_reason(
-                self.fund, data["amount"], data.get("reason", "x"), signed=self.signed
+                self.fund, data["amount"], data.get("reason", ""), signed=self.signed
             )
             for field, message in errors.items():
                 if field not in self.errors:

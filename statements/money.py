@@ -6,7 +6,8 @@ plain integer arithmetic. Decimal strings appear only at the edges: forms, the A
 """
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 
 # The largest amount, in smallest units, that any single figure or balance may reach. It keeps
 # every stored value and every sum of two inside a signed 64-bit integer.
@@ -140,8 +141,6 @@ def fraction_text(value, *, places: int) -> tuple[str, bool]:
     """An exact rational as decimal text: every digit when the expansion ends within `places`
     decimals (trailing zeros dropped), else cut after `places` digits (truncated, never rounded
     up). Returns (text, exact): 1/4 → ("0.25", True); 1/3 with 6 places → ("0.333333", False)."""
-    from fractions import Fraction
-
     value = Fraction(value)
     sign = "-" if value < 0 else ""
     numerator, denominator = abs(value.numerator), value.denominator
@@ -157,8 +156,6 @@ def fraction_text(value, *, places: int) -> tuple[str, bool]:
 def significant_text(value, digits: int) -> tuple[str, bool]:
     """An exact rational to `digits` significant digits (truncated), or every digit when fewer
     suffice: (text, exact). 4/9 at 12 → ("0.444444444444", False); 1/4 → ("0.25", True)."""
-    from fractions import Fraction
-
     magnitude, exponent = abs(Fraction(value)), 0
     if magnitude == 0:
         return "0", True
@@ -184,3 +181,15 @@ def grouped_text(text: str) -> str:
     whole, _, fraction = text.lstrip("-").partition(".")
     grouped = f"{int(whole):,}".replace(",", "\u202f")
     return f"{sign}{grouped}.{fraction}" if fraction else f"{sign}{grouped}"
+
+
+def usd_value(units: int, precision: int, price: Decimal) -> Decimal:
+    """An amount in smallest units at an index price in US dollars, exactly (digits enough for
+    the largest amount at the largest price: 18 + 15 + 12 + 12)."""
+    with localcontext(prec=60):
+        return Decimal(units) * price / 10**precision
+
+
+def format_usd(value: Decimal) -> str:
+    """Dollars as people read them: to the cent (half to even), thousands grouped."""
+    return grouped_text(f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):f}")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from fund.errors import ConflictError
@@ -124,10 +125,8 @@ def _book(cleaned: list[tuple[Asset, datetime, Decimal]]) -> Intake:
 
 
 def index_prices_latest() -> dict[int, IndexPrice]:
-    """Each asset's latest index price (asset id → price)."""
-    latest: dict[int, IndexPrice] = {}
-    for asset_id in IndexPrice.objects.values_list("asset_id", flat=True).distinct():
-        price = IndexPrice.objects.filter(asset_id=asset_id).order_by("-at").first()
-        if price is not None:
-            latest[asset_id] = price
-    return latest
+    """Each asset's latest index price (asset id → price), in one query (each asset's newest
+    row through the (asset, at) unique index)."""
+    newest = IndexPrice.objects.filter(asset_id=OuterRef("pk")).order_by("-at").values("pk")[:1]
+    ids = Asset.objects.annotate(latest=Subquery(newest)).values("latest")
+    return {p.asset_id: p for p in IndexPrice.objects.filter(pk__in=ids)}

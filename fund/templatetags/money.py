@@ -1,5 +1,6 @@
 """Template filters that show integer smallest units as exact decimal amounts."""
 
+import json
 from datetime import UTC
 from decimal import Decimal
 
@@ -75,8 +76,6 @@ def normalize(value) -> str:
 def detail_items(details) -> list[tuple[str, str]]:
     """An audit entry's details as (label, text) pairs, in full: "event_types" → "Event types";
     lists joined, nested values as compact JSON."""
-    import json
-
     if not isinstance(details, dict):
         return [("Details", json.dumps(details, ensure_ascii=False))] if details else []
     items = []
